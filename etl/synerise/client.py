@@ -1,0 +1,283 @@
+"""Synerise client: profiles, transactions, events and catalog items in batches.
+
+Every batch method takes the records of one logical call and returns a ``BatchResult`` whose
+indexes point into the caller's sequence, so the pipeline can record each record's fate:
+
+* the items are split into batches of ``batch_size`` and at most 1 MB (``batching``); an item
+  that cannot be sent at all is rejected with the reason;
+* 202 (or any 2xx) accepts the batch; a 207 rejects the items its errors name, and, when it
+  names none or not all (its format is UNCONFIRMED), the items it does not name as well;
+* a 400/413/422 of a whole batch is bisected down to the items Synerise refuses;
+* retriable answers (429, 5xx, 408, network) are retried with backoff (``Retry-After`` wins)
+  and then raised: batches already sent are upserts or carry a salt, so the chunk that
+  failed can run again; fatal answers (credentials, permissions, anything unexpected) raise
+  ``FatalError``. A 415 is fatal, not bisected: it blames our ``Content-Type``, never an item.
+
+Example:
+    >>> synerise = SyneriseClient.from_settings(settings)
+    >>> result = synerise.upsert_profiles([{"customId": "u1", "email": "a@example.com"}])
+    >>> result.accepted, result.rejected
+    ([0], {})
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import requests
+from requests.auth import AuthBase
+
+from etl.errors import Body, ConfigError, FatalError, SkippableRecordError
+from etl.http import HttpClient, Timeout, decode_body, describe_body, new_session
+from etl.retry import RetryPolicy
+from etl.synerise.auth import API_HEADERS, HINTS, BasicAuth, TokenAuth
+from etl.synerise.batching import (
+    Attribution,
+    Batch,
+    BatchRefused,
+    BatchResult,
+    bisect,
+    parse_partial_errors,
+    split_batches,
+)
+from schemas.reasons import RejectReason
+
+if TYPE_CHECKING:
+    from etl.config import Settings
+    from etl.ratelimit import RateBudget
+
+__all__ = ["DELETE_BY_CUSTOM_ID", "SPLIT_STATUSES", "BatchResult", "SyneriseClient"]
+
+log = logging.getLogger(__name__)
+
+SPLIT_STATUSES = frozenset({400, 413, 422})
+"""Whole-batch refusals that blame the content: bisected to find the bad items."""
+
+DELETE_BY_CUSTOM_ID = "/v4/clients/by-customid/{custom_id}"
+"""Newest generated client's path; Synerise's older clients and M2 use ``by-custom-id``
+(CONFLICT in docs, verify on a workspace and pass ``delete_path``)."""
+
+PartialParser = Callable[[Body, int], Attribution]
+
+
+class SyneriseClient:
+    """Writes to one Synerise workspace.
+
+    Args:
+        base_url: the API host (``settings.synerise_api_host`` resolves the region).
+        auth: ``TokenAuth`` or ``BasicAuth`` (any ``requests`` auth).
+        session: a session to use as is (share it with ``TokenAuth``); default: a pooled one.
+        budget: the shared ``synerise`` rate budget.
+        retry: the retry policy (default ``RetryPolicy()``).
+        batch_size: items per batch call, 1..1000.
+        timeout: ``(connect, read)`` seconds.
+        pool_maxsize: connections kept per host when the session is created here.
+        delete_path: the delete-by-customId path, with ``{custom_id}``.
+        partial_parser: reads a 207 body (default ``parse_partial_errors``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: AuthBase,
+        session: requests.Session | None = None,
+        budget: RateBudget | None = None,
+        retry: RetryPolicy | None = None,
+        batch_size: int = 100,
+        timeout: Timeout = (5.0, 30.0),
+        *,
+        pool_maxsize: int = 16,
+        delete_path: str = DELETE_BY_CUSTOM_ID,
+        partial_parser: PartialParser = parse_partial_errors,
+    ) -> None:
+        if not 1 <= batch_size <= 1000:
+            raise ValueError(f"batch_size must be 1..1000, got {batch_size!r}")
+        if "{custom_id}" not in delete_path:
+            raise ValueError("delete_path must contain '{custom_id}'")
+        self.http = HttpClient(
+            base_url,
+            service="Synerise",
+            session=session,
+            auth=auth,
+            budget=budget,
+            retry=retry,
+            timeout=timeout,
+            pool_maxsize=pool_maxsize,
+            headers=API_HEADERS,
+            hints=HINTS,
+        )
+        self.batch_size = batch_size
+        self.delete_path = delete_path
+        self.partial_parser = partial_parser
+        self._catalogs: dict[str, int] = {}
+        self._catalogs_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        budget: RateBudget | None = None,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> SyneriseClient:
+        """Build from ``etl.config.Settings``: Basic auth when ``SYNERISE_WORKSPACE_GUID`` is
+        set, otherwise a JWT login; both share one pooled session.
+
+        Raises:
+            ConfigError: ``SYNERISE_API_KEY`` is not configured.
+        """
+        if settings.synerise_api_key is None:
+            raise ConfigError("SYNERISE_API_KEY", "a workspace API key")
+        session = session or new_session(max(10, 2 * settings.sync_fetch_concurrency))
+        base_url = settings.synerise_api_host
+        auth: AuthBase
+        if settings.synerise_workspace_guid:
+            auth = BasicAuth(settings.synerise_workspace_guid, settings.synerise_api_key)
+        else:
+            auth = TokenAuth(base_url, settings.synerise_api_key, session)
+        return cls(
+            base_url,
+            auth,
+            session=session,
+            budget=budget,
+            retry=retry,
+            batch_size=settings.synerise_batch_size,
+        )
+
+    def __repr__(self) -> str:
+        return f"SyneriseClient({self.http.base_url!r}, auth={self.http.auth!r})"
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.http.session.close()
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def upsert_profiles(self, items: Sequence[Mapping[str, Any]]) -> BatchResult:
+        """Create or update profiles (``POST /v4/clients/batch``; null clears a field)."""
+        return self._send_batches("/v4/clients/batch", items)
+
+    def send_transactions(self, items: Sequence[Mapping[str, Any]]) -> BatchResult:
+        """Send transactions (``POST /v4/transactions/batch``); a resend with the same
+        ``eventSalt`` and ``recordedAt`` overwrites instead of duplicating."""
+        return self._send_batches("/v4/transactions/batch", items)
+
+    def send_events(self, items: Sequence[Mapping[str, Any]]) -> BatchResult:
+        """Send events (``POST /v4/events/batch``); give each an ``eventSalt`` so a resend
+        overwrites."""
+        return self._send_batches("/v4/events/batch", items)
+
+    def upsert_catalog_items(
+        self, catalog_id: int, items: Sequence[Mapping[str, Any]]
+    ) -> BatchResult:
+        """Add or replace catalog items ``{itemKey, value}``
+        (``POST /catalogs/bags/{catalogId}/items/batch``)."""
+        return self._send_batches(f"/catalogs/bags/{int(catalog_id)}/items/batch", items)
+
+    # -- single calls -------------------------------------------------------------------------
+
+    def send_custom_event(self, event: Mapping[str, Any]) -> None:
+        """Send one event (``POST /v4/events/custom``).
+
+        Raises:
+            SkippableRecordError: Synerise refused the event's content (400/413/422); the key
+                is its ``eventSalt`` (or ``action``).
+        """
+        response = self.http.request(
+            "POST", "/v4/events/custom", json=dict(event), allow=SPLIT_STATUSES
+        )
+        if response.status_code in SPLIT_STATUSES:
+            key = str(event.get("eventSalt") or event.get("action") or "event")
+            raise SkippableRecordError(
+                RejectReason.SYNERISE_REJECTED, _refusal_text(response), key
+            )
+
+    def delete_profile_by_custom_id(self, custom_id: str) -> bool:
+        """Delete a profile by ``customId`` (``delete_path``); ``False`` when none exists (404)."""
+        if not custom_id:
+            raise ValueError("custom_id must not be empty")
+        path = self.delete_path.format(custom_id=quote(custom_id, safe=""))
+        return self.http.request("DELETE", path, allow={404}).status_code != 404
+
+    def ensure_catalog(self, name: str) -> int:
+        """The id of the catalog named ``name``, created when missing; cached per client.
+
+        Two processes creating the same new catalog at the same moment can make two: create
+        catalogs at deploy time (``sync`` CLI) rather than from workers.
+        """
+        if not name:
+            raise ValueError("a catalog needs a name")
+        with self._catalogs_lock:
+            if name not in self._catalogs:
+                self._catalogs[name] = self._find_catalog(name) or self._create_catalog(name)
+            return self._catalogs[name]
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _send_batches(self, path: str, items: Sequence[Mapping[str, Any]]) -> BatchResult:
+        batches, unsendable = split_batches(items, self.batch_size)
+        result = BatchResult(rejected=unsendable)
+        for batch in batches:
+            result.merge(bisect(batch, lambda part: self._post_batch(path, part)))
+        if result.rejected:
+            log.info("%s: %d of %d items rejected", path, len(result.rejected), len(items))
+        return result.sort()
+
+    def _post_batch(self, path: str, batch: Batch) -> BatchResult:
+        """One batch call; raises ``BatchRefused`` for a content refusal (``bisect`` splits)."""
+        response = self.http.request("POST", path, data=batch.body, allow=SPLIT_STATUSES)
+        if response.status_code in SPLIT_STATUSES:
+            raise BatchRefused(response.status_code, _refusal_text(response))
+        if response.status_code != 207:
+            return BatchResult(accepted=list(batch.indexes))
+        return self._partial(batch, decode_body(response))
+
+    def _partial(self, batch: Batch, body: Body) -> BatchResult:
+        """A 207: reject what the errors name; when they do not account for every error,
+        reject the items they do not name too (safer than assuming them accepted)."""
+        found = self.partial_parser(body, len(batch.indexes))
+        rejected = {batch.indexes[pos]: text for pos, text in found.by_position.items()}
+        if found.unattributed or not rejected:
+            detail = "; ".join(found.unattributed) or "no error text"
+            text = (
+                "Synerise accepted the batch only in part (207) without naming which items "
+                f"failed: {detail}"
+            )
+            rejected.update({index: text for index in batch.indexes if index not in rejected})
+        accepted = [index for index in batch.indexes if index not in rejected]
+        return BatchResult(accepted, rejected)
+
+    def _find_catalog(self, name: str) -> int | None:
+        response = self.http.request(
+            "GET", "/catalogs/bags", params={"searchBy": name, "limit": 100}
+        )
+        body = decode_body(response)
+        bags = body.get("data") if isinstance(body, dict) else None
+        for bag in bags if isinstance(bags, list) else ():
+            if isinstance(bag, dict) and bag.get("name") == name:
+                return _catalog_id(bag)
+        return None
+
+    def _create_catalog(self, name: str) -> int:
+        response = self.http.request("POST", "/catalogs/bags", json={"name": name})
+        body = decode_body(response)
+        bag = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(bag, dict):
+            raise FatalError(f"Synerise created catalog {name!r} but answered without its id")
+        return _catalog_id(bag)
+
+
+def _refusal_text(response: requests.Response) -> str:
+    return f"Synerise answered {response.status_code}: {describe_body(decode_body(response))}"
+
+
+def _catalog_id(bag: Mapping[str, Any]) -> int:
+    value = bag.get("id")
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise FatalError(f"Synerise catalog {bag.get('name')!r} has no numeric id")
+    return int(value)
