@@ -1,0 +1,526 @@
+"""Server-side validation rules of the Synerise API, as the sandbox enforces them.
+
+These rules are written separately from the ETL's own pre-send checks (``schemas/rules.py``) on
+purpose: the emulator has to catch what the client gets wrong, so the two must not share code.
+Sources are in ``/work/shared/reference/synerise-api.md`` (section numbers below).
+
+Every validator takes the item and a *path* prefix (``"[3]"`` for item 3 of a batch, ``""`` for a
+single-object endpoint) and returns `FieldError`s whose ``field`` is ``"[3].client.email"`` style.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, TypeGuard
+
+# -- codes used in Error objects (real codes are UNCONFIRMED; the sandbox uses HTTP-like ones) ----
+CODE_INVALID = 400  # the item breaks a validation rule: resending it unchanged will fail again
+CODE_FAULT = 503  # rejected by fault injection (partial_reject_rate): resending may succeed
+
+# §8 email (de-mangled OpenAPI regex). Java's \s is ASCII-only, hence re.ASCII.
+EMAIL_RE = re.compile(
+    r'^(([^<>()\[\]\\.,;:\s@"]+(\.[^<>()\[\]\\.,;:\s@"]+)*)|(".+"))@'
+    r"((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\])|(([a-zA-Z\-0-9]+\.)+[a-zA-Z]{2,}))$",
+    re.ASCII,
+)
+# §8 phone.
+PHONE_RE = re.compile(r"(^\+[0-9 \-()/]{6,19}$)|(^[0-9 \-()/]{6,20}$)")
+# §8 forbidden in identifiers: astral-plane characters (surrogate pairs in Java), CR/LF, U+2028/9,
+# soft hyphen, variation selectors, NUL. Lone surrogates (possible via JSON \ud800) count too.
+IDENTIFIER_FORBIDDEN_RE = re.compile(
+    "[\U00010000-\U0010ffff\ud800-\udfff\r\n\u2028\u2029\u00ad\ufe00-\ufe0f\u0000]"
+)
+# §2.2 forbidden in attribute names.
+ATTRIBUTE_NAME_FORBIDDEN_RE = re.compile("[\r\n\u2028\u2029\u00ad\u0000\ufe00-\ufe0f]")
+VARIATION_SELECTORS_ONLY_RE = re.compile("[\ufe00-\ufe0f]+")
+BIRTHDATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# §3.2 SDK TimeValidator: ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.?\d+)?(([+-]\d{2}:\d{2})|Z)?$
+TIME_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.?\d+)?(?:([+-])(\d{2}):(\d{2})|(Z))?",
+    re.ASCII,
+)
+# §4 custom event action.
+ACTION_RE = re.compile(r"[a-zA-Z0-9.\-_]+", re.ASCII)
+ACTION_MAX_LENGTH = 32
+CURRENCY_RE = re.compile(r"[A-Za-z]{3}", re.ASCII)
+
+PROFILE_IDENTIFIERS = ("email", "phone", "customId", "uuid")
+PROFILE_TEXT_FIELDS = (
+    "firstName",
+    "lastName",
+    "displayName",
+    "company",
+    "address",
+    "city",
+    "province",
+    "zipCode",
+    "countryCode",
+    "avatarUrl",
+)
+SEX_VALUES = frozenset({"FEMALE", "MALE", "OTHER", "NOT_SPECIFIED"})
+AGREEMENT_KEYS = frozenset({"email", "sms", "push", "webPush", "bluetooth", "rfid", "wifi"})
+_AGREEMENT_VALUES: dict[Any, bool] = {"true": True, "True": True, "false": False, "False": False}
+# §2.2 reserved attribute names: silently ignored (the reference's list, with the SDK additions).
+RESERVED_ATTRIBUTES = frozenset(
+    {
+        "",
+        "email",
+        "clientId",
+        "phone",
+        "customId",
+        "uuid",
+        "firstName",
+        "lastName",
+        "displayName",
+        "company",
+        "address",
+        "city",
+        "province",
+        "zipCode",
+        "countryCode",
+        "birthDate",
+        "sex",
+        "avatarUrl",
+        "anonymous",
+        "agreements",
+        "tags",
+        "businessProfileId",
+        "time",
+        "ip",
+        "source",
+        "newsletter_agreement",
+        "custom_identify",
+        "firstname",
+        "lastname",
+        "created",
+        "updated",
+        "last_activity_date",
+        "birthdate",
+        "type",
+        "confirmed",
+        "facebookId",
+        "status",
+        "deletedAt",
+    }
+)
+TRANSACTION_SOURCES = frozenset(
+    {"WEB_DESKTOP", "WEB_MOBILE", "MOBILE_APP", "POS", "MOBILE", "DESKTOP"}
+)
+CLIENT_IDENTIFIERS = ("customId", "email", "uuid")  # plus numeric "id"
+PRODUCT_MONEY_FIELDS = ("finalUnitPrice", "regularPrice", "netUnitPrice", "discountPrice")
+MIN_BIRTHDATE = date(1900, 1, 1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One rejected field; serialised as the API's ``Error`` object."""
+
+    field: str
+    message: str
+    rejected: Any = None
+    code: int = CODE_INVALID
+
+    def as_json(self, index: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "code": self.code,
+            "field": self.field,
+            "message": self.message,
+            "rejectedValue": rejected_text(self.rejected),
+        }
+        if index is not None:
+            body["index"] = index
+        return body
+
+
+def rejected_text(value: Any) -> str:
+    """``rejectedValue`` is a string in the schema; long values are cut at 200 characters."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_email(value: str) -> bool:
+    return EMAIL_RE.fullmatch(value) is not None
+
+
+def parse_time(text: str) -> datetime | None:
+    """Parse an SDK-valid ISO-8601 time to an aware UTC datetime; None if invalid.
+
+    Times without an offset are taken as UTC (the sandbox workspace's timezone).
+    """
+    match = TIME_RE.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, frac, sign, off_h, off_m, _zulu = match.groups()
+    digits = (frac or "").lstrip(".")
+    micros = int((digits + "000000")[:6]) if digits else 0
+    tz: timezone = UTC
+    if sign:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        if offset >= timedelta(hours=24):
+            return None
+        tz = timezone(offset if sign == "+" else -offset)
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tz
+        )
+    except ValueError:
+        return None
+    return moment.astimezone(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z`` (the format official plugins send)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def time_key(moment: datetime) -> int:
+    """Occurrence time as epoch milliseconds: the precision at which overwrites compare times."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+# -- profiles (§2.2, §8) -----------------------------------------------------------------------
+def validate_profile(item: Any, path: str) -> list[FieldError]:
+    """Rules for one ``/v4/clients`` / ``/v4/clients/batch`` item."""
+    if not isinstance(item, dict):
+        return [FieldError(path or "body", "profile must be a JSON object", item)]
+    errors: list[FieldError] = []
+    has_identifier = False
+    for name in PROFILE_IDENTIFIERS:
+        value = item.get(name)
+        if value is None:
+            continue
+        field = join(path, name)
+        if not isinstance(value, str):
+            errors.append(FieldError(field, f"{name} must be a string", value))
+            continue
+        if not value.strip():
+            errors.append(FieldError(field, f"{name} must not be blank", value))
+            continue
+        if IDENTIFIER_FORBIDDEN_RE.search(value):
+            errors.append(FieldError(field, f"{name} contains a forbidden character", value))
+            continue
+        if name == "email" and not is_email(value):
+            errors.append(FieldError(field, "Invalid email address", value))
+            continue
+        if name == "phone" and PHONE_RE.fullmatch(value) is None:
+            errors.append(FieldError(field, "Invalid phone number", value))
+            continue
+        has_identifier = True
+    client_id = item.get("clientId")
+    if client_id is not None:
+        if isinstance(client_id, bool) or not isinstance(client_id, int) or client_id <= 0:
+            errors.append(
+                FieldError(join(path, "clientId"), "clientId must be a positive integer", client_id)
+            )
+        else:
+            has_identifier = True
+    if not has_identifier and not errors:
+        errors.append(
+            FieldError(
+                path or "body",
+                "At least one identifier is required: email, phone, customId or uuid",
+                {k: item.get(k) for k in PROFILE_IDENTIFIERS if k in item},
+            )
+        )
+    for name in PROFILE_TEXT_FIELDS:
+        value = item.get(name)
+        if value is None:
+            continue
+        field = join(path, name)
+        if not isinstance(value, str):
+            errors.append(FieldError(field, f"{name} must be a string", value))
+        elif "\u0000" in value:
+            errors.append(FieldError(field, f"{name} must not contain NUL", value))
+        elif VARIATION_SELECTORS_ONLY_RE.fullmatch(value):
+            errors.append(FieldError(field, f"{name} must not be only variation selectors", value))
+    errors.extend(_birth_date_errors(item.get("birthDate"), join(path, "birthDate")))
+    sex = item.get("sex")
+    if sex is not None and sex not in SEX_VALUES:
+        errors.append(
+            FieldError(join(path, "sex"), f"sex must be one of {sorted(SEX_VALUES)}", sex)
+        )
+    errors.extend(_agreement_errors(item.get("agreements"), join(path, "agreements")))
+    errors.extend(_attribute_errors(item.get("attributes"), join(path, "attributes")))
+    tags = item.get("tags")
+    if tags is not None and (
+        not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
+    ):
+        errors.append(FieldError(join(path, "tags"), "tags must be an array of strings", tags))
+    return errors
+
+
+def _birth_date_errors(value: Any, field: str) -> list[FieldError]:
+    if value is None:
+        return []
+    if not isinstance(value, str) or BIRTHDATE_RE.fullmatch(value) is None:
+        return [FieldError(field, "birthDate must be yyyy-mm-dd", value)]
+    try:
+        born = date.fromisoformat(value)
+    except ValueError:
+        return [FieldError(field, "birthDate is not a calendar date", value)]
+    if born < MIN_BIRTHDATE:
+        return [FieldError(field, "birthDate must not be before 1900-01-01", value)]
+    if born > datetime.now(UTC).date():
+        return [FieldError(field, "birthDate must not be in the future", value)]
+    return []
+
+
+def agreement_value(value: Any) -> bool | None:
+    """Normalise an accepted agreement value (bool, "true"/"True"/"false"/"False", 1/0)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return _AGREEMENT_VALUES.get(value)
+    return None
+
+
+def _agreement_errors(value: Any, field: str) -> list[FieldError]:
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [FieldError(field, "agreements must be an object", value)]
+    errors = []
+    for key, flag in value.items():
+        if key not in AGREEMENT_KEYS:
+            errors.append(FieldError(f"{field}.{key}", "unknown agreement", flag))
+        elif flag is not None and agreement_value(flag) is None:
+            errors.append(
+                FieldError(
+                    f"{field}.{key}", 'agreement must be a boolean, "true"/"false" or 1/0', flag
+                )
+            )
+    return errors
+
+
+def _attribute_errors(value: Any, field: str) -> list[FieldError]:
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [FieldError(field, "attributes must be an object", value)]
+    return [
+        FieldError(f"{field}.{name}", "attribute name contains a forbidden character", name)
+        for name in value
+        if ATTRIBUTE_NAME_FORBIDDEN_RE.search(name)
+    ]
+
+
+# -- clients inside transactions and events ----------------------------------------------------
+def validate_client(value: Any, field: str) -> list[FieldError]:
+    """``client`` of a transaction/event: at least one of id, customId, email, uuid."""
+    if not isinstance(value, dict):
+        return [FieldError(field, "client is required and must be an object", value)]
+    errors: list[FieldError] = []
+    found = False
+    for name in CLIENT_IDENTIFIERS:
+        ident = value.get(name)
+        if ident is None:
+            continue
+        sub = f"{field}.{name}"
+        if not isinstance(ident, str) or not ident.strip():
+            errors.append(FieldError(sub, f"{name} must be a non-empty string", ident))
+        elif IDENTIFIER_FORBIDDEN_RE.search(ident):
+            errors.append(FieldError(sub, f"{name} contains a forbidden character", ident))
+        elif name == "email" and not is_email(ident):
+            errors.append(FieldError(sub, "Invalid email address", ident))
+        else:
+            found = True
+    client_id = value.get("id")
+    if client_id is not None:
+        if isinstance(client_id, bool) or not isinstance(client_id, int) or client_id <= 0:
+            errors.append(FieldError(f"{field}.id", "id must be a positive integer", client_id))
+        else:
+            found = True
+    if not found and not errors:
+        errors.append(FieldError(field, "client needs one of id, customId, email, uuid", value))
+    return errors
+
+
+# -- transactions (§3.2) -----------------------------------------------------------------------
+def validate_transaction(
+    item: Any, path: str, now: datetime
+) -> tuple[list[FieldError], datetime | None]:
+    """Rules for one transaction; returns the errors and the effective ``recordedAt``.
+
+    An omitted or future ``recordedAt`` becomes ``now`` (the time the request was received).
+    """
+    if not isinstance(item, dict):
+        return [FieldError(path or "body", "transaction must be a JSON object", item)], None
+    errors = validate_client(item.get("client"), join(path, "client"))
+    order_id = item.get("orderId")
+    if not isinstance(order_id, str) or not order_id.strip():
+        errors.append(FieldError(join(path, "orderId"), "orderId is required", order_id))
+    currencies: dict[str, str] = {}
+    for name in ("revenue", "value"):
+        errors.extend(_money_errors(item.get(name), join(path, name), currencies, required=True))
+    if item.get("discountAmount") is not None:
+        errors.extend(
+            _money_errors(
+                item["discountAmount"], join(path, "discountAmount"), currencies, positive=True
+            )
+        )
+    products = item.get("products")
+    if not isinstance(products, list) or not products:
+        errors.append(
+            FieldError(join(path, "products"), "products must be a non-empty array", products)
+        )
+    else:
+        for i, product in enumerate(products):
+            errors.extend(_product_errors(product, join(path, f"products[{i}]"), currencies))
+    if len(set(currencies.values())) > 1:
+        errors.append(
+            FieldError(
+                join(path, "currency"),
+                "all money values of a transaction must use one currency",
+                currencies,
+            )
+        )
+    source = item.get("source")
+    if source is not None and source not in TRANSACTION_SOURCES:
+        errors.append(FieldError(join(path, "source"), "unknown source", source))
+    for name in ("metadata", "paymentInfo"):
+        if item.get(name) is not None and not isinstance(item[name], dict):
+            errors.append(FieldError(join(path, name), f"{name} must be an object", item[name]))
+    errors.extend(_salt_errors(item.get("eventSalt"), join(path, "eventSalt")))
+    moment, time_errors = _occurrence(item.get("recordedAt"), join(path, "recordedAt"), now)
+    errors.extend(time_errors)
+    return errors, moment
+
+
+def _money_errors(
+    value: Any,
+    field: str,
+    currencies: dict[str, str],
+    *,
+    required: bool = False,
+    positive: bool = False,
+) -> list[FieldError]:
+    if value is None:
+        return [FieldError(field, "is required", value)] if required else []
+    if not isinstance(value, dict):
+        return [FieldError(field, "must be an object {amount, currency}", value)]
+    errors = []
+    amount = value.get("amount")
+    if not is_number(amount):
+        errors.append(FieldError(f"{field}.amount", "amount must be a number", amount))
+    elif positive and amount <= 0:
+        errors.append(FieldError(f"{field}.amount", "amount must be greater than 0", amount))
+    elif amount < 0:
+        errors.append(FieldError(f"{field}.amount", "amount must not be negative", amount))
+    currency = value.get("currency")
+    if not isinstance(currency, str) or CURRENCY_RE.fullmatch(currency) is None:
+        errors.append(
+            FieldError(f"{field}.currency", "currency must be a 3-letter ISO 4217 code", currency)
+        )
+    else:
+        currencies[field] = currency.upper()
+    return errors
+
+
+def _product_errors(product: Any, field: str, currencies: dict[str, str]) -> list[FieldError]:
+    if not isinstance(product, dict):
+        return [FieldError(field, "product must be an object", product)]
+    errors = []
+    sku = product.get("sku")
+    if not isinstance(sku, str) or not sku.strip():
+        errors.append(FieldError(f"{field}.sku", "sku is required", sku))
+    name = product.get("name")
+    if not isinstance(name, str) or not name.strip():
+        errors.append(FieldError(f"{field}.name", "name is required", name))
+    for money in PRODUCT_MONEY_FIELDS:
+        errors.extend(
+            _money_errors(
+                product.get(money),
+                f"{field}.{money}",
+                currencies,
+                required=money == "finalUnitPrice",
+            )
+        )
+    for number in ("quantity", "discountPercent", "tax"):
+        value = product.get(number)
+        if value is not None and (not is_number(value) or value < 0):
+            errors.append(
+                FieldError(f"{field}.{number}", f"{number} must be a non-negative number", value)
+            )
+    categories = product.get("categories")
+    if categories is not None and (
+        not isinstance(categories, list) or not all(isinstance(c, str) for c in categories)
+    ):
+        errors.append(
+            FieldError(f"{field}.categories", "categories must be an array of strings", categories)
+        )
+    return errors
+
+
+def _salt_errors(value: Any, field: str) -> list[FieldError]:
+    if value is None or (isinstance(value, str) and value):
+        return []
+    return [FieldError(field, "eventSalt must be a non-empty string", value)]
+
+
+def _occurrence(value: Any, field: str, now: datetime) -> tuple[datetime | None, list[FieldError]]:
+    if value is None:
+        return now, []
+    if not isinstance(value, str):
+        return None, [FieldError(field, "must be an ISO-8601 string", value)]
+    moment = parse_time(value)
+    if moment is None:
+        return None, [FieldError(field, "must be ISO-8601 like 2024-01-31T12:00:00.000Z", value)]
+    return (now if moment > now else moment), []
+
+
+# -- events (§4) -------------------------------------------------------------------------------
+def validate_event(item: Any, path: str, now: datetime) -> tuple[list[FieldError], datetime | None]:
+    """Rules for one custom/batch event; returns errors and the effective ``time``."""
+    if not isinstance(item, dict):
+        return [FieldError(path or "body", "event must be a JSON object", item)], None
+    errors: list[FieldError] = []
+    action = item.get("action")
+    if not isinstance(action, str) or ACTION_RE.fullmatch(action) is None:
+        errors.append(
+            FieldError(join(path, "action"), "action must match ^[a-zA-Z0-9.\\-_]+$", action)
+        )
+    elif len(action) > ACTION_MAX_LENGTH:
+        errors.append(
+            FieldError(
+                join(path, "action"), f"action must be at most {ACTION_MAX_LENGTH} chars", action
+            )
+        )
+    label = item.get("label")
+    if not isinstance(label, str) or not label.strip():
+        errors.append(FieldError(join(path, "label"), "label is required", label))
+    errors.extend(validate_client(item.get("client"), join(path, "client")))
+    params = item.get("params")
+    if params is not None and not isinstance(params, dict):
+        errors.append(FieldError(join(path, "params"), "params must be an object", params))
+    errors.extend(_salt_errors(item.get("eventSalt"), join(path, "eventSalt")))
+    moment, time_errors = _occurrence(item.get("time"), join(path, "time"), now)
+    errors.extend(time_errors)
+    return errors, moment
+
+
+# -- catalogs (§5) -----------------------------------------------------------------------------
+def validate_catalog_item(item: Any, path: str) -> list[FieldError]:
+    if not isinstance(item, dict):
+        return [FieldError(path or "body", "item must be a JSON object", item)]
+    errors = []
+    key = item.get("itemKey")
+    if not isinstance(key, str) or not key.strip():
+        errors.append(FieldError(join(path, "itemKey"), "itemKey is required", key))
+    if not isinstance(item.get("value"), dict):
+        errors.append(FieldError(join(path, "value"), "value must be an object", item.get("value")))
+    return errors
