@@ -1,0 +1,211 @@
+"""A request-rate budget shared by every process that talks to one API family.
+
+Celery's ``rate_limit`` is per worker, so N workers would send N times the allowed rate. Instead
+each API family (``vtex``, ``synerise``) has one token bucket in Redis, ``etl:rate:{family}``: a
+hash with ``tokens``, ``ts`` (µs) and, after a 429, ``blocked_until`` (µs). Lua scripts refill
+and take tokens atomically using the Redis server's ``TIME``, so the clocks of the processes never
+matter. The bucket holds at most ``burst`` tokens, so the service sees at most
+``rate * T + burst`` requests in any window ``T``; with the default burst of 1, any one-second
+window holds at most ``rate + 1``.
+
+When the bucket is short, the script *reserves* the caller's turn: tokens go negative (a queue of
+debt) and the caller sleeps exactly until its turn, then sends without asking again. Waiters are
+thus served in arrival order across all processes, spaced ``1 / rate`` apart, at the cost of one
+reservation per request (and one look for a 429 block after a sleep) instead of a herd polling for
+every token. A 429 (``penalize``) blocks the bucket and
+voids the turns that fall inside the block: their holders notice when they wake and queue again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Protocol
+
+from redis import Redis
+
+from etl.errors import BudgetExhaustedError
+
+__all__ = ["RateBudget", "RedisTokenBucket"]
+
+log = logging.getLogger(__name__)
+
+# Shared prologue. Times are µs since the epoch (< 2^53, exact in Lua's doubles). Brings the
+# bucket to ``now`` (tokens valid at ``ts``; ``ts`` is in the future only during a 429 block).
+_LOAD = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens, ts = burst, now
+if state[2] then
+  tokens, ts = tonumber(state[1]), tonumber(state[2])
+  if now > ts then
+    tokens, ts = math.min(burst, tokens + (now - ts) * rate / 1000000), now
+  end
+end
+"""
+
+# '%.0f' / '%.17g' keep every digit (tostring would round to 14 significant digits). The key
+# lives until the bucket would be full again, when forgetting it changes nothing.
+_STORE = """
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
+           'ts', string.format('%.0f', ts))
+redis.call('PEXPIRE', KEYS[1],
+           math.ceil((ts - now) / 1000 + (burst - tokens) * 1000 / rate) + 1000)
+"""
+
+# ARGV rate, burst, cost, max_wait (s). Returns {reserved, ms to wait}: {1, 0} is granted now;
+# {1, ms} is a turn reserved ms ahead; {0, ms} is refused (the turn is beyond max_wait).
+_ACQUIRE = (
+    _LOAD
+    + """
+local cost, max_wait = tonumber(ARGV[3]), tonumber(ARGV[4]) * 1000000
+local wait = (ts - now) + math.max(0, cost - tokens) * 1000000 / rate
+if wait > max_wait then
+  return {0, math.ceil(wait / 1000)}
+end
+tokens = tokens - cost
+"""
+    + _STORE
+    + "return {1, math.ceil(wait / 1000)}"
+)
+
+# ARGV rate, burst, seconds. Blocks the bucket until now + seconds (a shorter penalty never cuts
+# a longer one) and keeps no saved-up tokens, so traffic restarts at ``rate``, not in a burst.
+_PENALIZE = (
+    _LOAD
+    + """
+local blocked_until = now + tonumber(ARGV[3]) * 1000000
+if blocked_until > (tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0) then
+  tokens, ts = math.min(tokens, 0), blocked_until
+  redis.call('HSET', KEYS[1], 'blocked_until', string.format('%.0f', blocked_until))
+"""
+    + _STORE
+    + """
+end
+return 0
+"""
+)
+
+# Returns the ms left in the current 429 block (0 when none).
+_BLOCKED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
+return math.max(0, math.ceil((blocked_until - now) / 1000))
+"""
+
+
+class RateBudget(Protocol):
+    """What an API client needs from a rate limiter."""
+
+    def acquire(self, cost: int = 1) -> None:
+        """Block until ``cost`` requests may be sent; raise ``BudgetExhaustedError`` if the wait
+        would exceed the limiter's ``max_wait``."""
+
+    def penalize(self, seconds: float) -> None:
+        """The service answered 429: nobody sends anything for ``seconds``."""
+
+
+class RedisTokenBucket:
+    """A token bucket in Redis shared by all processes using the same ``family``.
+
+    Args:
+        redis: client of the shared Redis.
+        family: API family; the key is ``etl:rate:{family}``.
+        rate: tokens (requests) per second, > 0.
+        burst: bucket capacity (and the largest ``cost``). Reserved turns lose no throughput,
+            so a bigger burst only lets a bucket that was idle exceed ``rate`` for a moment.
+        max_wait: ``acquire`` raises ``BudgetExhaustedError`` instead of waiting longer than this.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        family: str,
+        rate: float,
+        burst: int = 1,
+        max_wait: float = 300,
+    ) -> None:
+        if not family:
+            raise ValueError("family must be a non-empty string")
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"rate must be a positive number of requests per second, got {rate!r}")
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, got {burst!r}")
+        if not max_wait >= 0:
+            raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait!r}")
+        self.family = family
+        self.key = f"etl:rate:{family}"
+        self.rate = float(rate)
+        self.burst = burst
+        self.max_wait = float(max_wait)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._penalize = redis.register_script(_PENALIZE)
+        self._blocked = redis.register_script(_BLOCKED)
+
+    def __repr__(self) -> str:
+        return f"RedisTokenBucket(family={self.family!r}, rate={self.rate}, burst={self.burst})"
+
+    def try_acquire(self, cost: int = 1) -> float:
+        """Take ``cost`` tokens if that is possible right now; never waits.
+
+        Returns:
+            0.0 when granted, otherwise the seconds until it could be (queued turns and a 429
+            block included); nothing is taken or reserved then. A task can use it to retry
+            later instead of holding a worker.
+        """
+        granted, wait = self._reserve(cost, max_wait=0.0)
+        return 0.0 if granted else wait
+
+    def acquire(self, cost: int = 1) -> None:
+        """Block until ``cost`` requests may be sent.
+
+        Raises:
+            BudgetExhaustedError: the caller's turn would come more than ``max_wait`` seconds
+                after the call (a long 429 block or a long queue); nothing is taken, and the
+                caller pauses instead of holding a worker.
+        """
+        deadline = time.monotonic() + self.max_wait
+        while True:
+            reserved, wait = self._reserve(cost, max(0.0, deadline - time.monotonic()))
+            if not reserved:
+                raise BudgetExhaustedError(
+                    f"rate budget {self.family!r}: the next turn is {wait:.1f} s away, "
+                    f"beyond max_wait={self.max_wait:g} s"
+                )
+            if not wait:
+                return
+            time.sleep(wait)
+            if not self._blocked(keys=[self.key]):
+                return
+            # A 429 arrived while we slept and our turn fell inside the block: queue again.
+
+    def penalize(self, seconds: float) -> None:
+        """Block the whole family for ``seconds`` (a 429's ``Retry-After``), in every process.
+
+        A shorter penalty never cuts a longer one; ``seconds <= 0`` (a ``Retry-After`` already
+        in the past) blocks nothing.
+        """
+        if not seconds > 0:
+            return
+        log.info("rate budget %r blocked for %.1f s after a 429", self.family, seconds)
+        self._penalize(keys=[self.key], args=[repr(self.rate), self.burst, repr(float(seconds))])
+
+    def _reserve(self, cost: int, max_wait: float) -> tuple[bool, float]:
+        """Take (or reserve) ``cost`` tokens unless the turn is beyond ``max_wait`` seconds.
+
+        Returns:
+            ``(reserved, seconds to wait)``; ``(True, 0.0)`` means send now.
+        """
+        if not 1 <= cost <= self.burst:
+            raise ValueError(
+                f"cost must be between 1 and burst={self.burst} (more would exceed the burst), "
+                f"got {cost!r}"
+            )
+        reserved, wait_ms = self._acquire(
+            keys=[self.key], args=[repr(self.rate), self.burst, cost, repr(max_wait)]
+        )
+        return bool(reserved), int(wait_ms) / 1000
