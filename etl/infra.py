@@ -79,7 +79,12 @@ def up(
             redis_url, redis_pid = _start_redis(folder)
         database_url, pgdata = (current.database_url, current.pgdata) if current else ("", "")
         if need_postgres:
-            database_url, pgdata = _start_postgres(folder)
+            try:
+                database_url, pgdata = _start_postgres(folder)
+            except Exception:
+                if redis_pid and not (current and current.redis_pid == redis_pid):
+                    _stop_pid(redis_pid)  # do not leave half an infrastructure behind
+                raise
         state = InfraState(redis_url, redis_pid, database_url, pgdata)
         (folder / _INFRA_FILE).write_text(json.dumps(asdict(state), indent=2))
     return state
