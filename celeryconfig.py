@@ -1,0 +1,80 @@
+"""Celery settings for every worker, beat and Flower (``workers.app`` loads this module).
+
+Reliability choices follow docs/reference "Celery practices": tasks are short and idempotent,
+acknowledged only after they finish, and re-delivered if a worker dies; run state lives in
+PostgreSQL, so results are not stored and the broker holds nothing but messages.
+
+``broker_url`` is ``REDIS_URL`` (the CLI sets it for every process it starts) or the embedded
+Redis recorded in the infra state file. Importing this module never starts a server: when
+neither is known, ``workers.app`` resolves (and, if needed, starts) the embedded one lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from kombu import Exchange, Queue
+
+from etl.dispatch import QUEUES
+
+
+def _embedded_redis_url() -> str | None:
+    """The embedded Redis URL from ``$ETL_STATE_DIR/infra.json``, without starting anything."""
+    state = Path(os.environ.get("ETL_STATE_DIR") or ".state") / "infra.json"
+    try:
+        url = json.loads(state.read_text()).get("redis_url")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return url or None
+
+
+broker_url = os.environ.get("REDIS_URL") or _embedded_redis_url()
+broker_connection_retry_on_startup = True
+# Longer than any task including its retries' countdowns, or Redis re-delivers it while it runs.
+broker_transport_options = {"visibility_timeout": 3600}
+
+# Acknowledge after the task ran; a killed worker's task goes back to the queue. Loops are
+# bounded by the attempts counter in PostgreSQL, which Redis cannot provide.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+worker_cancel_long_running_tasks_on_connection_loss = True
+worker_soft_shutdown_timeout = 30
+
+# The soft limit raises SoftTimeLimitExceeded so a task can checkpoint; the hard one kills.
+task_soft_time_limit = 840
+task_time_limit = 900
+# Python keeps its high-water mark; recycle children before one big page bloats them for good.
+worker_max_tasks_per_child = 200
+worker_max_memory_per_child = 400_000  # KiB
+
+task_ignore_result = True
+task_serializer = "json"
+result_serializer = "json"
+event_serializer = "json"
+accept_content = ["json"]
+enable_utc = True
+timezone = "UTC"
+
+# Flower (and its Prometheus metrics) only sees what workers report.
+worker_send_task_events = True
+task_send_sent_event = True
+
+# One exchange and routing key per queue, so the bindings say what they mean (a bare Queue(name)
+# binds all three to the default exchange with the routing key "backfill").
+task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
+task_default_queue = "backfill"
+task_routes = {
+    "etl.produce": {"queue": "backfill"},
+    "etl.process_chunk": {"queue": "backfill"},
+    "etl.incremental": {"queue": "incremental"},
+    "etl.sweep": {"queue": "incremental"},
+    "etl.selftest": {"queue": "realtime"},
+    "etl.realtime.*": {"queue": "realtime"},
+}
+
+beat_schedule = {
+    "sweep": {"task": "etl.sweep", "schedule": 30.0},
+}

@@ -1,0 +1,333 @@
+"""Settings from environment variables (and an optional ``.env``), validated once at start.
+
+Every variable is documented in ``docs/architecture.md``; this module is its executable form.
+A bad value fails fast with ``ConfigError(variable, expected, got)`` rather than deep inside a
+sync. An unset or empty variable takes its default.
+
+Credentials are needed only by commands that talk to VTEX, Synerise or receive webhooks, so they
+are checked per section: ``Settings.from_env(require=("vtex", "synerise"))``. Infra, database and
+worker commands load with ``require=()`` and work on a machine that has no credentials yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+
+from etl.errors import ConfigError
+from etl.redaction import register_secret
+
+__all__ = ["SECTIONS", "SYNERISE_HOSTS", "ConfigError", "Secret", "Settings"]
+
+T = TypeVar("T")
+
+SYNERISE_HOSTS: Mapping[str, str] = {
+    "azure": "https://api.synerise.com",
+    "gcp": "https://api.geb.synerise.com",
+    "azure-us": "https://api.azu.synerise.com",
+}
+"""``SYNERISE_API_HOST`` aliases (the regions Synerise's own plugins offer)."""
+
+SECTIONS: Mapping[str, tuple[str, ...]] = {
+    "vtex": ("VTEX_ACCOUNT", "VTEX_APP_KEY", "VTEX_APP_TOKEN"),
+    "synerise": ("SYNERISE_API_KEY",),
+    "webhooks": ("WEBHOOK_SECRET",),
+}
+"""Credential sections a command may require, and the variables each one needs."""
+
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_UNSET = object()
+
+
+class Secret:
+    """A credential that never shows itself in ``repr``, ``str``, logs or snapshots.
+
+    Call ``reveal()`` at the one place the value is sent (an HTTP header).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The real value; use it only to authenticate."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the project, typed and validated (see ``docs/architecture.md``).
+
+    Credential fields are ``None`` when their section was not required and is not configured.
+    ``redis_url``/``database_url`` are ``None`` for the embedded servers; ``with_infra()``
+    fills them in.
+    """
+
+    vtex_account: str | None
+    vtex_environment: str
+    vtex_app_key: str | None
+    vtex_app_token: Secret | None
+    vtex_base_url: str | None
+    vtex_rate_limit: float
+    synerise_api_key: Secret | None
+    synerise_workspace_guid: str | None
+    synerise_api_host: str
+    synerise_rate_limit: float
+    synerise_batch_size: int
+    sync_chunk_size: int
+    sync_fetch_concurrency: int
+    sync_max_active_runs: int
+    profile_phone_fields: tuple[str, ...]
+    profile_extra_attributes: tuple[str, ...]
+    order_customer_attributes: tuple[str, ...]
+    redis_url: str | None = dataclasses.field(repr=False)
+    database_url: str | None = dataclasses.field(repr=False)
+    etl_state_dir: str
+    flower_basic_auth: Secret | None
+    webhook_secret: Secret | None
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        dotenv_path: str | os.PathLike[str] | object | None = _UNSET,
+        require: Iterable[str] = ("vtex", "synerise"),
+    ) -> Settings:
+        """Load and validate the settings.
+
+        Args:
+            env: the variables; ``os.environ`` when omitted.
+            dotenv_path: a ``.env`` file whose values the environment overrides. Defaults to
+                ``./.env`` when reading ``os.environ`` and to none when ``env`` is given, so
+                tests stay hermetic.
+            require: credential sections that must be present (keys of ``SECTIONS``).
+
+        Raises:
+            ConfigError: the first missing or malformed variable.
+        """
+        if dotenv_path is _UNSET:
+            dotenv_path = ".env" if env is None else None
+        merged: dict[str, str] = {}
+        if dotenv_path is not None and Path(str(dotenv_path)).is_file():
+            merged.update({k: v for k, v in dotenv_values(str(dotenv_path)).items() if v})
+        merged.update(os.environ if env is None else env)
+        values = {k: v.strip() for k, v in merged.items() if v and v.strip()}
+
+        for section in require:
+            if section not in SECTIONS:
+                raise ValueError(f"unknown settings section {section!r}")
+            for variable in SECTIONS[section]:
+                if variable not in values:
+                    raise ConfigError(variable, "a value (it is required for this command)")
+
+        def get(variable: str, parse: Callable[[str, str], T], default: T) -> T:
+            raw = values.get(variable)
+            return default if raw is None else parse(variable, raw)
+
+        account = get("VTEX_ACCOUNT", _host_label, None)
+        environment = get("VTEX_ENVIRONMENT", _host_label, "vtexcommercestable")
+        default_base = f"https://{account}.{environment}.com.br" if account else None
+        settings = cls(
+            vtex_account=account,
+            vtex_environment=environment,
+            vtex_app_key=values.get("VTEX_APP_KEY"),
+            vtex_app_token=get("VTEX_APP_TOKEN", _secret, None),
+            vtex_base_url=get("VTEX_BASE_URL", _http_url, default_base),
+            vtex_rate_limit=get("VTEX_RATE_LIMIT", _positive_float, 80.0),
+            synerise_api_key=get("SYNERISE_API_KEY", _secret, None),
+            synerise_workspace_guid=values.get("SYNERISE_WORKSPACE_GUID"),
+            synerise_api_host=get("SYNERISE_API_HOST", _synerise_host, SYNERISE_HOSTS["azure"]),
+            synerise_rate_limit=get("SYNERISE_RATE_LIMIT", _positive_float, 20.0),
+            synerise_batch_size=get("SYNERISE_BATCH_SIZE", _int_between(1, 1000), 100),
+            sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), 100),
+            sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
+            sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
+            profile_phone_fields=get(
+                "PROFILE_PHONE_FIELDS", _names, ("phone", "homePhone", "cellPhone", "businessPhone")
+            ),
+            profile_extra_attributes=get("PROFILE_EXTRA_ATTRIBUTES", _names, ()),
+            order_customer_attributes=get("ORDER_CUSTOMER_ATTRIBUTES", _names, ()),
+            redis_url=get("REDIS_URL", _url_with_scheme("redis", "rediss", "unix"), None),
+            database_url=get("DATABASE_URL", _url_with_scheme("postgresql", "postgres"), None),
+            etl_state_dir=values.get("ETL_STATE_DIR", ".state"),
+            flower_basic_auth=get("FLOWER_BASIC_AUTH", _basic_auth, None),
+            webhook_secret=get("WEBHOOK_SECRET", _secret, None),
+        )
+        settings._register_secrets()
+        return settings
+
+    def with_infra(self) -> Settings:
+        """A copy whose ``redis_url``/``database_url`` are set, starting embedded servers if needed.
+
+        Lazy on purpose: loading settings must never start servers (``infra status`` reads them).
+        """
+        if self.redis_url and self.database_url:
+            return self
+        from etl import infra  # local: starting servers is this method's job, not the import's
+
+        state = infra.up(
+            self.etl_state_dir, need_redis=not self.redis_url, need_postgres=not self.database_url
+        )
+        return dataclasses.replace(
+            self,
+            redis_url=self.redis_url or state.redis_url,
+            database_url=self.database_url or state.database_url,
+        )
+
+    def process_env(self) -> dict[str, str]:
+        """Variables that make a child process (worker, beat, Flower) share these servers.
+
+        Call on a ``with_infra()`` copy; the state folder is made absolute so the child may run
+        from any directory.
+        """
+        if not (self.redis_url and self.database_url):
+            raise ValueError("process_env() needs resolved URLs: call with_infra() first")
+        return {
+            "REDIS_URL": self.redis_url,
+            "DATABASE_URL": self.database_url,
+            "ETL_STATE_DIR": str(Path(self.etl_state_dir).resolve()),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The settings as JSON-ready data without secrets, stored with each run.
+
+        Secrets appear as ``"***"`` when set (so a run shows *that* a key was used) and URL
+        passwords are masked.
+        """
+        data: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Secret):
+                value = "***"
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif field.name in ("redis_url", "database_url") and value:
+                value = _mask_password(value)
+            data[field.name] = value
+        return data
+
+    def _register_secrets(self) -> None:
+        """Teach the log redaction filter every secret, including URL passwords."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Secret):
+                register_secret(value.reveal())
+        if self.flower_basic_auth:
+            for pair in self.flower_basic_auth.reveal().split(","):
+                register_secret(pair.partition(":")[2])
+        for url in (self.redis_url, self.database_url):
+            if url and urlsplit(url).password:
+                register_secret(str(urlsplit(url).password))
+
+
+# -- parsers: (variable, raw) -> value, raising ConfigError ---------------------------------------
+
+
+def _positive_float(variable: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(variable, "a positive number", raw) from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(variable, "a positive number", raw)
+    return value
+
+
+def _int_between(low: int, high: int) -> Callable[[str, str], int]:
+    def parse(variable: str, raw: str) -> int:
+        expected = f"a whole number from {low} to {high}"
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(variable, expected, raw) from None
+        if not low <= value <= high:
+            raise ConfigError(variable, expected, raw)
+        return value
+
+    return parse
+
+
+def _host_label(variable: str, raw: str) -> str:
+    if not _LABEL.match(raw):
+        raise ConfigError(variable, "a host name label (lower-case letters, digits, '-')", raw)
+    return raw
+
+
+def _http_url(variable: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(variable, "an http(s) URL", raw)
+    return raw.rstrip("/")
+
+
+def _synerise_host(variable: str, raw: str) -> str:
+    if raw.lower() in SYNERISE_HOSTS:
+        return SYNERISE_HOSTS[raw.lower()]
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(variable, f"one of {', '.join(SYNERISE_HOSTS)} or an http(s) URL", raw)
+    return raw.rstrip("/")
+
+
+def _url_with_scheme(*schemes: str) -> Callable[[str, str], str]:
+    def parse(variable: str, raw: str) -> str:
+        if urlsplit(raw).scheme not in schemes:
+            shown = _mask_password(raw) if "://" in raw else None
+            raise ConfigError(variable, f"a URL starting with {' or '.join(schemes)}://", shown)
+        return raw
+
+    return parse
+
+
+def _names(variable: str, raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(","))
+    if not all(_FIELD_NAME.match(name) for name in names):
+        raise ConfigError(variable, "comma-separated field names", raw)
+    return names
+
+
+def _secret(variable: str, raw: str) -> Secret:
+    del variable  # nothing to validate, and a secret is never echoed
+    return Secret(raw)
+
+
+def _basic_auth(variable: str, raw: str) -> Secret:
+    for pair in raw.split(","):
+        user, sep, password = pair.partition(":")
+        if not (user and sep and password):
+            raise ConfigError(variable, "user:password (comma-separated for several users)")
+    return Secret(raw)
+
+
+def _mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))

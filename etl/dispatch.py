@@ -1,0 +1,33 @@
+"""The only seam between ``etl/`` and Celery: send a task by name.
+
+The core stays importable and testable without Celery; sending by name means it never imports
+the task modules either (they import the core, not the other way round). Tests and the sandbox
+pass their own ``enqueue`` callable instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["QUEUES", "enqueue"]
+
+QUEUES = ("backfill", "incremental", "realtime")
+"""backfill: long chunk work; incremental: periodic syncs and upkeep; realtime: webhooks."""
+
+
+def enqueue(task_name: str, args: list[Any], queue: str) -> str:
+    """Send ``task_name(*args)`` to ``queue``; return the task id.
+
+    Args:
+        task_name: a registered name such as ``etl.process_chunk``.
+        args: JSON-serialisable positional arguments (ids, not objects).
+        queue: one of ``QUEUES``.
+
+    Raises:
+        ValueError: an unknown queue (its messages would wait forever: no worker reads it).
+    """
+    if queue not in QUEUES:
+        raise ValueError(f"queue must be one of {', '.join(QUEUES)}; got {queue!r}")
+    from workers.app import app  # lazy: importing etl must not configure Celery
+
+    return str(app.send_task(task_name, args=args, queue=queue).id)
