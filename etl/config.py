@@ -101,9 +101,14 @@ class Settings:
     sync_chunk_size: int
     sync_fetch_concurrency: int
     sync_max_active_runs: int
+    sync_lease_ttl: float
+    sync_stale_after: float
     profile_phone_fields: tuple[str, ...]
     profile_extra_attributes: tuple[str, ...]
     order_customer_attributes: tuple[str, ...]
+    store_base_url: str | None
+    synerise_salt_namespace: str
+    vtex_cents_divisor_mode: str
     redis_url: str | None = dataclasses.field(repr=False)
     database_url: str | None = dataclasses.field(repr=False)
     etl_state_dir: str
@@ -166,11 +171,18 @@ class Settings:
             sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), 100),
             sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
             sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
+            sync_lease_ttl=get("SYNC_LEASE_TTL", _positive_float, 60.0),
+            sync_stale_after=get("SYNC_STALE_AFTER", _positive_float, 300.0),
             profile_phone_fields=get(
                 "PROFILE_PHONE_FIELDS", _names, ("phone", "homePhone", "cellPhone", "businessPhone")
             ),
             profile_extra_attributes=get("PROFILE_EXTRA_ATTRIBUTES", _names, ()),
             order_customer_attributes=get("ORDER_CUSTOMER_ATTRIBUTES", _names, ()),
+            store_base_url=get("STORE_BASE_URL", _http_url, None),
+            synerise_salt_namespace=get("SYNERISE_SALT_NAMESPACE", _salt_namespace, "vtex"),
+            vtex_cents_divisor_mode=get(
+                "VTEX_CENTS_DIVISOR_MODE", _choice("always_100", "decimal_digits"), "always_100"
+            ),
             redis_url=get("REDIS_URL", _url_with_scheme("redis", "rediss", "unix"), None),
             database_url=get("DATABASE_URL", _url_with_scheme("postgresql", "postgres"), None),
             etl_state_dir=values.get("ETL_STATE_DIR", ".state"),
@@ -269,6 +281,21 @@ def _int_between(low: int, high: int) -> Callable[[str, str], int]:
         return value
 
     return parse
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def parse(variable: str, raw: str) -> str:
+        if raw not in allowed:
+            raise ConfigError(variable, f"one of {', '.join(allowed)}", raw)
+        return raw
+
+    return parse
+
+
+def _salt_namespace(variable: str, raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", raw):
+        raise ConfigError(variable, "1-32 characters of letters, digits, '.', '_' or '-'", raw)
+    return raw
 
 
 def _host_label(variable: str, raw: str) -> str:

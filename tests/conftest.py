@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -40,10 +43,11 @@ def with_redis_db(url: str, db: int) -> str:
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+def infra() -> Iterator[Infra]:
     external_redis = os.environ.get("REDIS_URL")
     external_pg = os.environ.get("DATABASE_URL")
-    folder = tmp_path_factory.mktemp("infra")
+    # Not pytest's tmp_path: pytest prunes old session folders while another session may run.
+    folder = Path(tempfile.mkdtemp(prefix="etl-test-infra-"))
     started = None
     if not (external_redis and external_pg):
         started = embedded.up(
@@ -55,6 +59,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     yield Infra(redis_url=redis_url, database_url=database_url)
     if started:
         embedded.down(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

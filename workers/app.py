@@ -5,9 +5,14 @@ Settings come from ``celeryconfig``; task modules are thin wrappers over ``etl``
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
+
+from etl.redaction import install_log_redaction
 
 __all__ = ["app"]
 
@@ -22,3 +27,40 @@ def _resolve_broker(sender: Celery, source: Any, **_: Any) -> None:
         from etl.infra import resolve_urls
 
         source.broker_url = resolve_urls()[0]
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _redact_logs(logger: logging.Logger, **_: Any) -> None:
+    """Keep secrets and personal data out of worker logs (the task logger does not propagate)."""
+    log_filter = install_log_redaction()
+    for handler in logger.handlers:
+        if log_filter not in handler.filters:
+            handler.addFilter(log_filter)
+
+
+@signals.worker_ready.connect
+def _start_upkeep(sender: Any, **_: Any) -> None:
+    """Each worker renews its runs' leases and recovers lost chunks, beat or no beat.
+
+    While workers live, their runs keep their slots even with tasks waiting in the queue; when
+    the last worker dies, nobody renews, and the slots free themselves after the lease TTL.
+    """
+    from etl.errors import ConfigError
+    from workers.tasks.sync import engine, sweep
+
+    try:
+        interval = max(1.0, engine().settings.sync_lease_ttl / 3)
+    except ConfigError as error:  # a worker without credentials (selftest) has no runs to keep
+        logging.getLogger(__name__).warning("run upkeep disabled: %s", error)
+        return
+
+    def loop() -> None:
+        while True:
+            try:
+                sweep()
+            except Exception:  # upkeep must outlive a passing Redis or PostgreSQL outage
+                logging.getLogger(__name__).exception("upkeep failed; retrying")
+            time.sleep(interval)
+
+    threading.Thread(target=loop, name="etl-upkeep", daemon=True).start()

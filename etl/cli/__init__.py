@@ -17,6 +17,8 @@ import click
 from etl.cli.db import db
 from etl.cli.demo import demo
 from etl.cli.infra import infra
+from etl.cli.sandbox import sandbox
+from etl.cli.sync import sync
 from etl.cli.workers import beat, flower, worker
 from etl.errors import ConfigError
 from etl.redaction import install_log_redaction
@@ -60,5 +62,5 @@ def main(ctx: click.Context, log_level: str) -> None:
     ctx.obj = {"log_level": log_level.upper()}
 
 
-for _command in (infra, db, worker, beat, flower, demo):
+for _command in (infra, db, worker, beat, flower, demo, sync, sandbox):
     main.add_command(_command)

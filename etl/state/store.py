@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg2.extras import Json, execute_values
@@ -27,12 +27,14 @@ __all__ = [
     "SCOPES",
     "Chunk",
     "ChunkNotFoundError",
+    "ChunkOutcome",
+    "Rejection",
     "Run",
     "RunNotFoundError",
     "StateStore",
 ]
 
-KINDS = ("backfill", "incremental", "replay")
+KINDS = ("backfill", "incremental", "replay", "realtime")
 SCOPES = ("customers_created", "customers_updated", "orders")
 RUN_STATUSES = ("queued", "planning", "running", "paused", "done", "failed", "cancelled")
 END_STATUSES = ("done", "failed", "cancelled")
@@ -77,6 +79,10 @@ class Run:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    records_total: int
+    planning_cursor: datetime | None
+    planning_offset: int
+    replay_of: int | None
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,52 @@ class Chunk:
     attempts: int
     error: str | None
     updated_at: datetime
+    payload: list[dict[str, Any]] | None
+
+
+@dataclass
+class Rejection:
+    """A record a run could not send, kept for ``sync rejects`` and ``sync replay``."""
+
+    stream: str
+    record_key: str
+    reason: str
+    message: str
+    payload: Any = None
+    attempts: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready view (the payload is already redacted)."""
+        return {
+            "stream": self.stream,
+            "key": self.record_key,
+            "reason": self.reason,
+            "message": self.message,
+            "attempts": self.attempts,
+            "payload": self.payload,
+        }
+
+
+@dataclass
+class ChunkOutcome:
+    """What became of a chunk's records; written in one transaction by ``complete_chunk``."""
+
+    stream: str
+    read: int = 0
+    skipped: int = 0
+    would_create: int = 0
+    would_update: int = 0
+    accepted: dict[str, str] = field(default_factory=dict)
+    """record key -> content hash of the payload Synerise accepted"""
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def accept(self, key: str, digest: str) -> None:
+        """Synerise accepted the record's payload with this hash."""
+        self.accepted[key] = digest
+
+    def reject(self, key: str, reason: str, message: str, payload: Any = None) -> None:
+        """The record is rejected with a reason code; its payload must be redacted already."""
+        self.rejections.append(Rejection(self.stream, key, str(reason), message, payload))
 
 
 def _from_row(cls: type[Any], row: dict[str, Any]) -> Any:
@@ -206,12 +258,54 @@ class StateStore:
             )
             return bool(cur.rowcount == 1)
 
-    def mark_planning_done(self, run_id: int) -> None:
-        """Record that every chunk of the run exists (no more ``add_chunks``)."""
+    def mark_planning_done(self, run_id: int) -> str | None:
+        """Record that every chunk of the run exists; return the end status if that ended it."""
         with self.db.transaction() as cur:
             cur.execute("UPDATE sync_run SET planning_done = true WHERE id = %s", (run_id,))
             if cur.rowcount == 0:
                 raise RunNotFoundError(run_id)
+            return _settle(cur, run_id)
+
+    def advance_planning(self, run_id: int, cursor: tuple[datetime, int]) -> None:
+        """Move the planning cursor: records before it are chunked already."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE sync_run SET planning_cursor = %s, planning_offset = %s WHERE id = %s",
+                (cursor[0], cursor[1], run_id),
+            )
+
+    def settle(self, run_id: int) -> str | None:
+        """End a running run whose planning is done and every chunk finished; the end status."""
+        with self.db.transaction() as cur:
+            return _settle(cur, run_id)
+
+    def get_run_status(self, run_id: int) -> str:
+        """Just the status: checked before every write, so kept cheap."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT status FROM sync_run WHERE id = %s", (run_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return str(row["status"])
+
+    def waiting_runs(self) -> list[Run]:
+        """Queued and paused runs, oldest first: who gets the next free slot."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """SELECT * FROM sync_run WHERE status IN ('queued', 'paused')
+                   ORDER BY created_at, id"""
+            )
+            return [_from_row(Run, row) for row in cur.fetchall()]
+
+    def planning_stalled(self, run_id: int, stale_after: timedelta) -> bool:
+        """True when a run still planning has not moved for ``stale_after`` (producer lost)."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """SELECT 1 FROM sync_run WHERE id = %s AND NOT planning_done
+                   AND updated_at < now() - %s""",
+                (run_id, stale_after),
+            )
+            return cur.fetchone() is not None
 
     # -- chunks ----------------------------------------------------------------------------
 
@@ -225,29 +319,28 @@ class StateStore:
             ValueError: a key list is empty or holds something other than strings.
             RunNotFoundError: no such run.
         """
-        if not key_lists:
-            return []
-        for keys in key_lists:
-            if not keys or not all(isinstance(key, str) for key in keys):
-                raise ValueError("each chunk needs a non-empty list of string keys")
         with self.db.transaction() as cur:
+            return _insert_chunks(cur, run_id, key_lists, None)
+
+    def append_chunk(
+        self,
+        run_id: int,
+        keys: Sequence[str],
+        payload: Sequence[dict[str, Any]] | None,
+        cursor: tuple[datetime, int],
+    ) -> int:
+        """Add one planned chunk and move the planning cursor past it, atomically.
+
+        ``payload`` holds the listed records when the listing already carries them (Master
+        Data search), so the chunk task needs no second read; it is cleared once done.
+        """
+        with self.db.transaction() as cur:
+            [chunk_id] = _insert_chunks(cur, run_id, [keys], [payload] if payload else None)
             cur.execute(
-                """UPDATE sync_run SET chunks_total = chunks_total + %s
-                   WHERE id = %s RETURNING chunks_total""",
-                (len(key_lists), run_id),
+                "UPDATE sync_run SET planning_cursor = %s, planning_offset = %s WHERE id = %s",
+                (cursor[0], cursor[1], run_id),
             )
-            row = cur.fetchone()
-            if row is None:
-                raise RunNotFoundError(run_id)
-            first = row["chunks_total"] - len(key_lists) + 1
-            rows = execute_values(
-                cur,
-                "INSERT INTO sync_chunk (run_id, seq, keys) VALUES %s RETURNING id, seq",
-                [(run_id, first + i, json.dumps(list(keys))) for i, keys in enumerate(key_lists)],
-                template="(%s, %s, %s::jsonb)",
-                fetch=True,
-            )
-        return [row["id"] for row in sorted(rows, key=lambda r: r["seq"])]
+            return chunk_id
 
     def get_chunk(self, chunk_id: int) -> Chunk:
         """The chunk.
@@ -299,23 +392,164 @@ class StateStore:
                 )
             return claimed
 
-    def fail_chunk(self, chunk_id: int, error: str) -> None:
+    def fail_chunk(self, chunk_id: int, error: str) -> str | None:
         """A ``running`` chunk gave up (retries exhausted): mark it ``failed`` for a later resume.
 
         A chunk in any other status is left alone, so a late duplicate cannot undo a success.
+        Returns the run's end status when this was its last unfinished chunk.
         """
         with self.db.transaction() as cur:
             cur.execute(
                 """UPDATE sync_chunk SET status = 'failed', error = %s
-                   WHERE id = %s AND status = 'running' RETURNING run_id""",
+                   WHERE id = %s AND status = 'running'
+                   RETURNING run_id, jsonb_array_length(keys) AS size""",
                 (error, chunk_id),
             )
             row = cur.fetchone()
-            if row is not None:
-                cur.execute(
-                    "UPDATE sync_run SET chunks_failed = chunks_failed + 1 WHERE id = %s",
-                    (row["run_id"],),
-                )
+            if row is None:
+                return None
+            cur.execute(
+                """UPDATE sync_run SET chunks_failed = chunks_failed + 1,
+                          failed_count = failed_count + %s
+                   WHERE id = %s""",
+                (row["size"], row["run_id"]),
+            )
+            return _settle(cur, row["run_id"])
+
+    def release_chunk(self, chunk: Chunk) -> None:
+        """Put back a chunk this attempt claimed but must not finish (its run lost the slot)."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_chunk SET status = 'pending'
+                   WHERE id = %s AND status = 'running' AND attempts = %s""",
+                (chunk.id, chunk.attempts),
+            )
+
+    def complete_chunk(self, chunk: Chunk, outcome: ChunkOutcome) -> str | None:
+        """Record a chunk's outcome in one transaction; the run's end status if it ended it.
+
+        Only the attempt that holds the claim can complete the chunk: a duplicate delivery
+        finds it no longer ``running`` with its attempt number and writes nothing, so counts
+        and rejects are never recorded twice.
+        """
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_chunk SET status = 'done', error = NULL, payload = NULL
+                   WHERE id = %s AND status = 'running' AND attempts = %s""",
+                (chunk.id, chunk.attempts),
+            )
+            if cur.rowcount == 0:
+                return None
+            self._write_outcome(cur, chunk.run_id, outcome)
+            cur.execute(
+                "UPDATE sync_run SET chunks_done = chunks_done + 1 WHERE id = %s",
+                (chunk.run_id,),
+            )
+            return _settle(cur, chunk.run_id)
+
+    def record_outcome(self, run_id: int, outcome: ChunkOutcome) -> None:
+        """Record records processed outside a chunk (webhooks) against their run."""
+        with self.db.transaction() as cur:
+            self._write_outcome(cur, run_id, outcome)
+
+    @staticmethod
+    def _write_outcome(cur: Any, run_id: int, outcome: ChunkOutcome) -> None:
+        if outcome.accepted:
+            execute_values(
+                cur,
+                """INSERT INTO entity_ledger (stream, record_key, content_hash, run_id)
+                   VALUES %s ON CONFLICT (stream, record_key) DO UPDATE SET
+                       content_hash = EXCLUDED.content_hash, synced_at = now(),
+                       run_id = EXCLUDED.run_id""",
+                [(outcome.stream, key, digest, run_id) for key, digest in outcome.accepted.items()],
+            )
+        if outcome.rejections:
+            execute_values(
+                cur,
+                """INSERT INTO rejected_record
+                       (run_id, stream, record_key, reason, message, payload)
+                   VALUES %s ON CONFLICT (run_id, stream, record_key) DO UPDATE SET
+                       reason = EXCLUDED.reason, message = EXCLUDED.message,
+                       payload = EXCLUDED.payload, attempts = rejected_record.attempts + 1,
+                       resolved_at = NULL""",
+                [
+                    (run_id, r.stream, r.record_key, r.reason, r.message, Json(r.payload))
+                    for r in outcome.rejections
+                ],
+            )
+        cur.execute(
+            """UPDATE sync_run SET read_count = read_count + %s, sent_count = sent_count + %s,
+                      skipped_count = skipped_count + %s,
+                      rejected_count = rejected_count + %s,
+                      would_create = would_create + %s, would_update = would_update + %s
+               WHERE id = %s""",
+            (
+                outcome.read,
+                len(outcome.accepted),
+                outcome.skipped,
+                len({r.record_key for r in outcome.rejections}),
+                outcome.would_create,
+                outcome.would_update,
+                run_id,
+            ),
+        )
+
+    def reset_unfinished_chunks(self, run_id: int) -> int:
+        """For ``resume``: failed chunks and chunks a dead worker left ``running`` go back to
+        ``pending``, and their failures leave the counts; returns how many were reset."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """WITH reset AS (
+                       UPDATE sync_chunk c SET status = 'pending'
+                       FROM sync_chunk old
+                       WHERE c.id = old.id AND c.run_id = %s
+                             AND c.status IN ('failed', 'running')
+                       RETURNING old.status AS was, jsonb_array_length(c.keys) AS size)
+                   SELECT count(*) AS n,
+                          count(*) FILTER (WHERE was = 'failed') AS failed,
+                          coalesce(sum(size) FILTER (WHERE was = 'failed'), 0) AS failed_records
+                   FROM reset""",
+                (run_id,),
+            )
+            row = cur.fetchone()
+            cur.execute(
+                """UPDATE sync_run SET chunks_failed = chunks_failed - %s,
+                          failed_count = failed_count - %s
+                   WHERE id = %s""",
+                (row["failed"], row["failed_records"], run_id),
+            )
+            return int(row["n"])
+
+    def unfinished_chunks(self, run_id: int) -> list[int]:
+        """Pending chunks of a run, marked as enqueued now (the caller enqueues them)."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_chunk SET enqueued_at = now()
+                   WHERE run_id = %s AND status = 'pending' RETURNING id, seq""",
+                (run_id,),
+            )
+            return [row["id"] for row in sorted(cur.fetchall(), key=lambda r: r["seq"])]
+
+    def stale_chunks(self, run_id: int, stale_after: timedelta) -> list[int]:
+        """Chunks of a run with no progress for ``stale_after`` whose task must have been lost.
+
+        ``running`` ones (their worker died) return to ``pending``; ``pending`` ones count only
+        when the whole run stood still that long, so a long queue is not mistaken for a loss.
+        Returned chunks are marked enqueued now.
+        """
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_chunk c SET status = 'pending', enqueued_at = now()
+                   FROM sync_run r
+                   WHERE r.id = c.run_id AND c.run_id = %(run)s AND r.status = 'running'
+                     AND r.updated_at < now() - %(stale)s
+                     AND ((c.status = 'running' AND c.updated_at < now() - %(stale)s)
+                          OR (c.status = 'pending'
+                              AND coalesce(c.enqueued_at, c.updated_at) < now() - %(stale)s))
+                   RETURNING c.id""",
+                {"run": run_id, "stale": stale_after},
+            )
+            return [row["id"] for row in cur.fetchall()]
 
     def chunk_ids(self, run_id: int, statuses: Iterable[str]) -> list[int]:
         """Ids of the run's chunks in any of ``statuses``, in ``seq`` order."""
@@ -329,6 +563,87 @@ class StateStore:
                 (run_id, wanted),
             )
             return [row["id"] for row in cur.fetchall()]
+
+    # -- ledger, rejects, cursors -------------------------------------------------------------
+
+    def ledger_hashes(self, stream: str, keys: Sequence[str]) -> dict[str, str]:
+        """Content hashes of the payloads Synerise last accepted for these keys."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """SELECT record_key, content_hash FROM entity_ledger
+                   WHERE stream = %s AND record_key = ANY(%s)""",
+                (stream, list(keys)),
+            )
+            return {row["record_key"]: row["content_hash"] for row in cur.fetchall()}
+
+    def rejects(self, run_id: int, reason: str | None = None) -> list[Rejection]:
+        """The records a run rejected (optionally one reason code), oldest first."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """SELECT stream, record_key, reason, message, payload, attempts
+                   FROM rejected_record
+                   WHERE run_id = %(run)s AND (%(reason)s::text IS NULL OR reason = %(reason)s)
+                   ORDER BY id""",
+                {"run": run_id, "reason": reason},
+            )
+            return [Rejection(**row) for row in cur.fetchall()]
+
+    def create_replay_run(
+        self, source: Run, keys: Sequence[str], chunk_size: int, config: dict[str, Any]
+    ) -> int:
+        """A ``replay`` run over ``keys`` (a run's unresolved rejects), fully planned."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """INSERT INTO sync_run (kind, scope, window_from, window_to, config, replay_of,
+                                         planning_done)
+                   VALUES ('replay', %s, %s, %s, %s, %s, true) RETURNING id""",
+                (source.scope, source.window_from, source.window_to, Json(config), source.id),
+            )
+            run_id = int(cur.fetchone()["id"])
+            batches = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)]
+            _insert_chunks(cur, run_id, batches, None)
+            return run_id
+
+    def unresolved_reject_keys(self, run_id: int) -> list[str]:
+        """Keys of a run's rejected records that no replay has fixed yet."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """SELECT record_key FROM rejected_record
+                   WHERE run_id = %s AND resolved_at IS NULL ORDER BY id""",
+                (run_id,),
+            )
+            return [row["record_key"] for row in cur.fetchall()]
+
+    def resolve_replayed(self, replay_run_id: int) -> int:
+        """Mark the source run's rejects that the replay got accepted; how many."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE rejected_record rr SET resolved_at = now()
+                   FROM sync_run replay, entity_ledger l
+                   WHERE replay.id = %s AND rr.run_id = replay.replay_of
+                     AND rr.resolved_at IS NULL
+                     AND l.stream = rr.stream AND l.record_key = rr.record_key
+                     AND l.run_id = replay.id""",
+                (replay_run_id,),
+            )
+            return int(cur.rowcount)
+
+    def get_cursor(self, stream: str) -> datetime | None:
+        """Where the last successful incremental sync of a stream ended."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT cursor_value FROM sync_cursor WHERE stream = %s", (stream,))
+            row = cur.fetchone()
+            return row["cursor_value"] if row else None
+
+    def set_cursor(self, stream: str, value: datetime) -> None:
+        """Advance a stream's cursor (never backwards)."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """INSERT INTO sync_cursor (stream, cursor_value) VALUES (%s, %s)
+                   ON CONFLICT (stream) DO UPDATE SET
+                       cursor_value = greatest(sync_cursor.cursor_value, EXCLUDED.cursor_value)""",
+                (stream, value),
+            )
 
     # -- selftest --------------------------------------------------------------------------
 
@@ -344,10 +659,71 @@ class StateStore:
     def selftest_tokens(self, tokens: Iterable[str]) -> dict[str, str]:
         """Which of ``tokens`` have a selftest row, mapped to the worker that wrote it."""
         with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT token, worker FROM selftest WHERE token = ANY(%s)", (list(tokens),)
-            )
+            cur.execute("SELECT token, worker FROM selftest WHERE token = ANY(%s)", (list(tokens),))
             return {row["token"]: row["worker"] for row in cur.fetchall()}
+
+
+def _insert_chunks(
+    cur: Any,
+    run_id: int,
+    key_lists: Sequence[Sequence[str]],
+    payloads: Sequence[Sequence[dict[str, Any]]] | None,
+) -> list[int]:
+    if not key_lists:
+        return []
+    for keys in key_lists:
+        if not keys or not all(isinstance(key, str) for key in keys):
+            raise ValueError("each chunk needs a non-empty list of string keys")
+    cur.execute(
+        """UPDATE sync_run SET chunks_total = chunks_total + %s,
+                  records_total = records_total + %s
+           WHERE id = %s RETURNING chunks_total""",
+        (len(key_lists), sum(len(keys) for keys in key_lists), run_id),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise RunNotFoundError(run_id)
+    first = row["chunks_total"] - len(key_lists) + 1
+    rows = execute_values(
+        cur,
+        """INSERT INTO sync_chunk (run_id, seq, keys, payload, enqueued_at)
+           VALUES %s RETURNING id, seq""",
+        [
+            (
+                run_id,
+                first + i,
+                json.dumps(list(keys)),
+                json.dumps(list(payloads[i])) if payloads else None,
+            )
+            for i, keys in enumerate(key_lists)
+        ],
+        template="(%s, %s, %s::jsonb, %s::jsonb, now())",
+        fetch=True,
+    )
+    return [row["id"] for row in sorted(rows, key=lambda r: r["seq"])]
+
+
+def _settle(cur: Any, run_id: int) -> str | None:
+    """End the run if planning is done and no chunk is unfinished; the end status or None.
+
+    Runs in the caller's transaction, after its counter updates, so exactly one transaction
+    (the one that finishes the last chunk) sees the run complete.
+    """
+    cur.execute(
+        """UPDATE sync_run SET
+               status = CASE WHEN chunks_failed > 0 THEN 'failed' ELSE 'done' END,
+               error = CASE WHEN chunks_failed > 0
+                            THEN chunks_failed || ' chunk(s) failed after retries; run '
+                                 || '`vtex-synerise sync resume ' || id || '`'
+                            ELSE error END,
+               finished_at = now()
+           WHERE id = %s AND status = 'running' AND planning_done
+             AND chunks_done + chunks_failed = chunks_total
+           RETURNING status""",
+        (run_id,),
+    )
+    row = cur.fetchone()
+    return str(row["status"]) if row else None
 
 
 def _check(value: str, allowed: Sequence[str], what: str) -> None:

@@ -1,20 +1,35 @@
-"""Sync tasks (queues ``backfill`` and ``incremental``): thin wrappers over ``etl``.
+"""Sync tasks: thin wrappers over ``etl.sync.runs``; the logic and its tests live there.
 
-For now only ``etl.selftest``: a round trip broker -> worker -> PostgreSQL that the demo and the
-tests use to prove the plumbing before any VTEX or Synerise call.
+Retries: a retriable error (429, 5xx, timeouts) left over after the HTTP client's own retries
+is retried by Celery with exponential backoff and jitter, short countdowns only (a long ETA
+sits unacknowledged in Redis and risks redelivery); on the last attempt the chunk is marked
+``failed`` and ``sync resume`` picks it up.
 """
 
 from __future__ import annotations
 
 import functools
+import random
+from datetime import timedelta
 
 from celery import Task
 
 from etl.config import Settings
+from etl.errors import RetriableError
 from etl.state.store import StateStore
+from etl.sync import runs
+from etl.sync.context import Engine
 from workers.app import app
 
-__all__ = ["selftest"]
+__all__ = ["engine", "incremental", "process_chunk", "produce", "selftest", "sweep"]
+
+MAX_RETRIES = 6
+
+
+@functools.cache
+def engine() -> Engine:
+    """One engine per worker process (pooled HTTP sessions, one DB connection per thread)."""
+    return Engine.from_settings(Settings.from_env())
 
 
 @functools.lru_cache(maxsize=8)
@@ -23,15 +38,50 @@ def _store(dsn: str) -> StateStore:
     return StateStore(dsn)
 
 
-def _database_url() -> str:
-    url = Settings.from_env(require=()).with_infra().database_url
-    assert url is not None  # with_infra() always sets it
-    return url
+def _countdown(retries: int) -> float:
+    """Exponential backoff with full jitter, capped well under the visibility timeout."""
+    return random.uniform(0, min(60.0, 2.0 * 2**retries))
+
+
+@app.task(name="etl.produce", bind=True, max_retries=MAX_RETRIES)
+def produce(self: Task, run_id: int) -> None:
+    """Plan a run: list VTEX in windows, write chunk rows, enqueue chunk tasks."""
+    try:
+        runs.run_producer(engine(), run_id, final_attempt=self.request.retries >= MAX_RETRIES)
+    except RetriableError as error:
+        raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
+
+
+@app.task(name="etl.process_chunk", bind=True, max_retries=MAX_RETRIES)
+def process_chunk(self: Task, chunk_id: int) -> str:
+    """Fetch, map, diff, post and record one chunk."""
+    try:
+        return runs.run_chunk(engine(), chunk_id, final_attempt=self.request.retries >= MAX_RETRIES)
+    except RetriableError as error:
+        raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
+
+
+@app.task(name="etl.sweep")
+def sweep() -> None:
+    """Upkeep (beat, and every worker's own loop): renew leases, recover, start waiting runs."""
+    settings = engine().settings
+    runs.maintain(engine(), timedelta(seconds=settings.sync_stale_after))
+
+
+@app.task(name="etl.incremental")
+def incremental(scope: str, lookback_seconds: float = 900, lag_seconds: float = 300) -> int | None:
+    """Beat-driven incremental sync of one scope; returns the run id, if one started."""
+    run = runs.start_incremental(
+        engine(), scope, timedelta(seconds=lookback_seconds), timedelta(seconds=lag_seconds)
+    )
+    return run.id if run else None
 
 
 @app.task(name="etl.selftest", bind=True)
 def selftest(self: Task, token: str) -> str:
     """Record ``token`` with this worker's name in the ``selftest`` table; return the name."""
     worker = self.request.hostname or "unknown"
-    _store(_database_url()).record_selftest(token, worker)
+    url = Settings.from_env(require=()).with_infra().database_url
+    assert url is not None  # with_infra() always sets it
+    _store(url).record_selftest(token, worker)
     return worker

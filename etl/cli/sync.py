@@ -1,0 +1,294 @@
+"""``vtex-synerise sync``: launch and follow historical syncs.
+
+Exit codes: 0 the command did what was asked (with ``--wait``: the run ended ``done``);
+1 the run ended ``failed`` or ``cancelled``; 2 bad usage or configuration; 3 no free slot
+with ``--no-queue``; 4 no such run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+
+import click
+
+from etl.state.store import Run, RunNotFoundError
+from etl.sync import runs
+from etl.sync.report import progress_line, summary
+from etl.sync.windows import Window, parse_time
+
+__all__ = ["sync"]
+
+EXIT_FAILED, EXIT_NO_SLOT, EXIT_NOT_FOUND = 1, 3, 4
+END_STATES = ("done", "failed", "cancelled")
+
+
+def _engine():
+    from etl.cli.runtime import engine
+
+    return engine()
+
+
+def _store():
+    from etl.cli.runtime import store
+
+    return store()
+
+
+class _When(click.ParamType):
+    """A date (``2026-01-31``) or ISO 8601 date-time; UTC unless it says otherwise."""
+
+    name = "DATE"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_time(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 date-time", param, ctx)
+
+
+WHEN = _When()
+
+
+@click.group()
+def sync() -> None:
+    """Historical syncs: start, follow, cancel, resume, inspect rejects, replay."""
+
+
+def _start_options(func):  # noqa: ANN001
+    options = [
+        click.option(
+            "--from",
+            "date_from",
+            type=WHEN,
+            required=True,
+            help="Start of the range (inclusive), UTC.",
+        ),
+        click.option(
+            "--to", "date_to", type=WHEN, required=True, help="End of the range (exclusive), UTC."
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Map, validate and diff; send nothing; report what would happen.",
+        ),
+        click.option(
+            "--full", is_flag=True, help="Ignore the entity ledger and resend unchanged records."
+        ),
+        click.option("--wait", is_flag=True, help="Follow with a progress bar until the run ends."),
+        click.option("--json", "as_json", is_flag=True, help="Print the run as JSON."),
+        click.option(
+            "--no-queue",
+            is_flag=True,
+            help="Refuse (exit 3) instead of queueing when two syncs are active.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@sync.group()
+def start() -> None:
+    """Start a historical sync of customers or orders over a date range."""
+
+
+@start.command("customers")
+@click.option(
+    "--by",
+    type=click.Choice(["created", "updated"]),
+    default="created",
+    show_default=True,
+    help="Window on the CL document's createdIn or updatedIn.",
+)
+@_start_options
+def start_customers(by: str, **options: object) -> None:
+    """Sync Master Data CL customers into Synerise profiles."""
+    _start(f"customers_{by}", **options)  # type: ignore[arg-type]
+
+
+@start.command("orders")
+@_start_options
+def start_orders(**options: object) -> None:
+    """Sync OMS orders into Synerise transactions."""
+    _start("orders", **options)  # type: ignore[arg-type]
+
+
+def _start(
+    scope: str,
+    date_from: datetime,
+    date_to: datetime,
+    dry_run: bool,
+    full: bool,
+    wait: bool,
+    as_json: bool,
+    no_queue: bool,
+) -> None:
+    if date_to <= date_from:
+        raise click.BadParameter("--to must be after --from", param_hint="--to")
+    window = Window(date_from, date_to)
+    warning = runs.horizon_warning(scope, window)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    engine = _engine()
+    request = runs.StartRequest(
+        scope, window, dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
+    )
+    try:
+        run = runs.start(engine, request)
+    except runs.NoFreeSlotError as error:
+        click.echo(f"error: {error}; try again later or drop --no-queue", err=True)
+        sys.exit(EXIT_NO_SLOT)
+    if not as_json:
+        note = (
+            " (queued: two syncs are active; it starts when a slot frees)"
+            if run.status == "queued"
+            else ""
+        )
+        click.echo(f"run {run.id} {run.status}{note}", err=wait)
+    if wait:
+        run = _follow(run.id, quiet=as_json)
+    _finish(run, as_json)
+
+
+def _finish(run: Run, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary(run), indent=2))
+    if run.status in ("failed", "cancelled"):
+        if not as_json:
+            click.echo(f"run {run.id} {run.status}: {run.error or ''}".rstrip(": "), err=True)
+        sys.exit(EXIT_FAILED)
+
+
+def _follow(run_id: int, *, quiet: bool = False, interval: float = 0.5) -> Run:
+    """Poll the run until it ends, drawing a progress bar over planned records."""
+    store = _store()
+    run = store.get_run(run_id)
+    if quiet:
+        while run.status not in END_STATES:
+            time.sleep(interval)
+            run = store.get_run(run_id)
+        return run
+    with click.progressbar(
+        length=max(run.records_total, 1),
+        label=f"run {run_id}",
+        file=sys.stderr,
+        show_pos=True,
+        item_show_func=lambda r: r,
+    ) as bar:
+        shown = 0
+        while True:
+            run = store.get_run(run_id)
+            bar.length = max(run.records_total, 1)
+            bar.update(max(run.read_count - shown, 0), progress_line(run).split(" | ")[1])
+            shown = max(shown, run.read_count)
+            if run.status in END_STATES:
+                break
+            time.sleep(interval)
+    click.echo(progress_line(run), err=True)
+    return run
+
+
+def _load(run_id: int) -> Run:
+    try:
+        return _store().get_run(run_id)
+    except RunNotFoundError:
+        click.echo(f"error: no run {run_id}", err=True)
+        sys.exit(EXIT_NOT_FOUND)
+
+
+@sync.command("list")
+@click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--status", "status_filter", default=None, help="Only runs in this status.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def list_runs(limit: int, status_filter: str | None, as_json: bool) -> None:
+    """List recent runs."""
+    for run in _store().list_runs(limit=limit, status=status_filter):
+        if as_json:
+            click.echo(json.dumps(summary(run)))
+        else:
+            window = f"{run.window_from:%Y-%m-%d}..{run.window_to:%Y-%m-%d}"
+            flags = " dry-run" if run.dry_run else ""
+            click.echo(
+                f"{run.id:>6}  {run.kind:<11} {run.scope:<18} {window}{flags}  "
+                + progress_line(run).split(" ", 2)[2]
+            )
+
+
+@sync.command("status")
+@click.argument("run_id", type=int)
+@click.option("--follow", is_flag=True, help="Keep following until the run ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def status(run_id: int, follow: bool, as_json: bool) -> None:
+    """Show a run's progress: done / total, rate, ETA and counts."""
+    run = _load(run_id)
+    if follow and run.status not in END_STATES:
+        run = _follow(run_id, quiet=as_json)
+    if as_json:
+        click.echo(json.dumps(summary(run), indent=2))
+    else:
+        click.echo(progress_line(run))
+        if run.error:
+            click.echo(f"  note: {run.error}")
+
+
+@sync.command("cancel")
+@click.argument("run_id", type=int)
+def cancel(run_id: int) -> None:
+    """Cancel a queued, running or paused run."""
+    run = _load(run_id)
+    if not runs.cancel(_engine(), run.id):
+        click.echo(f"error: run {run_id} is {run.status}; nothing to cancel", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"run {run_id} cancelled")
+
+
+@sync.command("resume")
+@click.argument("run_id", type=int)
+@click.option("--wait", is_flag=True, help="Follow until the run ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def resume(run_id: int, wait: bool, as_json: bool) -> None:
+    """Finish a run that failed, paused or lost its worker: nothing lost, nothing twice."""
+    _load(run_id)
+    run = runs.resume(_engine(), run_id)
+    if not as_json:
+        click.echo(f"run {run.id} {run.status}", err=wait)
+    if wait:
+        run = _follow(run.id, quiet=as_json)
+    _finish(run, as_json)
+
+
+@sync.command("rejects")
+@click.argument("run_id", type=int)
+@click.option("--reason", default=None, help="Only this reason code (e.g. INVALID_EMAIL).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines with redacted payloads.")
+def rejects(run_id: int, reason: str | None, as_json: bool) -> None:
+    """List the records a run rejected: key, reason code, message."""
+    _load(run_id)
+    for rejected in _store().rejects(run_id, reason=reason):
+        if as_json:
+            click.echo(json.dumps(rejected.as_dict(), default=str))
+        else:
+            click.echo(
+                f"{rejected.stream:<13} {rejected.record_key:<40} {rejected.reason:<18} "
+                f"{rejected.message}"
+            )
+
+
+@sync.command("replay")
+@click.argument("run_id", type=int)
+@click.option("--wait", is_flag=True, help="Follow until the replay ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print the replay run as JSON.")
+def replay(run_id: int, wait: bool, as_json: bool) -> None:
+    """Re-read a run's rejected records from VTEX and try them again, as a new run."""
+    _load(run_id)
+    run = runs.replay(_engine(), run_id)
+    if not as_json:
+        click.echo(f"replay run {run.id} {run.status} ({run.records_total} records)", err=wait)
+    if wait:
+        run = _follow(run.id, quiet=as_json)
+    _finish(run, as_json)

@@ -1,0 +1,89 @@
+"""The engine: every service a sync needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from etl.config import Settings
+from etl.lease import SlotLease
+from etl.ratelimit import RedisTokenBucket
+from etl.state.store import StateStore
+from etl.sync.streams import Stream, stream_for_scope
+from etl.synerise.client import SyneriseClient
+from etl.vtex.client import VtexClient
+from schemas.mapping import MappingConfig
+
+__all__ = ["Engine"]
+
+Enqueue = Callable[[str, list[Any], str], object]
+
+
+@dataclass
+class Engine:
+    """Shared clients and stores; tasks, the CLI and webhooks all go through one of these."""
+
+    settings: Settings
+    store: StateStore
+    redis: redis.Redis
+    lease: SlotLease
+    vtex: VtexClient
+    synerise: SyneriseClient
+    mapping: MappingConfig
+    enqueue: Enqueue
+    _streams: dict[str, Stream] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, enqueue: Enqueue | None = None) -> Engine:
+        """Wire the real clients; ``enqueue`` defaults to the Celery seam."""
+        if enqueue is None:
+            from etl.dispatch import enqueue as celery_enqueue
+
+            enqueue = celery_enqueue
+        settings = settings.with_infra()
+        assert settings.redis_url and settings.database_url  # with_infra() sets both
+        client = redis.Redis.from_url(settings.redis_url)
+        return cls(
+            settings=settings,
+            store=StateStore(settings.database_url),
+            redis=client,
+            lease=SlotLease(
+                client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl
+            ),
+            vtex=VtexClient.from_settings(
+                settings, budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit)
+            ),
+            synerise=SyneriseClient.from_settings(
+                settings,
+                budget=RedisTokenBucket(client, "synerise", settings.synerise_rate_limit),
+            ),
+            mapping=MappingConfig(
+                phone_fields=settings.profile_phone_fields,
+                extra_attributes=settings.profile_extra_attributes,
+                order_customer_attributes=settings.order_customer_attributes,
+                store_base_url=settings.store_base_url,
+                salt_namespace=settings.synerise_salt_namespace,
+                cents_divisor_mode=settings.vtex_cents_divisor_mode,  # type: ignore[arg-type]
+            ),
+            enqueue=enqueue,
+        )
+
+    def stream(self, scope: str) -> Stream:
+        """The stream for a scope, built once (its HTTP pools are reused)."""
+        if scope not in self._streams:
+            self._streams[scope] = stream_for_scope(
+                scope, self.vtex, self.mapping, self.settings.sync_fetch_concurrency
+            )
+        return self._streams[scope]
+
+    def enqueue_chunk(self, chunk_id: int, kind: str = "backfill") -> None:
+        """Send a chunk to its run's queue: incremental chunks never wait behind a backfill."""
+        queue = "incremental" if kind == "incremental" else "backfill"
+        self.enqueue("etl.process_chunk", [chunk_id], queue)
+
+    def enqueue_producer(self, run_id: int) -> None:
+        """Send a run's producer to the backfill queue."""
+        self.enqueue("etl.produce", [run_id], "backfill")

@@ -1,0 +1,238 @@
+"""Streams: what a sync reads from VTEX and where it lands in Synerise, one small class each.
+
+After the Singer SDK: a stream declares its name, its ledger and its listing cap, and implements
+four hooks. The producer calls ``count`` and ``list_pages`` to plan chunks; the pipeline calls
+``fetch``, ``to_payload`` and ``send`` for each chunk.
+
+============================  =====================  ==========================================
+stream                        listing                details fetched per record
+============================  =====================  ==========================================
+``customers_created``         MD ``CL`` search on    none: the search returns the fields we map
+``customers_updated``         ``createdIn`` /
+                              ``updatedIn`` windows
+``orders``                    OMS list orders on     Get order, then the buyer's ``CL`` record
+                              ``f_creationDate``     (by ``userProfileId``) for the real e-mail
+============================  =====================  ==========================================
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from etl.errors import SkippableRecordError
+from etl.sync.windows import Window, format_vtex_time
+from etl.synerise.client import BatchResult, SyneriseClient
+from etl.vtex.client import VtexClient
+from schemas.mapping import MappingConfig, profile_from_customer, transaction_from_order
+from schemas.reasons import RejectReason
+
+__all__ = [
+    "CustomersStream",
+    "Fetched",
+    "OrdersStream",
+    "Stream",
+    "stream_for_scope",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One record ready for mapping, or the reason it could not be read."""
+
+    key: str
+    record: dict[str, Any] | None
+    context: dict[str, Any] | None = None
+
+
+class Stream(ABC):
+    """One VTEX collection synced to one Synerise endpoint."""
+
+    scope: ClassVar[str]
+    """The CLI scope (``orders``, ``customers_created``, ``customers_updated``)."""
+    ledger: ClassVar[str]
+    """The entity-ledger stream (``profiles`` or ``transactions``)."""
+    window_cap: ClassVar[int]
+    """Most records one listing window may hold; larger windows are split."""
+    page_size: ClassVar[int] = 100
+    carries_payload: ClassVar[bool] = False
+    """True when the listing already returns the records, so chunks store them."""
+
+    def __init__(self, vtex: VtexClient, mapping: MappingConfig, fetch_concurrency: int = 8):
+        self.vtex = vtex
+        self.mapping = mapping
+        self.fetch_concurrency = fetch_concurrency
+
+    @abstractmethod
+    def count(self, window: Window) -> int:
+        """How many records the window lists (one cheap request)."""
+
+    @abstractmethod
+    def list_pages(self, window: Window, total: int) -> Iterator[list[dict[str, Any]]]:
+        """Page through a window that fits under ``window_cap``."""
+
+    @abstractmethod
+    def key_of(self, listed: dict[str, Any]) -> str:
+        """The stable key of a listed record (order id, CL document id)."""
+
+    @abstractmethod
+    def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
+        """Read the full records of a chunk; a record that vanished has ``record=None``."""
+
+    @abstractmethod
+    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
+        """Map to the Synerise payload; raises ``SkippableRecordError`` for a bad record."""
+
+    @abstractmethod
+    def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
+        """Post the payloads; the result says which were accepted."""
+
+    def _parallel(self, func: Any, items: Sequence[Any]) -> list[Any]:
+        """Map ``func`` over ``items`` with bounded concurrency (the rate budget is shared)."""
+        if len(items) <= 1 or self.fetch_concurrency <= 1:
+            return [func(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.fetch_concurrency, len(items))) as pool:
+            return list(pool.map(func, items))
+
+
+class CustomersStream(Stream):
+    """Master Data ``CL`` documents to Synerise profiles (``/v4/clients/batch``)."""
+
+    ledger = "profiles"
+    window_cap = 10_000
+    carries_payload = True
+
+    def __init__(
+        self,
+        vtex: VtexClient,
+        mapping: MappingConfig,
+        fetch_concurrency: int = 8,
+        *,
+        by: str = "created",
+    ):
+        super().__init__(vtex, mapping, fetch_concurrency)
+        if by not in ("created", "updated"):
+            raise ValueError(f"customers are listed by 'created' or 'updated', not {by!r}")
+        self.field = "createdIn" if by == "created" else "updatedIn"
+        self.scope = f"customers_{by}"  # type: ignore[misc]  # per-instance scope name
+        self.fields = list(mapping.profile_source_fields)
+
+    def where(self, window: Window) -> str:
+        """The ``_where`` clause selecting a window (inclusive bounds, hence ``last_instant``)."""
+        return (
+            f"{self.field} between {format_vtex_time(window.start)}"
+            f" AND {format_vtex_time(window.last_instant)}"
+        )
+
+    def count(self, window: Window) -> int:
+        _, total = self.vtex.search_customers(self.where(window), ["id"], f"{self.field} ASC", 0, 1)
+        return total
+
+    def list_pages(self, window: Window, total: int) -> Iterator[list[dict[str, Any]]]:
+        where, sort = self.where(window), f"{self.field} ASC"
+        if total > self.window_cap:
+            # A window this dense cannot be split further: the scroll API has no 10k cap.
+            yield from self.vtex.scroll_customers(where, self.fields, 1000)
+            return
+        for start in range(0, total, self.page_size):
+            docs, _ = self.vtex.search_customers(
+                where, self.fields, sort, start, min(start + self.page_size, total)
+            )
+            if not docs:
+                return
+            yield docs
+
+    def key_of(self, listed: dict[str, Any]) -> str:
+        return str(listed["id"])
+
+    def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
+        if stored is not None:
+            return [Fetched(key, doc) for key, doc in zip(keys, stored, strict=True)]
+        # Replays re-read each document, so a fixed record is sent as it is now.
+        docs = self._parallel(lambda key: self.vtex.get_customer(key, self.fields), keys)
+        return [Fetched(key, doc) for key, doc in zip(keys, docs, strict=True)]
+
+    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
+        assert fetched.record is not None
+        return profile_from_customer(fetched.record, self.mapping)
+
+    def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
+        return synerise.upsert_profiles(payloads)
+
+
+class OrdersStream(Stream):
+    """OMS orders to Synerise transactions (``/v4/transactions/batch``)."""
+
+    scope = "orders"
+    ledger = "transactions"
+    window_cap = 30 * 100  # OMS list orders stops at page 30 of at most 100
+
+    def count(self, window: Window) -> int:
+        return self.vtex.list_orders(window.start, window.last_instant, page=1, per_page=1).total
+
+    def list_pages(self, window: Window, total: int) -> Iterator[list[dict[str, Any]]]:
+        pages = min(30, math.ceil(total / self.page_size))
+        for page in range(1, pages + 1):
+            result = self.vtex.list_orders(
+                window.start, window.last_instant, page=page, per_page=self.page_size
+            )
+            if not result.orders:
+                return
+            yield result.orders
+
+    def key_of(self, listed: dict[str, Any]) -> str:
+        return str(listed["orderId"])
+
+    def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
+        orders = self._parallel(self.vtex.get_order, keys)
+        user_ids = sorted(
+            {
+                uid
+                for order in orders
+                if order and (uid := (order.get("clientProfileData") or {}).get("userProfileId"))
+            }
+        )
+        fields = list(self.mapping.order_customer_fields)
+        customers = dict(
+            zip(
+                user_ids,
+                self._parallel(
+                    lambda uid: self.vtex.find_customer_by_user_id(uid, fields), user_ids
+                ),
+                strict=True,
+            )
+        )
+        fetched = []
+        for key, order in zip(keys, orders, strict=True):
+            uid = ((order or {}).get("clientProfileData") or {}).get("userProfileId")
+            fetched.append(Fetched(key, order, customers.get(uid) if uid else None))
+        return fetched
+
+    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
+        assert fetched.record is not None
+        return transaction_from_order(fetched.record, fetched.context, self.mapping)
+
+    def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
+        return synerise.send_transactions(payloads)
+
+
+def stream_for_scope(
+    scope: str, vtex: VtexClient, mapping: MappingConfig, fetch_concurrency: int = 8
+) -> Stream:
+    """Build the stream a run's scope names."""
+    if scope == "orders":
+        return OrdersStream(vtex, mapping, fetch_concurrency)
+    if scope in ("customers_created", "customers_updated"):
+        return CustomersStream(vtex, mapping, fetch_concurrency, by=scope.split("_", 1)[1])
+    raise ValueError(f"unknown scope {scope!r}")
+
+
+def not_found(key: str) -> SkippableRecordError:
+    """The rejection for a record listed by VTEX but gone when fetched."""
+    return SkippableRecordError(
+        RejectReason.NOT_FOUND, "listed by VTEX but not found when read", key
+    )
