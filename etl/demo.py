@@ -1,9 +1,12 @@
-"""The foundation demo: every moving part of the platform, end to end, then a clean shutdown.
+"""The demo: the product's main job, end to end, on embedded defaults, then a clean shutdown.
 
 It brings up the embedded Redis and PostgreSQL (in their own state folder, so it never touches
-servers you run), migrates the database, starts a real worker and Flower through this project's
-CLI, sends ``etl.selftest`` tasks through Redis, and waits for the rows the worker writes in
-PostgreSQL. Whatever happens (success, failure, Ctrl-C, SIGTERM) every process it started is
+servers you run), migrates the database, starts the VTEX and Synerise sandbox emulators with
+generated customers and orders (dirty ones included), a real Celery worker and Flower through
+this project's CLI, and runs a historical customers sync and an orders sync at once (the two
+slots) with progress bars. It then checks its report against the sandbox's inspection API,
+runs the customers sync again to show the ledger skipping unchanged records, and says where
+Flower is. Whatever happens (success, failure, Ctrl-C, SIGTERM) every process it started is
 stopped before it returns.
 """
 
@@ -21,23 +24,26 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+import click
+
 from etl import infra
 from etl.config import Settings
-from etl.dispatch import enqueue
 from etl.state import migrate
-from etl.state.store import StateStore
+from etl.state.store import Run
 
 __all__ = ["DemoError", "DemoReport", "run"]
 
 T = TypeVar("T")
 Say = Callable[[str], None]
+END_STATES = ("done", "failed", "cancelled")
+DEMO_RANGE = ("2025-06-01", "2026-06-01")
+"""The sandbox generates records over this year; the syncs ask for all of it."""
 
 
 class DemoError(RuntimeError):
@@ -51,9 +57,12 @@ class DemoReport:
     redis_url: str = ""
     database_url: str = ""
     migrations_applied: list[int] = field(default_factory=list)
-    tasks_sent: int = 0
-    rows_written: int = 0
-    workers: set[str] = field(default_factory=set)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    synerise: dict[str, Any] = field(default_factory=dict)
+    expected: dict[str, Any] = field(default_factory=dict)
+    mismatches: list[str] = field(default_factory=list)
+    resync_skipped: int = 0
+    resync_sent: int = 0
     flower_url: str = ""
     flower_user: str = ""
     flower_password: str = ""
@@ -64,8 +73,10 @@ class DemoReport:
 
 def run(
     settings: Settings,
-    tasks: int = 20,
-    timeout: float = 60.0,
+    customers: int = 3000,
+    orders: int = 3000,
+    seed: int = 42,
+    timeout: float = 300.0,
     hold: bool = False,
     say: Say = print,
 ) -> DemoReport:
@@ -73,11 +84,18 @@ def run(
 
     Args:
         settings: loaded with ``require=()``; external ``REDIS_URL``/``DATABASE_URL`` are used.
-        tasks: how many ``etl.selftest`` tasks to send.
+        customers: how many Master Data customers the sandbox generates.
+        orders: how many OMS orders the sandbox generates.
+        seed: the sandbox data seed (same seed, same data).
         timeout: seconds each waiting step may take.
         hold: keep Flower and the worker running until Ctrl-C before shutting down.
         say: where progress lines go.
     """
+    from etl.sandbox import start_sandbox  # local: the sandbox is heavy to import
+    from etl.sync import runs
+    from etl.sync.context import Engine
+    from etl.sync.windows import Window, parse_time
+
     report = DemoReport()
     started = time.monotonic()
     folder = Path(settings.etl_state_dir).resolve() / "demo"
@@ -85,16 +103,29 @@ def run(
         settings = _servers(settings, folder, cleanup, say)
         assert settings.redis_url and settings.database_url
         report.redis_url, report.database_url = settings.redis_url, settings.database_url
-        os.environ.update(settings.process_env())  # for etl.dispatch in this process
-
         report.migrations_applied = migrate.upgrade(settings.database_url)
         say(f"database migrated (applied: {report.migrations_applied or 'nothing new'})")
 
-        env = dict(os.environ)
+        # A little latency makes the sandbox behave like a remote API; no other faults here.
+        faults = [("oms.*", {"latency_ms": 5.0}), ("md.*", {"latency_ms": 5.0})]
+        sandbox = start_sandbox(customers, orders, seed, faults=faults)
+        cleanup.callback(sandbox.stop)
+        say(f"sandbox up: VTEX {sandbox.vtex_url} ({customers} customers, {orders} orders, "
+            f"about 5% dirty), Synerise {sandbox.synerise_url}")
+        env = {
+            **os.environ,
+            **settings.process_env(),
+            **sandbox.env(),
+            "VTEX_RATE_LIMIT": os.environ.get("VTEX_RATE_LIMIT", "600"),
+            "SYNERISE_RATE_LIMIT": os.environ.get("SYNERISE_RATE_LIMIT", "100"),
+            "SYNC_FETCH_CONCURRENCY": os.environ.get("SYNC_FETCH_CONCURRENCY", "8"),
+        }
+        os.environ.update(env)  # for the engine in this process
+
         node = f"demo-{os.getpid()}@%h"
         _spawn(
             "worker",
-            ["worker", "--pool", "prefork", "--concurrency", "2", "--hostname", node],
+            ["worker", "--pool", "threads", "--concurrency", "8", "--hostname", node],
             env, folder, cleanup,
         )
         say(f"worker started (log: {folder / 'worker.log'})")
@@ -106,8 +137,6 @@ def run(
         flower = _spawn("flower", ["flower", "--port", str(port)], flower_env, folder, cleanup)
         auth = _basic(report.flower_user, report.flower_password)
         worker_name = node.replace("%h", socket.gethostname())  # as Celery expands %h
-        # Flower's event-based metrics list the worker once its events flow: from then on
-        # Flower records every task we send.
         online = f'flower_worker_online{{worker="{worker_name}"}} 1.0'
         _wait(
             lambda: online in _get(f"{report.flower_url}/metrics", auth),
@@ -119,35 +148,119 @@ def run(
         say(f"Flower up at {report.flower_url} (user {report.flower_user}, "
             f"password {report.flower_password}); sees worker {worker_name}")
 
-        tokens = [f"demo-{uuid.uuid4().hex[:8]}-{i}" for i in range(tasks)]
-        for token in tokens:
-            enqueue("etl.selftest", [token], "realtime")
-        report.tasks_sent = len(tokens)
-        say(f"sent {len(tokens)} etl.selftest tasks through Redis")
+        engine = Engine.from_settings(Settings.from_env(env))
+        window = Window(parse_time(DEMO_RANGE[0]), parse_time(DEMO_RANGE[1]))
+        started_runs = [
+            runs.start(engine, runs.StartRequest("customers_created", window)),
+            runs.start(engine, runs.StartRequest("orders", window)),
+        ]
+        say(f"started runs {', '.join(f'{r.id} ({r.scope})' for r in started_runs)}; "
+            "follow them with `vtex-synerise sync status ID --follow` too")
+        finished = [_follow(engine.store, r.id, timeout) for r in started_runs]
+        for done in finished:
+            report.runs[done.scope] = _counts(done)
+            if done.status != "done":
+                raise DemoError(f"run {done.id} ({done.scope}) ended {done.status}: {done.error}")
 
-        store = StateStore(settings.database_url)
-        cleanup.callback(store.close)
-        rows = _wait(
-            lambda: (found := store.selftest_tokens(tokens)) and len(found) == len(tokens)
-            and found,
-            timeout, f"not every selftest row arrived (log: {folder / 'worker.log'})",
-        )
-        report.rows_written, report.workers = len(rows), set(rows.values())
-        say(f"PostgreSQL has {len(rows)}/{len(tokens)} rows, written by {sorted(report.workers)}")
+        report.synerise = _json(f"{sandbox.synerise_url}/__sandbox__/stats")
+        report.expected = _json(f"{sandbox.vtex_url}/__sandbox__/vtex/expected")
+        report.mismatches = _reconcile(report)
+        for line in _report_lines(report):
+            say(line)
+
+        again = runs.start(engine, runs.StartRequest("customers_created", window))
+        again = _follow(engine.store, again.id, timeout, label="customers again")
+        report.resync_sent, report.resync_skipped = again.sent_count, again.skipped_count
+        say(f"second customers run {again.id}: sent {again.sent_count}, skipped "
+            f"{again.skipped_count} unchanged (the entity ledger), rejected {again.rejected_count}")
 
         report.flower_tasks_seen = _wait(
-            lambda: _flower_count(report.flower_url, auth, tokens) == len(tokens) and len(tokens),
-            timeout, "Flower did not record every task (are worker events on?)",
+            lambda: _flower_count(report.flower_url, auth),
+            timeout, "Flower recorded no sync task (are worker events on?)",
         )
-        say(f"Flower recorded {report.flower_tasks_seen} succeeded selftest tasks")
+        say(f"Flower recorded {report.flower_tasks_seen} succeeded sync tasks at "
+            f"{report.flower_url}")
         report.seconds = time.monotonic() - started
+        if report.mismatches:
+            raise DemoError("report and sandbox disagree: " + "; ".join(report.mismatches))
         if hold:
             say(f"holding: browse {report.flower_url}; Ctrl-C to shut down")
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)
-        say("shutting down worker, Flower and the demo's servers")
+        say("shutting down worker, Flower, the sandbox and the demo's servers")
     return report
+
+
+def _follow(store: Any, run_id: int, timeout: float, label: str | None = None) -> Run:
+    """Draw a progress bar over a run's planned records until it ends."""
+    run = store.get_run(run_id)
+    deadline = time.monotonic() + timeout
+    with click.progressbar(length=max(run.records_total, 1), label=label or run.scope,
+                           file=sys.stderr, show_pos=True) as bar:
+        shown = 0
+        while run.status not in END_STATES:
+            if time.monotonic() > deadline:
+                raise DemoError(f"run {run_id} did not finish within {timeout:g} s")
+            time.sleep(0.3)
+            run = store.get_run(run_id)
+            bar.length = max(run.records_total, 1)
+            bar.update(max(run.read_count - shown, 0))
+            shown = max(shown, run.read_count)
+    return run
+
+
+def _counts(run: Run) -> dict[str, Any]:
+    return {"id": run.id, "read": run.read_count, "sent": run.sent_count,
+            "skipped": run.skipped_count, "rejected": run.rejected_count,
+            "failed": run.failed_count}
+
+
+def _reconcile(report: DemoReport) -> list[str]:
+    """Where our counts and the sandbox's stored data disagree (empty: they agree)."""
+    customers, orders = report.runs["customers_created"], report.runs["orders"]
+    stats, expected = report.synerise, report.expected
+    # Customers that share an e-mail with an earlier one land on that one's Synerise profile.
+    merged = expected["customers"]["by_kind"].get("duplicate_email", 0)
+    checks = [
+        ("profiles in Synerise", stats.get("profiles"), customers["sent"] - merged),
+        ("transactions in Synerise", stats.get("transactions"), orders["sent"]),
+        ("duplicate transactions", stats.get("duplicate_transactions"), 0),
+        ("customers expected sent", expected["customers"]["sent"], customers["sent"]),
+        ("customers expected rejected", expected["customers"]["rejected"], customers["rejected"]),
+        ("orders expected sent", expected["orders"]["sent"], orders["sent"]),
+        ("orders expected rejected", expected["orders"]["rejected"], orders["rejected"]),
+    ]
+    return [f"{name}: sandbox {theirs} vs ours {ours}"
+            for name, theirs, ours in checks if theirs != ours]
+
+
+def _report_lines(report: DemoReport) -> list[str]:
+    lines = ["", f"{'run':<20}{'read':>8}{'sent':>8}{'skipped':>9}{'rejected':>10}{'failed':>8}"]
+    for scope, c in report.runs.items():
+        lines.append(f"{scope + ' #' + str(c['id']):<20}{c['read']:>8}{c['sent']:>8}"
+                     f"{c['skipped']:>9}{c['rejected']:>10}{c['failed']:>8}")
+    stats = report.synerise
+    lines.append(
+        f"Synerise sandbox holds {stats.get('profiles')} profiles, {stats.get('transactions')} "
+        f"transactions ({stats.get('duplicate_transactions')} duplicates), "
+        f"{stats.get('events')} events; 429s served: {stats.get('rate_limited')}"
+    )
+    merged = report.expected["customers"]["by_kind"].get("duplicate_email", 0)
+    lines.append(f"{merged} customers share an e-mail with another: one Synerise profile each pair")
+    for kind in ("customers", "orders"):
+        reasons = report.expected[kind].get("by_reason", {})
+        lines.append(f"expected {kind} rejects by reason: "
+                     + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none"))
+    lines.append("report agrees with the sandbox: "
+                 + ("yes" if not report.mismatches else "NO"))
+    lines.append("see every rejected record: vtex-synerise sync rejects RUN_ID")
+    return [*lines, ""]
+
+
+def _json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return dict(json.loads(response.read()))
 
 
 def _servers(settings: Settings, folder: Path, cleanup: contextlib.ExitStack, say: Say) -> Settings:
@@ -258,16 +371,9 @@ def _status(url: str) -> int:
         return 0
 
 
-def _flower_count(url: str, auth: str, tokens: list[str]) -> int:
-    body = _get(f"{url}/api/tasks?taskname=etl.selftest&state=SUCCESS", auth)
-    tasks = json.loads(body) if body else {}
-    wanted = set(tokens)
-    return sum(1 for task in tasks.values() if _token_of(task) in wanted)
-
-
-def _token_of(task: dict[str, Any]) -> str:
-    args = str(task.get("args") or "")
-    return args.strip("()[],' \"")
+def _flower_count(url: str, auth: str) -> int:
+    body = _get(f"{url}/api/tasks?taskname=etl.process_chunk&state=SUCCESS", auth)
+    return len(json.loads(body)) if body else 0
 
 
 @contextlib.contextmanager
