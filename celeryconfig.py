@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 from etl.dispatch import QUEUES
@@ -75,6 +76,25 @@ task_routes = {
     "etl.realtime.*": {"queue": "realtime"},
 }
 
+def _incremental_schedule() -> dict[str, dict[str, object]]:
+    """One cron-triggered incremental sync per scope.
+
+    ``SYNC_INCREMENTAL_CRON`` (five cron fields, default every 15 minutes) and
+    ``SYNC_INCREMENTAL_SCOPES`` (default ``customers_updated,orders``; empty disables them).
+    """
+    fields = (os.environ.get("SYNC_INCREMENTAL_CRON") or "*/15 * * * *").split()
+    if len(fields) != 5:
+        raise ValueError("SYNC_INCREMENTAL_CRON: expected five cron fields, e.g. '*/15 * * * *'")
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    when = crontab(minute, hour, day_of_week, day_of_month, month_of_year)
+    scopes = os.environ.get("SYNC_INCREMENTAL_SCOPES", "customers_updated,orders")
+    return {
+        f"incremental-{scope}": {"task": "etl.incremental", "schedule": when, "args": (scope,)}
+        for scope in (name.strip() for name in scopes.split(",")) if scope
+    }
+
+
 beat_schedule = {
     "sweep": {"task": "etl.sweep", "schedule": 30.0},
+    **_incremental_schedule(),
 }

@@ -73,7 +73,11 @@ def worker(
 @click.command()
 @click.pass_context
 def beat(ctx: click.Context) -> None:
-    """Run the scheduler (etl.sweep every 30 s). Run exactly one per deployment."""
+    """Run the scheduler: upkeep every 30 s and cron-triggered incremental syncs.
+
+    Incremental syncs run per SYNC_INCREMENTAL_CRON (default every 15 minutes) for
+    SYNC_INCREMENTAL_SCOPES (default customers_updated,orders). Run exactly one beat.
+    """
     settings = Settings.from_env(require=())
     schedule = Path(settings.etl_state_dir).resolve() / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
