@@ -5,10 +5,13 @@ Fixtures:
     redis_url      (session) the broker URL (db 0)
     redis_client   (function) a client on db 2, flushed for each test
     database_url   (function) a fresh database with every migration applied
+
+Helpers for tests that need their own databases: `scratch_database`, `admin`, `with_database`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -85,8 +88,8 @@ def _template_database(infra: Infra) -> str:
     from etl.state.migrate import upgrade
 
     name = f"etl_template_{os.getpid()}"
-    _admin(infra.database_url, f'DROP DATABASE IF EXISTS "{name}"')
-    _admin(infra.database_url, f'CREATE DATABASE "{name}"')
+    admin(infra.database_url, f'DROP DATABASE IF EXISTS "{name}"')
+    admin(infra.database_url, f'CREATE DATABASE "{name}"')
     upgrade(with_database(infra.database_url, name))
     return name
 
@@ -94,12 +97,26 @@ def _template_database(infra: Infra) -> str:
 @pytest.fixture
 def database_url(infra: Infra, _template_database: str) -> Iterator[str]:
     name = f"etl_test_{os.getpid()}_{next(_db_counter)}"
-    _admin(infra.database_url, f'CREATE DATABASE "{name}" TEMPLATE "{_template_database}"')
-    yield with_database(infra.database_url, name)
-    _admin(infra.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(infra.database_url, name, template=_template_database) as dsn:
+        yield dsn
 
 
-def _admin(dsn: str, statement: str) -> None:
+@contextlib.contextmanager
+def scratch_database(dsn: str, name: str, template: str | None = None) -> Iterator[str]:
+    """Create database ``name`` (a copy of ``template`` if given), yield its DSN, then drop it.
+
+    ``dsn`` is a maintenance connection (``infra.database_url``).
+    """
+    from_template = f' TEMPLATE "{template}"' if template else ""
+    admin(dsn, f'CREATE DATABASE "{name}"{from_template}')
+    try:
+        yield with_database(dsn, name)
+    finally:
+        admin(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def admin(dsn: str, statement: str) -> None:
+    """Run one statement outside a transaction (``CREATE``/``DROP DATABASE``)."""
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     try:

@@ -19,6 +19,7 @@ import socket
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -26,6 +27,31 @@ from aiohttp import web
 SHUTDOWN_TIMEOUT = 1.0
 # Listen backlog: benchmarks open thousands of connections at once.
 BACKLOG = 4096
+# How long a call from another thread waits for the serving loop to run it.
+CALL_TIMEOUT = 30.0
+
+_T = TypeVar("_T")
+
+
+def call_in_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[[], _T]) -> _T:
+    """Run ``fn`` in ``loop``'s thread and return its result.
+
+    Emulator state is only touched from the serving loop, so the emulators' public Python
+    methods hop in here. ``fn`` runs right away when there is no running loop (the app is not
+    being served) or when the caller is already in that loop.
+    """
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return fn()
+    try:
+        if asyncio.get_running_loop() is loop:
+            return fn()
+    except RuntimeError:
+        pass
+
+    async def call() -> _T:
+        return fn()
+
+    return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=CALL_TIMEOUT)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -66,12 +66,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
 from etl.sandbox import synerise_rules as rules
 from etl.sandbox.faults import FaultInjector, add_fault_routes
+from etl.sandbox.server import call_in_loop
 from etl.sandbox.synerise_rules import FieldError
 
 SANDBOX_API_KEY = "sandbox-api-key"
@@ -86,8 +87,9 @@ CLIENT_MAX_SIZE = 64 * 1024 * 1024  # beyond this aiohttp itself refuses (still 
 TOKEN_EXPIRED = "Token expired."
 PRODUCT_EVENT_NAMESPACE = uuid.UUID("6f1c3b1e-7d2a-4a0e-9a51-0b8b5c3f5e11")
 
-_T = TypeVar("_T")
 Doc = dict[str, Any]
+_Check = Callable[[Any, str], tuple[list[FieldError], Any]]
+"""Validates one item at a path: ``(errors, what to store)``."""
 
 
 def _b64url(data: bytes) -> str:
@@ -242,22 +244,6 @@ class SyneriseSandbox:
         self.counters: Counter[str] = Counter()
         self.api_versions: Counter[str] = Counter()
 
-    def _in_loop(self, fn: Callable[[], _T]) -> _T:
-        """Run ``fn`` in the serving loop's thread (or right here when not served)."""
-        loop = self._loop
-        if loop is None or loop.is_closed() or not loop.is_running():
-            return fn()
-        try:
-            if asyncio.get_running_loop() is loop:
-                return fn()
-        except RuntimeError:
-            pass
-
-        async def call() -> _T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=30)
-
     def reset(self, *, faults: bool = False) -> None:
         """Forget all stored data and counters (tokens stay valid); ``faults`` also clears rules."""
 
@@ -267,7 +253,7 @@ class SyneriseSandbox:
             if faults:
                 self.faults.clear()
 
-        self._in_loop(do)
+        call_in_loop(self._loop, do)
 
     def expire_tokens(self) -> None:
         """Make every token issued so far expired (the next use gets 401 "Token expired.")."""
@@ -275,22 +261,26 @@ class SyneriseSandbox:
         def do() -> None:
             self._valid_from_seq = next(self._token_seq)
 
-        self._in_loop(do)
+        call_in_loop(self._loop, do)
 
     def stats(self) -> Doc:
-        return self._in_loop(self._stats)
+        return call_in_loop(self._loop, self._stats)
+
+    def _snapshot(self, docs: Callable[[], Iterable[Doc]]) -> list[Doc]:
+        """A deep copy of ``docs()``, taken in the serving loop."""
+        return call_in_loop(self._loop, lambda: copy.deepcopy(list(docs())))
 
     def stored_profiles(self) -> list[Doc]:
-        return self._in_loop(lambda: copy.deepcopy(list(self.profiles.docs.values())))
+        return self._snapshot(lambda: self.profiles.docs.values())
 
     def stored_transactions(self) -> list[Doc]:
-        return self._in_loop(lambda: copy.deepcopy(list(self.transactions.values())))
+        return self._snapshot(lambda: self.transactions.values())
 
     def stored_events(self) -> list[Doc]:
-        return self._in_loop(lambda: copy.deepcopy(list(self.events.values())))
+        return self._snapshot(lambda: self.events.values())
 
     def stored_catalog_items(self) -> list[Doc]:
-        return self._in_loop(lambda: copy.deepcopy(list(self._all_items())))
+        return self._snapshot(self._all_items)
 
     def _stats(self) -> Doc:
         fault_stats = self.faults.stats
@@ -455,13 +445,26 @@ class SyneriseSandbox:
             request, 400, "Bad Request", "Validation failed", [e.as_json() for e in errors]
         )
 
+    async def _single(
+        self, request: web.Request, max_bytes: int, check: _Check, apply: Callable[[Any], None]
+    ) -> web.Response:
+        """One item of a batch route's kind: stored and 202, or 400 with its errors."""
+        body, problem = await self._body(request, max_bytes)
+        if problem is not None:
+            return problem
+        errors, prepared = check(body, "")
+        if errors:
+            return self._rejected(request, errors)
+        apply(prepared)
+        return web.Response(status=202)
+
     async def _batch(
         self,
         request: web.Request,
         route: str,
         max_items: int,
         max_bytes: int,
-        check: Callable[[Any, str], tuple[list[FieldError], Any]],
+        check: _Check,
         apply: Callable[[Any], None],
         accepted: Callable[[], web.Response] = lambda: web.Response(status=202),
         *,
@@ -592,14 +595,9 @@ class SyneriseSandbox:
         )
 
     async def clients_create(self, request: web.Request) -> web.Response:
-        body, problem = await self._body(request, MAX_SINGLE_BYTES)
-        if problem is not None:
-            return problem
-        errors = rules.validate_profile(body, "")
-        if errors:
-            return self._rejected(request, errors)
-        self._upsert_profile(body)
-        return web.Response(status=202)
+        return await self._single(
+            request, MAX_SINGLE_BYTES, self._check_profile, self._upsert_profile
+        )
 
     async def client_delete(self, request: web.Request) -> web.Response:
         problem = self._authenticate(request)
@@ -727,14 +725,12 @@ class SyneriseSandbox:
         self.events[event_uuid] = doc
 
     async def transactions_single(self, request: web.Request) -> web.Response:
-        body, problem = await self._body(request, self.transactions_batch_max_bytes)
-        if problem is not None:
-            return problem
-        errors, prepared = self._check_transaction(body, "")
-        if errors:
-            return self._rejected(request, errors)
-        self._store_transaction(prepared)
-        return web.Response(status=202)
+        return await self._single(
+            request,
+            self.transactions_batch_max_bytes,
+            self._check_transaction,
+            self._store_transaction,
+        )
 
     async def transactions_batch(self, request: web.Request) -> web.Response:
         return await self._batch(
@@ -795,14 +791,7 @@ class SyneriseSandbox:
         )
 
     async def events_custom(self, request: web.Request) -> web.Response:
-        body, problem = await self._body(request, MAX_SINGLE_BYTES)
-        if problem is not None:
-            return problem
-        errors, prepared = self._check_event(body, "")
-        if errors:
-            return self._rejected(request, errors)
-        self._store_event(prepared)
-        return web.Response(status=202)
+        return await self._single(request, MAX_SINGLE_BYTES, self._check_event, self._store_event)
 
     # -- catalogs --------------------------------------------------------------------------
     async def catalog_bags_list(self, request: web.Request) -> web.Response:
@@ -834,20 +823,23 @@ class SyneriseSandbox:
         self.items[bag_id] = {}
         return web.json_response({"data": bag})
 
-    def _bag(self, request: web.Request) -> int | None:
-        try:
-            bag_id = int(request.match_info["catalogId"])
-        except ValueError:
-            return None
-        return bag_id if bag_id in self.bags else None
-
-    async def catalog_items_batch(self, request: web.Request) -> web.Response:
+    def _bag(self, request: web.Request) -> int | web.Response:
+        """The ``catalogId`` of an authenticated request, else the 401 or 404 answer."""
         problem = self._authenticate(request)
         if problem is not None:
             return problem
-        bag_id = self._bag(request)
-        if bag_id is None:
+        try:
+            bag_id = int(request.match_info["catalogId"])
+        except ValueError:
+            bag_id = None
+        if bag_id is None or bag_id not in self.bags:
             return self.error(request, 404, "Not Found", "Catalog not found")
+        return bag_id
+
+    async def catalog_items_batch(self, request: web.Request) -> web.Response:
+        bag_id = self._bag(request)
+        if isinstance(bag_id, web.Response):
+            return bag_id
         items = self.items[bag_id]
 
         def check(item: Any, path: str) -> tuple[list[FieldError], Any]:
@@ -883,12 +875,9 @@ class SyneriseSandbox:
         )
 
     async def catalog_item(self, request: web.Request) -> web.Response:
-        problem = self._authenticate(request)
-        if problem is not None:
-            return problem
         bag_id = self._bag(request)
-        if bag_id is None:
-            return self.error(request, 404, "Not Found", "Catalog not found")
+        if isinstance(bag_id, web.Response):
+            return bag_id
         item = self.items[bag_id].get(request.match_info["itemKey"])
         if item is None:
             return self.error(request, 404, "Not Found", "Item not found")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, TypeGuard
@@ -64,27 +65,16 @@ PROFILE_TEXT_FIELDS = (
 SEX_VALUES = frozenset({"FEMALE", "MALE", "OTHER", "NOT_SPECIFIED"})
 AGREEMENT_KEYS = frozenset({"email", "sms", "push", "webPush", "bluetooth", "rfid", "wifi"})
 _AGREEMENT_VALUES: dict[Any, bool] = {"true": True, "True": True, "false": False, "False": False}
-# §2.2 reserved attribute names: silently ignored (the reference's list, with the SDK additions).
+# §2.2 reserved attribute names: silently ignored (the reference's list, with the SDK additions):
+# every profile field, plus these.
 RESERVED_ATTRIBUTES = frozenset(
     {
+        *PROFILE_IDENTIFIERS,
+        *PROFILE_TEXT_FIELDS,
         "",
-        "email",
         "clientId",
-        "phone",
-        "customId",
-        "uuid",
-        "firstName",
-        "lastName",
-        "displayName",
-        "company",
-        "address",
-        "city",
-        "province",
-        "zipCode",
-        "countryCode",
         "birthDate",
         "sex",
-        "avatarUrl",
         "anonymous",
         "agreements",
         "tags",
@@ -151,6 +141,66 @@ def is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _member_errors(
+    item: dict[str, Any], names: Iterable[str], path: str, problem: Callable[[str, Any], str | None]
+) -> list[FieldError]:
+    """An error for each present (not ``null``) member of ``names`` that ``problem`` objects to."""
+    errors = []
+    for name in names:
+        value = item.get(name)
+        message = None if value is None else problem(name, value)
+        if message is not None:
+            errors.append(FieldError(join(path, name), message, value))
+    return errors
+
+
+def _profile_identifier_problem(name: str, value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"{name} must be a string"
+    if not value.strip():
+        return f"{name} must not be blank"
+    return _identifier_text_problem(name, value)
+
+
+def _client_identifier_problem(name: str, value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return f"{name} must be a non-empty string"
+    return _identifier_text_problem(name, value)
+
+
+def _identifier_text_problem(name: str, value: str) -> str | None:
+    if IDENTIFIER_FORBIDDEN_RE.search(value):
+        return f"{name} contains a forbidden character"
+    if name == "email" and not is_email(value):
+        return "Invalid email address"
+    if name == "phone" and PHONE_RE.fullmatch(value) is None:
+        return "Invalid phone number"
+    return None
+
+
+def _positive_int_problem(name: str, value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return None
+    return f"{name} must be a positive integer"
+
+
+def _text_problem(name: str, value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"{name} must be a string"
+    if "\u0000" in value:
+        return f"{name} must not contain NUL"
+    if VARIATION_SELECTORS_ONLY_RE.fullmatch(value):
+        return f"{name} must not be only variation selectors"
+    return None
+
+
+def _object_errors(value: Any, field: str, name: str) -> list[FieldError]:
+    """The rule of an optional object member: absent (or ``null``) or a JSON object."""
+    if value is None or isinstance(value, dict):
+        return []
+    return [FieldError(field, f"{name} must be an object", value)]
+
+
 def is_email(value: str) -> bool:
     return EMAIL_RE.fullmatch(value) is not None
 
@@ -196,38 +246,10 @@ def validate_profile(item: Any, path: str) -> list[FieldError]:
     """Rules for one ``/v4/clients`` / ``/v4/clients/batch`` item."""
     if not isinstance(item, dict):
         return [FieldError(path or "body", "profile must be a JSON object", item)]
-    errors: list[FieldError] = []
-    has_identifier = False
-    for name in PROFILE_IDENTIFIERS:
-        value = item.get(name)
-        if value is None:
-            continue
-        field = join(path, name)
-        if not isinstance(value, str):
-            errors.append(FieldError(field, f"{name} must be a string", value))
-            continue
-        if not value.strip():
-            errors.append(FieldError(field, f"{name} must not be blank", value))
-            continue
-        if IDENTIFIER_FORBIDDEN_RE.search(value):
-            errors.append(FieldError(field, f"{name} contains a forbidden character", value))
-            continue
-        if name == "email" and not is_email(value):
-            errors.append(FieldError(field, "Invalid email address", value))
-            continue
-        if name == "phone" and PHONE_RE.fullmatch(value) is None:
-            errors.append(FieldError(field, "Invalid phone number", value))
-            continue
-        has_identifier = True
-    client_id = item.get("clientId")
-    if client_id is not None:
-        if isinstance(client_id, bool) or not isinstance(client_id, int) or client_id <= 0:
-            errors.append(
-                FieldError(join(path, "clientId"), "clientId must be a positive integer", client_id)
-            )
-        else:
-            has_identifier = True
-    if not has_identifier and not errors:
+    errors = _member_errors(item, PROFILE_IDENTIFIERS, path, _profile_identifier_problem)
+    errors += _member_errors(item, ("clientId",), path, _positive_int_problem)
+    # Without errors every identifier given is valid: the item needs only to give one.
+    if not errors and all(item.get(k) is None for k in (*PROFILE_IDENTIFIERS, "clientId")):
         errors.append(
             FieldError(
                 path or "body",
@@ -235,17 +257,7 @@ def validate_profile(item: Any, path: str) -> list[FieldError]:
                 {k: item.get(k) for k in PROFILE_IDENTIFIERS if k in item},
             )
         )
-    for name in PROFILE_TEXT_FIELDS:
-        value = item.get(name)
-        if value is None:
-            continue
-        field = join(path, name)
-        if not isinstance(value, str):
-            errors.append(FieldError(field, f"{name} must be a string", value))
-        elif "\u0000" in value:
-            errors.append(FieldError(field, f"{name} must not contain NUL", value))
-        elif VARIATION_SELECTORS_ONLY_RE.fullmatch(value):
-            errors.append(FieldError(field, f"{name} must not be only variation selectors", value))
+    errors += _member_errors(item, PROFILE_TEXT_FIELDS, path, _text_problem)
     errors.extend(_birth_date_errors(item.get("birthDate"), join(path, "birthDate")))
     sex = item.get("sex")
     if sex is not None and sex not in SEX_VALUES:
@@ -290,10 +302,8 @@ def agreement_value(value: Any) -> bool | None:
 
 
 def _agreement_errors(value: Any, field: str) -> list[FieldError]:
-    if value is None:
-        return []
     if not isinstance(value, dict):
-        return [FieldError(field, "agreements must be an object", value)]
+        return _object_errors(value, field, "agreements")
     errors = []
     for key, flag in value.items():
         if key not in AGREEMENT_KEYS:
@@ -308,10 +318,8 @@ def _agreement_errors(value: Any, field: str) -> list[FieldError]:
 
 
 def _attribute_errors(value: Any, field: str) -> list[FieldError]:
-    if value is None:
-        return []
     if not isinstance(value, dict):
-        return [FieldError(field, "attributes must be an object", value)]
+        return _object_errors(value, field, "attributes")
     return [
         FieldError(f"{field}.{name}", "attribute name contains a forbidden character", name)
         for name in value
@@ -324,28 +332,9 @@ def validate_client(value: Any, field: str) -> list[FieldError]:
     """``client`` of a transaction/event: at least one of id, customId, email, uuid."""
     if not isinstance(value, dict):
         return [FieldError(field, "client is required and must be an object", value)]
-    errors: list[FieldError] = []
-    found = False
-    for name in CLIENT_IDENTIFIERS:
-        ident = value.get(name)
-        if ident is None:
-            continue
-        sub = f"{field}.{name}"
-        if not isinstance(ident, str) or not ident.strip():
-            errors.append(FieldError(sub, f"{name} must be a non-empty string", ident))
-        elif IDENTIFIER_FORBIDDEN_RE.search(ident):
-            errors.append(FieldError(sub, f"{name} contains a forbidden character", ident))
-        elif name == "email" and not is_email(ident):
-            errors.append(FieldError(sub, "Invalid email address", ident))
-        else:
-            found = True
-    client_id = value.get("id")
-    if client_id is not None:
-        if isinstance(client_id, bool) or not isinstance(client_id, int) or client_id <= 0:
-            errors.append(FieldError(f"{field}.id", "id must be a positive integer", client_id))
-        else:
-            found = True
-    if not found and not errors:
+    errors = _member_errors(value, CLIENT_IDENTIFIERS, field, _client_identifier_problem)
+    errors += _member_errors(value, ("id",), field, _positive_int_problem)
+    if not errors and all(value.get(k) is None for k in (*CLIENT_IDENTIFIERS, "id")):
         errors.append(FieldError(field, "client needs one of id, customId, email, uuid", value))
     return errors
 
@@ -393,8 +382,7 @@ def validate_transaction(
     if source is not None and source not in TRANSACTION_SOURCES:
         errors.append(FieldError(join(path, "source"), "unknown source", source))
     for name in ("metadata", "paymentInfo"):
-        if item.get(name) is not None and not isinstance(item[name], dict):
-            errors.append(FieldError(join(path, name), f"{name} must be an object", item[name]))
+        errors.extend(_object_errors(item.get(name), join(path, name), name))
     errors.extend(_salt_errors(item.get("eventSalt"), join(path, "eventSalt")))
     moment, time_errors = _occurrence(item.get("recordedAt"), join(path, "recordedAt"), now)
     errors.extend(time_errors)
@@ -504,9 +492,7 @@ def validate_event(item: Any, path: str, now: datetime) -> tuple[list[FieldError
     if not isinstance(label, str) or not label.strip():
         errors.append(FieldError(join(path, "label"), "label is required", label))
     errors.extend(validate_client(item.get("client"), join(path, "client")))
-    params = item.get("params")
-    if params is not None and not isinstance(params, dict):
-        errors.append(FieldError(join(path, "params"), "params must be an object", params))
+    errors.extend(_object_errors(item.get("params"), join(path, "params"), "params"))
     errors.extend(_salt_errors(item.get("eventSalt"), join(path, "eventSalt")))
     moment, time_errors = _occurrence(item.get("time"), join(path, "time"), now)
     errors.extend(time_errors)

@@ -74,7 +74,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -91,6 +91,7 @@ from etl.sandbox.data import (
     parse_time,
 )
 from etl.sandbox.faults import SANDBOX_PREFIX, FaultInjector, add_fault_routes
+from etl.sandbox.server import call_in_loop
 
 __all__ = [
     "DEFAULT_APP_KEY",
@@ -131,8 +132,6 @@ _RANGE_FILTER = re.compile(r"\s*(\w+)\s*:\s*\[\s*(\S+)\s+TO\s+(\S+)\s*\]\s*", re
 _REST_RANGE = re.compile(r"\s*resources\s*=\s*(\d+)\s*-\s*(\d+)\s*", re.IGNORECASE)
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DAY_MS = 86_400_000
-
-_T = TypeVar("_T")
 
 
 # -- error bodies -----------------------------------------------------------------------------
@@ -708,21 +707,6 @@ class VtexSandbox:
 
     # -- Python API (thread-safe: hops into the serving loop) ------------------------------------
 
-    def _in_loop(self, fn: Callable[[], _T]) -> _T:
-        loop = self._loop
-        if loop is None or loop.is_closed() or not loop.is_running():
-            return fn()
-        try:
-            if asyncio.get_running_loop() is loop:
-                return fn()
-        except RuntimeError:
-            pass
-
-        async def call() -> _T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=30)
-
     def reset(self) -> None:
         """Forget run-time changes, scrolls, the hook and counters (fault rules stay)."""
 
@@ -731,7 +715,7 @@ class VtexSandbox:
             self._reset_state()
             self.faults.reset_stats()
 
-        self._in_loop(do)
+        call_in_loop(self._loop, do)
 
     def set_order_status(
         self, order_id: str, status: str, remove_items: list[str] | None = None
@@ -741,10 +725,10 @@ class VtexSandbox:
         def do() -> Doc | None:
             return self._change_status(order_id, status, remove_items or [])
 
-        return self._in_loop(do)
+        return call_in_loop(self._loop, do)
 
     def stats(self) -> Doc:
-        return self._in_loop(self._stats)
+        return call_in_loop(self._loop, self._stats)
 
     # -- application ----------------------------------------------------------------------------
 

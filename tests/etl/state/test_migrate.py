@@ -10,26 +10,14 @@ import pytest
 
 from etl.state import migrate
 from etl.state.migrate import Migration, MigrationError, available, upgrade
-from tests.conftest import with_database
-
-
-def admin(dsn: str, statement: str) -> None:
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
+from tests.conftest import scratch_database
 
 
 @pytest.fixture
 def empty_database(infra):
     """A database with nothing in it (``database_url`` comes migrated already)."""
-    name = f"etl_migrate_{uuid.uuid4().hex[:12]}"
-    admin(infra.database_url, f'CREATE DATABASE "{name}"')
-    yield with_database(infra.database_url, name)
-    admin(infra.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(infra.database_url, f"etl_migrate_{uuid.uuid4().hex[:12]}") as dsn:
+        yield dsn
 
 
 def tables(dsn: str) -> set[str]:

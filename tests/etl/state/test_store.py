@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import psycopg2
 import pytest
@@ -12,6 +14,8 @@ from etl.state.store import ChunkNotFoundError, RunNotFoundError, StateStore
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -98,22 +102,28 @@ def test_transition_is_conditional_and_stamps_times(store):
         store.transition(run_id, "running", "queued")  # a string is not a set of statuses
 
 
-def test_only_one_of_racing_transitions_wins(database_url):
-    run_id = new_run(StateStore(database_url))
-    wins: list[bool] = []
-    barrier = threading.Barrier(8)
+def race(database_url: str, action: Callable[[StateStore], T], racers: int = 8) -> list[T]:
+    """``action``'s results, run at once in ``racers`` threads, each with its own store."""
+    results: list[T] = []
+    barrier = threading.Barrier(racers)
 
-    def race() -> None:
+    def racer() -> None:
         store = StateStore(database_url)
         barrier.wait()
-        wins.append(store.transition(run_id, "running", ("queued",)))
+        results.append(action(store))
         store.close()
 
-    threads = [threading.Thread(target=race) for _ in range(8)]
+    threads = [threading.Thread(target=racer) for _ in range(racers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return results
+
+
+def test_only_one_of_racing_transitions_wins(database_url):
+    run_id = new_run(StateStore(database_url))
+    wins = race(database_url, lambda store: store.transition(run_id, "running", ("queued",)))
     assert sorted(wins) == [False] * 7 + [True]
 
 
@@ -212,20 +222,7 @@ def test_only_one_of_racing_claims_wins(database_url):
     store = StateStore(database_url)
     run_id = running_run(store)
     [chunk_id] = store.add_chunks(run_id, [["o-1"]])
-    results: list[object] = []
-    barrier = threading.Barrier(8)
-
-    def claim() -> None:
-        mine = StateStore(database_url)
-        barrier.wait()
-        results.append(mine.claim_chunk(chunk_id))
-        mine.close()
-
-    threads = [threading.Thread(target=claim) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race(database_url, lambda mine: mine.claim_chunk(chunk_id))
     assert sum(result is not None for result in results) == 1
     assert store.get_chunk(chunk_id).attempts == 1
 
