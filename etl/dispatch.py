@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from etl.errors import unreachable
+
 __all__ = ["QUEUES", "enqueue"]
 
 QUEUES = ("backfill", "incremental", "realtime")
@@ -25,9 +27,16 @@ def enqueue(task_name: str, args: list[Any], queue: str) -> str:
 
     Raises:
         ValueError: an unknown queue (its messages would wait forever: no worker reads it).
+        NetworkError: the broker could not be reached.
     """
     if queue not in QUEUES:
         raise ValueError(f"queue must be one of {', '.join(QUEUES)}; got {queue!r}")
+    from kombu.exceptions import OperationalError
+    from redis import ConnectionError as RedisConnectionError
+
     from workers.app import app  # lazy: importing etl must not configure Celery
 
-    return str(app.send_task(task_name, args=args, queue=queue).id)
+    # Kombu retries a publish a few times; a broker down longer is a passing outage
+    # (NetworkError: the task retries, resume or the upkeep re-enqueues), not a failed run.
+    with unreachable("the broker", OperationalError, RedisConnectionError):
+        return str(app.send_task(task_name, args=args, queue=queue).id)

@@ -28,7 +28,8 @@ Messages never carry secrets or personal data: a ``ConfigError`` for a secret is
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+import contextlib
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "SlotLostError",
     "TokenExpiredError",
     "classify_response",
+    "unreachable",
 ]
 
 
@@ -130,6 +132,21 @@ class ServerError(RetriableError):
 
 class NetworkError(RetriableError):
     """No usable HTTP answer: connection refused or reset, DNS failure, timeout."""
+
+
+@contextlib.contextmanager
+def unreachable(service: str, *errors: type[BaseException]) -> Iterator[None]:
+    """Turn a client library's connection errors (``errors``) into ``NetworkError``.
+
+    Found by bench/chaos.py: while Redis restarted, the rate budget, the lease and Celery's
+    publish raised ``redis``/``kombu`` connection errors that no layer treated as passing, so
+    chunks and the producer failed and runs needed ``sync resume``. As ``NetworkError`` they
+    are retried like any other outage.
+    """
+    try:
+        yield
+    except errors as error:
+        raise NetworkError(f"{service} unreachable: {type(error).__name__}: {error}") from error
 
 
 class TokenExpiredError(RetriableError):

@@ -17,12 +17,16 @@ client and the service disagree about the API, and retrying cannot fix that.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.sessions import merge_setting
+from requests.utils import get_environ_proxies
 
 from etl.errors import (
     AuthenticationError,
@@ -74,6 +78,49 @@ class RefreshableAuth(Protocol):
         """Forget the credential ``request`` carried, so the next request logs in again."""
 
 
+class _Session(requests.Session):
+    """A ``requests.Session`` that reads the environment's proxy settings once per host.
+
+    Performance (bench/orders.py, docs/benchmarks.md): with ``trust_env`` a plain session scans
+    every environment variable on each request to find proxies (``get_environ_proxies``), which
+    cost about 6% of a worker's CPU in an orders sync. The answer depends only on the target
+    host and the environment, so it is kept per ``(scheme, host, no_proxy)``; ``HTTP(S)_PROXY``,
+    ``NO_PROXY`` and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` work as before, read when the
+    session first talks to a host (change them, then start a new process).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._env_proxies: dict[tuple[str, str, str | None], dict[str, str]] = {}
+        self._env_ca_bundle: str | None = None
+        self._env_read = False
+
+    def merge_environment_settings(  # type: ignore[override]  # the same dict, typed loosely
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        if self.trust_env:
+            parts = urlsplit(str(url))
+            no_proxy = proxies.get("no_proxy") if proxies is not None else None
+            key = (parts.scheme, parts.netloc, no_proxy)
+            found = self._env_proxies.get(key)
+            if found is None:
+                found = self._env_proxies[key] = get_environ_proxies(str(url), no_proxy)
+            proxies = dict(proxies or {})
+            for scheme, proxy in found.items():
+                proxies.setdefault(scheme, proxy)
+            if not self._env_read:
+                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                self._env_ca_bundle, self._env_read = bundle, True
+            if verify is True or verify is None:
+                verify = self._env_ca_bundle or verify
+        return {
+            "proxies": merge_setting(proxies, self.proxies),
+            "stream": merge_setting(stream, self.stream),
+            "verify": merge_setting(verify, self.verify),
+            "cert": merge_setting(cert, self.cert),
+        }
+
+
 def new_session(pool_maxsize: int = 16) -> requests.Session:
     """A session whose pool keeps ``pool_maxsize`` connections per host (one per thread).
 
@@ -81,7 +128,7 @@ def new_session(pool_maxsize: int = 16) -> requests.Session:
     """
     if pool_maxsize < 1:
         raise ValueError(f"pool_maxsize must be at least 1, got {pool_maxsize!r}")
-    session = requests.Session()
+    session = _Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

@@ -22,11 +22,14 @@ from collections.abc import Callable
 import redis
 from redis import Redis
 
-from etl.errors import SlotLostError
+from etl.errors import NetworkError, SlotLostError, unreachable
 
 __all__ = ["Heartbeat", "SlotLease"]
 
 log = logging.getLogger(__name__)
+
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+"""A Redis restart or outage: ``NetworkError`` (retriable), not a lost lease."""
 
 _NOW = """
 local t = redis.call('TIME')
@@ -119,21 +122,25 @@ class SlotLease:
             False when all slots are held by other live tokens; never waits.
         """
         _check_token(token)
-        return bool(self._acquire(keys=[self.key], args=[token, self.limit, self._ttl_ms]))
+        with unreachable("Redis (run lease)", *_REDIS_DOWN):
+            return bool(self._acquire(keys=[self.key], args=[token, self.limit, self._ttl_ms]))
 
     def renew(self, token: str) -> bool:
         """Extend ``token``'s lease by ``ttl`` from now; False if it no longer holds a live one."""
         _check_token(token)
-        return bool(self._renew(keys=[self.key], args=[token, self._ttl_ms]))
+        with unreachable("Redis (run lease)", *_REDIS_DOWN):
+            return bool(self._renew(keys=[self.key], args=[token, self._ttl_ms]))
 
     def release(self, token: str) -> None:
         """Give the slot back (a token that holds none is ignored)."""
         _check_token(token)
-        self._redis.zrem(self.key, token)
+        with unreachable("Redis (run lease)", *_REDIS_DOWN):
+            self._redis.zrem(self.key, token)
 
     def holders(self) -> list[tuple[str, float]]:
         """Live holders as ``(token, seconds left on the lease)``, soonest expiry first."""
-        now, *flat = self._holders(keys=[self.key])
+        with unreachable("Redis (run lease)", *_REDIS_DOWN):
+            now, *flat = self._holders(keys=[self.key])
         pairs = zip(flat[::2], flat[1::2], strict=True)
         return [(_text(token), (float(expiry) - int(now)) / 1000) for token, expiry in pairs]
 
@@ -219,7 +226,7 @@ class Heartbeat:
         sent = time.monotonic()
         try:
             renewed = self.lease.renew(self.token)
-        except redis.RedisError as error:
+        except (redis.RedisError, NetworkError) as error:
             # Keep trying while the lease may still be live on the server.
             log.warning("renewing lease %r failed: %s", self.token, error)
             if time.monotonic() - self._renewed_at < self.lease.ttl:

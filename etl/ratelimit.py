@@ -23,13 +23,17 @@ import math
 import time
 from typing import Protocol
 
+import redis
 from redis import Redis
 
-from etl.errors import BudgetExhaustedError
+from etl.errors import BudgetExhaustedError, unreachable
 
 __all__ = ["RateBudget", "RedisTokenBucket"]
 
 log = logging.getLogger(__name__)
+
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+"""A Redis restart or outage: ``NetworkError``, retried by the HTTP attempt loop."""
 
 # Shared prologue. Times are µs since the epoch (< 2^53, exact in Lua's doubles). Brings the
 # bucket to ``now`` (tokens valid at ``ts``; ``ts`` is in the future only during a 429 block).
@@ -179,7 +183,9 @@ class RedisTokenBucket:
             if not wait:
                 return
             time.sleep(wait)
-            if not self._blocked(keys=[self.key]):
+            with unreachable("Redis (rate budget)", *_REDIS_DOWN):
+                blocked = self._blocked(keys=[self.key])
+            if not blocked:
                 return
             # A 429 arrived while we slept and our turn fell inside the block: queue again.
 
@@ -192,7 +198,12 @@ class RedisTokenBucket:
         if not seconds > 0:
             return
         log.info("rate budget %r blocked for %.1f s after a 429", self.family, seconds)
-        self._penalize(keys=[self.key], args=[repr(self.rate), self.burst, repr(float(seconds))])
+        try:
+            self._penalize(
+                keys=[self.key], args=[repr(self.rate), self.burst, repr(float(seconds))]
+            )
+        except _REDIS_DOWN as error:  # best effort: this process still waits Retry-After
+            log.warning("rate budget %r: cannot share a 429 block: %s", self.family, error)
 
     def _reserve(self, cost: int, max_wait: float) -> tuple[bool, float]:
         """Take (or reserve) ``cost`` tokens unless the turn is beyond ``max_wait`` seconds.
@@ -205,7 +216,8 @@ class RedisTokenBucket:
                 f"cost must be between 1 and burst={self.burst} (more would exceed the burst), "
                 f"got {cost!r}"
             )
-        reserved, wait_ms = self._acquire(
-            keys=[self.key], args=[repr(self.rate), self.burst, cost, repr(max_wait)]
-        )
+        with unreachable("Redis (rate budget)", *_REDIS_DOWN):
+            reserved, wait_ms = self._acquire(
+                keys=[self.key], args=[repr(self.rate), self.burst, cost, repr(max_wait)]
+            )
         return bool(reserved), int(wait_ms) / 1000

@@ -265,17 +265,20 @@ def resume(run_id: int, wait: bool, as_json: bool) -> None:
 @sync.command("rejects")
 @click.argument("run_id", type=int)
 @click.option("--reason", default=None, help="Only this reason code (e.g. INVALID_EMAIL).")
+@click.option("--unresolved", is_flag=True, help="Only records no replay has fixed yet.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines with redacted payloads.")
-def rejects(run_id: int, reason: str | None, as_json: bool) -> None:
-    """List the records a run rejected: key, reason code, message."""
+def rejects(run_id: int, reason: str | None, unresolved: bool, as_json: bool) -> None:
+    """List the records a run rejected: key, reason code, message (and whether a replay fixed
+    it)."""
     _load(run_id)
-    for rejected in _store().rejects(run_id, reason=reason):
+    for rejected in _store().rejects(run_id, reason=reason, unresolved=unresolved):
         if as_json:
             click.echo(json.dumps(rejected.as_dict(), default=str))
         else:
+            fixed = "  (resolved by a replay)" if rejected.resolved_at else ""
             click.echo(
                 f"{rejected.stream:<13} {rejected.record_key:<40} {rejected.reason:<18} "
-                f"{rejected.message}"
+                f"{rejected.message}{fixed}"
             )
 
 

@@ -28,6 +28,8 @@ __all__ = [
     "Chunk",
     "ChunkNotFoundError",
     "ChunkOutcome",
+    "Cursor",
+    "PlanningMovedError",
     "Rejection",
     "Run",
     "RunNotFoundError",
@@ -47,6 +49,15 @@ class RunNotFoundError(LookupError):
 
 class ChunkNotFoundError(LookupError):
     """No chunk has this id."""
+
+
+class PlanningMovedError(RuntimeError):
+    """The planning cursor is not where this producer left it: another producer of the same run
+    (a redelivered or re-enqueued task) is ahead, so this one must stop writing."""
+
+
+Cursor = tuple[datetime | None, int]
+"""A planning position: ``(start of the window being chunked, records of it chunked)``."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,8 @@ class Rejection:
     message: str
     payload: Any = None
     attempts: int = 1
+    resolved_at: datetime | None = None
+    """When a replay got the record accepted (``None``: still rejected)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready view (the payload is already redacted)."""
@@ -119,6 +132,7 @@ class Rejection:
             "reason": self.reason,
             "message": self.message,
             "attempts": self.attempts,
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
             "payload": self.payload,
         }
 
@@ -258,21 +272,35 @@ class StateStore:
             )
             return bool(cur.rowcount == 1)
 
-    def mark_planning_done(self, run_id: int) -> str | None:
-        """Record that every chunk of the run exists; return the end status if that ended it."""
-        with self.db.transaction() as cur:
-            cur.execute("UPDATE sync_run SET planning_done = true WHERE id = %s", (run_id,))
-            if cur.rowcount == 0:
-                raise RunNotFoundError(run_id)
-            return _settle(cur, run_id)
+    def mark_planning_done(self, run_id: int, expected: Cursor | None = None) -> str | None:
+        """Record that every chunk of the run exists; return the end status if that ended it.
 
-    def advance_planning(self, run_id: int, cursor: tuple[datetime, int]) -> None:
-        """Move the planning cursor: records before it are chunked already."""
+        With ``expected``, only while the cursor is still there (see ``append_chunk``).
+
+        Raises:
+            RunNotFoundError: no such run.
+            PlanningMovedError: the cursor moved (another producer is ahead).
+        """
         with self.db.transaction() as cur:
             cur.execute(
-                "UPDATE sync_run SET planning_cursor = %s, planning_offset = %s WHERE id = %s",
-                (cursor[0], cursor[1], run_id),
+                f"UPDATE sync_run SET planning_done = true WHERE {_CURSOR_IS}",
+                _cursor_args(run_id, expected),
             )
+            if cur.rowcount == 0:
+                _explain_stale_cursor(cur, run_id)
+            return _settle(cur, run_id)
+
+    def advance_planning(
+        self, run_id: int, cursor: Cursor, expected: Cursor | None = None
+    ) -> None:
+        """Move the planning cursor: records before it are chunked already.
+
+        Raises:
+            RunNotFoundError: no such run.
+            PlanningMovedError: ``expected`` was given and the cursor is elsewhere.
+        """
+        with self.db.transaction() as cur:
+            _move_cursor(cur, run_id, cursor, expected)
 
     def settle(self, run_id: int) -> str | None:
         """End a running run whose planning is done and every chunk finished; the end status."""
@@ -327,19 +355,26 @@ class StateStore:
         run_id: int,
         keys: Sequence[str],
         payload: Sequence[dict[str, Any]] | None,
-        cursor: tuple[datetime, int],
+        cursor: Cursor,
+        expected: Cursor | None = None,
     ) -> int:
         """Add one planned chunk and move the planning cursor past it, atomically.
 
         ``payload`` holds the listed records when the listing already carries them (Master
         Data search), so the chunk task needs no second read; it is cleared once done.
+
+        ``expected`` is where the caller last saw the cursor: the chunk is only added while the
+        cursor is still there, so two producers of one run (a redelivered task next to a
+        re-enqueued one) can never plan the same records twice; the late one gets
+        ``PlanningMovedError`` and nothing is written.
+
+        Raises:
+            RunNotFoundError: no such run.
+            PlanningMovedError: the cursor is not at ``expected``.
         """
         with self.db.transaction() as cur:
+            _move_cursor(cur, run_id, cursor, expected)  # first: it locks the run row
             [chunk_id] = _insert_chunks(cur, run_id, [keys], [payload] if payload else None)
-            cur.execute(
-                "UPDATE sync_run SET planning_cursor = %s, planning_offset = %s WHERE id = %s",
-                (cursor[0], cursor[1], run_id),
-            )
             return chunk_id
 
     def get_chunk(self, chunk_id: int) -> Chunk:
@@ -385,10 +420,12 @@ class StateStore:
                 (chunk_id,),
             )
             claimed = _from_row(Chunk, cur.fetchone())
-            if found["chunk_status"] == "failed":
+            if found["chunk_status"] == "failed":  # its records leave the failed count too
                 cur.execute(
-                    "UPDATE sync_run SET chunks_failed = chunks_failed - 1 WHERE id = %s",
-                    (found["run_id"],),
+                    """UPDATE sync_run SET chunks_failed = chunks_failed - 1,
+                              failed_count = failed_count - %s
+                       WHERE id = %s""",
+                    (len(claimed.keys), found["run_id"]),
                 )
             return claimed
 
@@ -576,15 +613,19 @@ class StateStore:
             )
             return {row["record_key"]: row["content_hash"] for row in cur.fetchall()}
 
-    def rejects(self, run_id: int, reason: str | None = None) -> list[Rejection]:
-        """The records a run rejected (optionally one reason code), oldest first."""
+    def rejects(
+        self, run_id: int, reason: str | None = None, unresolved: bool = False
+    ) -> list[Rejection]:
+        """The records a run rejected (optionally one reason code, or only those no replay
+        fixed yet), oldest first."""
         with self.db.transaction() as cur:
             cur.execute(
-                """SELECT stream, record_key, reason, message, payload, attempts
+                """SELECT stream, record_key, reason, message, payload, attempts, resolved_at
                    FROM rejected_record
                    WHERE run_id = %(run)s AND (%(reason)s::text IS NULL OR reason = %(reason)s)
+                     AND (NOT %(unresolved)s OR resolved_at IS NULL)
                    ORDER BY id""",
-                {"run": run_id, "reason": reason},
+                {"run": run_id, "reason": reason, "unresolved": unresolved},
             )
             return [Rejection(**row) for row in cur.fetchall()]
 
@@ -615,7 +656,12 @@ class StateStore:
             return [row["record_key"] for row in cur.fetchall()]
 
     def resolve_replayed(self, replay_run_id: int) -> int:
-        """Mark the source run's rejects that the replay got accepted; how many."""
+        """Mark the source run's rejects that are in Synerise now; how many.
+
+        A record counts as fixed when the ledger shows a send accepted after it was rejected:
+        by the replay, or by an earlier run (an incremental sync that picked up the fix), in
+        which case the replay found it unchanged and skipped it.
+        """
         with self.db.transaction() as cur:
             cur.execute(
                 """UPDATE rejected_record rr SET resolved_at = now()
@@ -623,7 +669,7 @@ class StateStore:
                    WHERE replay.id = %s AND rr.run_id = replay.replay_of
                      AND rr.resolved_at IS NULL
                      AND l.stream = rr.stream AND l.record_key = rr.record_key
-                     AND l.run_id = replay.id""",
+                     AND (l.run_id = replay.id OR l.synced_at > rr.created_at)""",
                 (replay_run_id,),
             )
             return int(cur.rowcount)
@@ -701,6 +747,34 @@ def _insert_chunks(
         fetch=True,
     )
     return [row["id"] for row in sorted(rows, key=lambda r: r["seq"])]
+
+
+_CURSOR_IS = """id = %(id)s AND (NOT %(check)s OR (NOT planning_done
+    AND planning_cursor IS NOT DISTINCT FROM %(at)s AND planning_offset = %(offset)s))"""
+"""Selects the run, and with ``check`` only while its planning cursor is at ``at``/``offset``."""
+
+
+def _cursor_args(run_id: int, expected: Cursor | None) -> dict[str, Any]:
+    at, offset = expected if expected is not None else (None, 0)
+    return {"id": run_id, "check": expected is not None, "at": at, "offset": offset}
+
+
+def _move_cursor(cur: Any, run_id: int, cursor: Cursor, expected: Cursor | None) -> None:
+    cur.execute(
+        f"""UPDATE sync_run SET planning_cursor = %(new_at)s, planning_offset = %(new_offset)s
+            WHERE {_CURSOR_IS}""",
+        {**_cursor_args(run_id, expected), "new_at": cursor[0], "new_offset": cursor[1]},
+    )
+    if cur.rowcount == 0:
+        _explain_stale_cursor(cur, run_id)
+
+
+def _explain_stale_cursor(cur: Any, run_id: int) -> None:
+    """Raise why a cursor update matched no row: no such run, or the cursor moved."""
+    cur.execute("SELECT 1 FROM sync_run WHERE id = %s", (run_id,))
+    if cur.fetchone() is None:
+        raise RunNotFoundError(run_id)
+    raise PlanningMovedError(f"run {run_id}: the planning cursor moved; another producer is ahead")
 
 
 def _settle(cur: Any, run_id: int) -> str | None:

@@ -22,14 +22,21 @@ Status flow::
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from etl.errors import FatalError, PausedError, RetriableError, SlotLostError
-from etl.state.store import Run
+from etl.errors import (
+    BudgetExhaustedError,
+    FatalError,
+    PausedError,
+    RetriableError,
+    SlotLostError,
+)
+from etl.state.store import ChunkNotFoundError, PlanningMovedError, Run, RunNotFoundError
 from etl.sync.context import Engine
 from etl.sync.pipeline import process_chunk
-from etl.sync.producer import produce
+from etl.sync.producer import PlanningSliceEnded, produce
 from etl.sync.windows import Window
 
 __all__ = [
@@ -50,6 +57,10 @@ log = logging.getLogger(__name__)
 
 TWO_YEARS = timedelta(days=730)
 """VTEX OMS only serves orders from the last two years."""
+
+PLANNING_SLICE = 300.0
+"""Seconds one producer task plans before it hands over to a fresh one (well under the task
+soft time limit, ``celeryconfig.task_soft_time_limit``)."""
 
 
 class NoFreeSlotError(PausedError):
@@ -88,14 +99,18 @@ def start(engine: Engine, request: StartRequest) -> Run:
         full_resync=request.full_resync,
         config=engine.settings.snapshot(),
     )
-    if not _activate(engine, run_id) and not request.queue_if_busy:
-        engine.store.transition(
-            run_id, "cancelled", ("queued",), error="refused: both slots are busy (--no-queue)"
-        )
-        raise NoFreeSlotError(
-            f"run {run_id} refused: {engine.lease.limit} syncs are already active"
-        )
-    return engine.store.get_run(run_id)
+    # Oldest first: a run that has been waiting gets a free slot before this new one.
+    activate_waiting(engine)
+    run = engine.store.get_run(run_id)
+    if run.status == "queued" and not request.queue_if_busy:
+        if engine.store.transition(
+            run_id, "cancelled", ("queued",), error="refused: no free slot (--no-queue)"
+        ):
+            raise NoFreeSlotError(
+                f"run {run_id} refused: {engine.lease.limit} syncs are already active"
+            )
+        run = engine.store.get_run(run_id)  # a slot freed meanwhile and the run took it
+    return run
 
 
 def horizon_warning(scope: str, window: Window, now: datetime | None = None) -> str | None:
@@ -109,13 +124,24 @@ def horizon_warning(scope: str, window: Window, now: datetime | None = None) -> 
     return None
 
 
-def run_producer(engine: Engine, run_id: int, *, final_attempt: bool = True) -> None:
+def run_producer(
+    engine: Engine,
+    run_id: int,
+    *,
+    final_attempt: bool = True,
+    planning_slice: float = PLANNING_SLICE,
+) -> None:
     """Body of the ``etl.produce`` task.
 
     A retriable error propagates so the task retries it; on the final attempt (or a fatal
     error) the run fails with the reason, and ``resume`` continues planning where it stopped.
+    After ``planning_slice`` seconds the producer enqueues its continuation and returns.
     """
-    run = engine.store.get_run(run_id)
+    try:
+        run = engine.store.get_run(run_id)
+    except RunNotFoundError:
+        log.warning("produce: run %s does not exist (a message from another database?)", run_id)
+        return
     if run.status != "running":
         return
     try:
@@ -126,11 +152,18 @@ def run_producer(engine: Engine, run_id: int, *, final_attempt: bool = True) -> 
             engine.settings.sync_chunk_size,
             lambda chunk_id: engine.enqueue_chunk(chunk_id, run.kind),
             lambda: _check_alive(engine, run_id),
+            deadline=time.monotonic() + planning_slice,
         )
     except (SlotLostError, RunStoppedError) as signal:
         _on_paused(engine, run_id, signal)
         return
-    except RetriableError as error:
+    except PlanningSliceEnded:
+        engine.enqueue_producer(run_id)  # continues from the cursor
+        return
+    except PlanningMovedError as moved:
+        log.info("produce: %s; this producer stops", moved)
+        return
+    except (RetriableError, BudgetExhaustedError) as error:
         if not final_attempt:
             raise
         fail_run(engine, run_id, f"planning stopped: {error}; run `sync resume {run_id}`")
@@ -138,6 +171,13 @@ def run_producer(engine: Engine, run_id: int, *, final_attempt: bool = True) -> 
     except FatalError as error:
         fail_run(engine, run_id, f"planning failed: {error}")
         return
+    except Exception as error:  # a bug or an outage: fail loudly, never stall silently
+        fail_run(
+            engine,
+            run_id,
+            f"planning failed: {type(error).__name__}: {error}; run `sync resume {run_id}`",
+        )
+        raise
     if final:
         _on_finished(engine, run_id)
 
@@ -149,7 +189,11 @@ def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> s
     on the final attempt the chunk is marked ``failed`` (``resume`` retries it). A fatal error
     (credentials, permissions) fails the whole run: every other chunk would fail the same way.
     """
-    chunk = engine.store.claim_chunk(chunk_id)
+    try:
+        chunk = engine.store.claim_chunk(chunk_id)
+    except ChunkNotFoundError:
+        log.warning("chunk %s does not exist (a message from another database?)", chunk_id)
+        return "missing"
     if chunk is None:
         return "skipped"
     run = engine.store.get_run(chunk.run_id)
@@ -166,7 +210,9 @@ def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> s
         engine.store.release_chunk(chunk)
         _on_paused(engine, run.id, signal)
         return "paused"
-    except RetriableError as error:
+    except (RetriableError, BudgetExhaustedError) as error:
+        # A long-blocked rate budget is waited out like a 429: the chunk goes back and the
+        # task retries later instead of holding a worker.
         if not final_attempt:
             engine.store.release_chunk(chunk)
             raise
@@ -176,6 +222,9 @@ def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> s
         _fail_chunk(engine, chunk.id, run.id, str(error))
         fail_run(engine, run.id, str(error))
         return "failed"
+    except Exception as error:  # a bug or an outage: the chunk fails (resume retries it)
+        _fail_chunk(engine, chunk.id, run.id, f"{type(error).__name__}: {error}")
+        raise
     if final:
         _on_finished(engine, run.id)
     return "done"
@@ -263,9 +312,13 @@ def start_incremental(
 def maintain(engine: Engine, stale_after: timedelta) -> None:
     """Periodic upkeep from every worker and from beat: renew, recover, start waiting runs."""
     for run in engine.store.list_runs(status="running"):
-        if not engine.lease.renew(token(run.id)) and not engine.lease.try_acquire(token(run.id)):
-            engine.store.transition(run.id, "paused", ("running",), error="lease lost")
-            continue
+        if not engine.lease.renew(token(run.id)):
+            if not engine.lease.try_acquire(token(run.id)):
+                engine.store.transition(run.id, "paused", ("running",), error="lease lost")
+                continue
+            if engine.store.get_run_status(run.id) != "running":
+                engine.lease.release(token(run.id))  # it ended meanwhile: give the slot back
+                continue
         for chunk_id in engine.store.stale_chunks(run.id, stale_after):
             engine.enqueue_chunk(chunk_id, run.kind)
         if not run.planning_done and engine.store.planning_stalled(run.id, stale_after):
@@ -276,8 +329,9 @@ def maintain(engine: Engine, stale_after: timedelta) -> None:
 def activate_waiting(engine: Engine) -> None:
     """Start queued and paused runs, oldest first, while slots are free."""
     for run in engine.store.waiting_runs():
-        if engine.lease.free_slots() <= 0 or not _activate(engine, run.id):
+        if engine.lease.free_slots() <= 0:
             break
+        _activate(engine, run.id)  # False: another process started it, or took the slot
 
 
 def _activate(engine: Engine, run_id: int) -> bool:
@@ -285,7 +339,10 @@ def _activate(engine: Engine, run_id: int) -> bool:
     if not engine.lease.try_acquire(token(run_id)):
         return False
     if not engine.store.transition(run_id, "running", ("queued", "paused"), error=None):
-        engine.lease.release(token(run_id))
+        # Someone else started (or ended) it first. The token names the run, not this
+        # process: when the run is running, the slot is the winner's and must stay taken.
+        if engine.store.get_run_status(run_id) != "running":
+            engine.lease.release(token(run_id))
         return False
     _enqueue_unfinished(engine, run_id)
     return True

@@ -136,7 +136,8 @@ class CustomersStream(Stream):
         where, sort = self.where(window), f"{self.field} ASC"
         if total > self.window_cap:
             # A window this dense cannot be split further: the scroll API has no 10k cap.
-            yield from self.vtex.scroll_customers(where, self.fields, 1000)
+            # Sorted, so a producer that resumes skips the same records it chunked before.
+            yield from self.vtex.scroll_customers(where, self.fields, 1000, sort)
             return
         for start in range(0, total, self.page_size):
             docs, _ = self.vtex.search_customers(
@@ -196,15 +197,10 @@ class OrdersStream(Stream):
                 if order and (uid := (order.get("clientProfileData") or {}).get("userProfileId"))
             }
         )
-        fields = list(self.mapping.order_customer_fields)
-        customers = dict(
-            zip(
-                user_ids,
-                self._parallel(
-                    lambda uid: self.vtex.find_customer_by_user_id(uid, fields), user_ids
-                ),
-                strict=True,
-            )
+        # One Master Data search per 50 buyers, not one per buyer: the lookups share the VTEX
+        # rate budget with Get order (bench/orders.py, docs/benchmarks.md).
+        customers = self.vtex.find_customers_by_user_ids(
+            user_ids, list(self.mapping.order_customer_fields)
         )
         fetched = []
         for key, order in zip(keys, orders, strict=True):

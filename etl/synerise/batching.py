@@ -14,14 +14,17 @@ A 207 (partially accepted) names the failed items in its errors; ``parse_partial
 reads the index from an ``index`` key or from the ``field`` (``[3].email``, ``items[3].email``,
 ``3.email``). The real 207 body is UNCONFIRMED (docs/architecture.md), so the parser is
 pluggable, and whatever it cannot attribute is rejected rather than assumed accepted: a
-rejected record is kept and replayed, an accepted one never would be.
+rejected record is kept and replayed, an accepted one never would be. An item whose every error
+carries a transient ``code`` (429, 408 or 5xx: "try again later", not "this item is wrong") is
+marked for a retry instead (``Attribution.transient``, ``BatchResult.retry``); the client
+resends those items alone, with backoff, and rejects them only if they keep failing.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -31,6 +34,7 @@ from etl.redaction import redact_text
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_ITEMS",
+    "TRANSIENT_ITEM_CODES",
     "Attribution",
     "Batch",
     "BatchRefused",
@@ -46,6 +50,9 @@ MAX_BATCH_BYTES = 1_000_000
 MAX_BATCH_ITEMS = 1_000
 """Most items Synerise accepts in one batch call."""
 
+TRANSIENT_ITEM_CODES = frozenset({408, 429})
+"""Per-item error codes (besides 5xx) that say "resend later", not "this item is wrong"."""
+
 _INDEX_IN_FIELD = re.compile(r"^\s*(?:[A-Za-z_$][\w$]*)?\[(\d+)\]\.?|^\s*(\d+)(?:\.|$)")
 _MESSAGE_LIMIT = 300
 
@@ -57,21 +64,26 @@ class BatchResult:
     Attributes:
         accepted: indexes Synerise accepted (202, or not named by a 207).
         rejected: index → why (Synerise's message, or ours for an item that could not be sent).
+        retry: index → why, for items a 207 refused only for now (a transient per-item code);
+            the client resends them and leaves this empty in what it returns.
     """
 
     accepted: list[int] = field(default_factory=list)
     rejected: dict[int, str] = field(default_factory=dict)
+    retry: dict[int, str] = field(default_factory=dict)
 
     def merge(self, other: BatchResult) -> BatchResult:
         """Add another part's outcome to this one (in place) and return self."""
         self.accepted.extend(other.accepted)
         self.rejected.update(other.rejected)
+        self.retry.update(other.retry)
         return self
 
     def sort(self) -> BatchResult:
         """Order by index (in place) and return self."""
         self.accepted.sort()
         self.rejected = dict(sorted(self.rejected.items()))
+        self.retry = dict(sorted(self.retry.items()))
         return self
 
 
@@ -95,6 +107,11 @@ class Batch:
             Batch(self.indexes[middle:], self.parts[middle:]),
         )
 
+    def only(self, indexes: Collection[int]) -> Batch:
+        """The items of this batch whose caller index is in ``indexes``, in order."""
+        kept = [(i, part) for i, part in zip(self.indexes, self.parts, strict=True) if i in indexes]
+        return Batch(tuple(i for i, _ in kept), tuple(part for _, part in kept))
+
 
 class BatchRefused(Exception):
     """Synerise refused a whole batch for its content; ``bisect`` splits it."""
@@ -106,10 +123,15 @@ class BatchRefused(Exception):
 
 
 class Attribution(NamedTuple):
-    """A 207's errors: by position in the batch, and those naming no position."""
+    """A 207's errors: by position in the batch, and those naming no position.
+
+    ``transient`` holds the positions whose every error has a transient code (429, 408, 5xx):
+    Synerise could not take the item now, but nothing is wrong with it.
+    """
 
     by_position: dict[int, str]
     unattributed: list[str]
+    transient: frozenset[int] = frozenset()
 
 
 def encode_item(item: Mapping[str, Any]) -> bytes:
@@ -200,17 +222,31 @@ def parse_partial_errors(body: Body, size: int) -> Attribution:
     else:
         return Attribution({}, [str(body)] if body else [])
     by_position: dict[int, list[str]] = {}
+    lasting: set[int] = set()  # positions with at least one error that is not transient
     unattributed: list[str] = []
     for error in errors:
         position, message = _attribute(error)
         if position is not None and 0 <= position < size:
             by_position.setdefault(position, []).append(message)
+            if not _is_transient(error):
+                lasting.add(position)
         else:
             unattributed.append(message)
     return Attribution(
         {position: _clip("; ".join(texts)) for position, texts in by_position.items()},
         [_clip(text) for text in unattributed],
+        frozenset(by_position) - lasting,
     )
+
+
+def _is_transient(error: object) -> bool:
+    """True for an item error whose ``code`` says "try again" (429, 408, 5xx)."""
+    code = error.get("code") if isinstance(error, Mapping) else None
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    if isinstance(code, bool) or not isinstance(code, int):
+        return False
+    return code in TRANSIENT_ITEM_CODES or 500 <= code <= 599
 
 
 def _attribute(error: object) -> tuple[int | None, str]:

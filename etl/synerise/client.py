@@ -7,6 +7,10 @@ indexes point into the caller's sequence, so the pipeline can record each record
   that cannot be sent at all is rejected with the reason;
 * 202 (or any 2xx) accepts the batch; a 207 rejects the items its errors name, and, when it
   names none or not all (its format is UNCONFIRMED), the items it does not name as well;
+* an item a 207 refuses only with transient codes (429, 408, 5xx) is not rejected: those items
+  alone are resent with the retry policy's backoff, and rejected only when they are still
+  refused after its ``max_attempts`` (so a passing overload never turns good records into
+  rejects);
 * a 400/413/422 of a whole batch is bisected down to the items Synerise refuses;
 * retriable answers (429, 5xx, 408, network) are retried with backoff (``Retry-After`` wins)
   and then raised: batches already sent are upserts or carry a salt, so the chunk that
@@ -223,10 +227,39 @@ class SyneriseClient:
         batches, unsendable = split_batches(items, self.batch_size)
         result = BatchResult(rejected=unsendable)
         for batch in batches:
-            result.merge(bisect(batch, lambda part: self._post_batch(path, part)))
+            result.merge(self._send_batch(path, batch))
         if result.rejected:
             log.info("%s: %d of %d items rejected", path, len(result.rejected), len(items))
         return result.sort()
+
+    def _send_batch(self, path: str, batch: Batch) -> BatchResult:
+        """Post one batch (bisecting content refusals), then resend, with backoff, the items a
+        207 refused only for now; what is still refused after ``max_attempts`` is rejected."""
+        policy = self.http.retry
+        outcome = BatchResult()
+        attempt = 1
+        while True:
+            part = bisect(batch, lambda piece: self._post_batch(path, piece))
+            outcome.accepted.extend(part.accepted)
+            outcome.rejected.update(part.rejected)
+            if not part.retry:
+                return outcome
+            if attempt >= policy.max_attempts:
+                outcome.rejected.update(
+                    (index, f"{text} (still refused after {attempt} attempts)")
+                    for index, text in part.retry.items()
+                )
+                return outcome
+            delay = policy.sleep_for(attempt)
+            log.info(
+                "%s: %d item(s) refused for now (207); resending them in %.2f s",
+                path,
+                len(part.retry),
+                delay,
+            )
+            policy.sleep(delay)
+            batch = batch.only(part.retry)
+            attempt += 1
 
     def _post_batch(self, path: str, batch: Batch) -> BatchResult:
         """One batch call; raises ``BatchRefused`` for a content refusal (``bisect`` splits)."""
@@ -238,19 +271,23 @@ class SyneriseClient:
         return self._partial(batch, decode_body(response))
 
     def _partial(self, batch: Batch, body: Body) -> BatchResult:
-        """A 207: reject what the errors name; when they do not account for every error,
-        reject the items they do not name too (safer than assuming them accepted)."""
+        """A 207: reject what the errors name (or mark it for a retry when every error of the
+        item is transient); when they do not account for every error, reject the items they do
+        not name too (safer than assuming them accepted)."""
         found = self.partial_parser(body, len(batch.indexes))
-        rejected = {batch.indexes[pos]: text for pos, text in found.by_position.items()}
-        if found.unattributed or not rejected:
+        named = {batch.indexes[pos]: text for pos, text in found.by_position.items()}
+        later = {batch.indexes[pos] for pos in found.transient if pos in found.by_position}
+        rejected = {index: text for index, text in named.items() if index not in later}
+        retry = {index: text for index, text in named.items() if index in later}
+        if found.unattributed or not named:
             detail = "; ".join(found.unattributed) or "no error text"
             text = (
                 "Synerise accepted the batch only in part (207) without naming which items "
                 f"failed: {detail}"
             )
-            rejected.update({index: text for index in batch.indexes if index not in rejected})
-        accepted = [index for index in batch.indexes if index not in rejected]
-        return BatchResult(accepted, rejected)
+            rejected.update({index: text for index in batch.indexes if index not in named})
+        accepted = [i for i in batch.indexes if i not in rejected and i not in retry]
+        return BatchResult(accepted, rejected, retry)
 
     def _find_catalog(self, name: str) -> int | None:
         response = self.http.request(

@@ -1,27 +1,42 @@
 """Sync tasks: thin wrappers over ``etl.sync.runs``; the logic and its tests live there.
 
-Retries: a retriable error (429, 5xx, timeouts) left over after the HTTP client's own retries
-is retried by Celery with exponential backoff and jitter, short countdowns only (a long ETA
-sits unacknowledged in Redis and risks redelivery); on the last attempt the chunk is marked
-``failed`` and ``sync resume`` picks it up.
+Retries: a retriable error (429, 5xx, timeouts) left over after the HTTP client's own retries,
+or a rate budget blocked for longer than its ``max_wait``, is retried by Celery with exponential
+backoff and jitter, short countdowns only (a long ETA sits unacknowledged in Redis and risks
+redelivery); on the last attempt the chunk is marked ``failed`` and ``sync resume`` picks it up.
+
+``start_upkeep`` is each worker's maintenance loop (``workers.app`` starts it when the worker
+is ready and stops it at shutdown; tests start it next to an embedded worker).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import random
+import threading
 from datetime import timedelta
 
 from celery import Task
 
 from etl.config import Settings
-from etl.errors import RetriableError
+from etl.errors import BudgetExhaustedError, RetriableError
 from etl.state.store import StateStore
 from etl.sync import runs
 from etl.sync.context import Engine
 from workers.app import app
 
-__all__ = ["engine", "incremental", "process_chunk", "produce", "selftest", "sweep"]
+__all__ = [
+    "engine",
+    "incremental",
+    "process_chunk",
+    "produce",
+    "selftest",
+    "start_upkeep",
+    "sweep",
+]
+
+log = logging.getLogger(__name__)
 
 MAX_RETRIES = 6
 
@@ -48,7 +63,7 @@ def produce(self: Task, run_id: int) -> None:
     """Plan a run: list VTEX in windows, write chunk rows, enqueue chunk tasks."""
     try:
         runs.run_producer(engine(), run_id, final_attempt=self.request.retries >= MAX_RETRIES)
-    except RetriableError as error:
+    except (RetriableError, BudgetExhaustedError) as error:
         raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
 
 
@@ -57,7 +72,7 @@ def process_chunk(self: Task, chunk_id: int) -> str:
     """Fetch, map, diff, post and record one chunk."""
     try:
         return runs.run_chunk(engine(), chunk_id, final_attempt=self.request.retries >= MAX_RETRIES)
-    except RetriableError as error:
+    except (RetriableError, BudgetExhaustedError) as error:
         raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
 
 
@@ -66,6 +81,30 @@ def sweep() -> None:
     """Upkeep (beat, and every worker's own loop): renew leases, recover, start waiting runs."""
     settings = engine().settings
     runs.maintain(engine(), timedelta(seconds=settings.sync_stale_after))
+
+
+def start_upkeep(interval: float | None = None) -> threading.Event:
+    """Run ``sweep`` every ``interval`` seconds (a third of the lease TTL) in a daemon thread.
+
+    Every worker runs one, beat or no beat, so its runs keep their slots while their tasks wait
+    in the queue. Set the returned event to stop it (the worker does at shutdown).
+
+    Raises:
+        ConfigError: the worker has no VTEX/Synerise credentials (it keeps no runs then).
+    """
+    every = interval if interval is not None else max(1.0, engine().settings.sync_lease_ttl / 3)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                sweep()
+            except Exception:  # upkeep must outlive a passing Redis or PostgreSQL outage
+                log.exception("upkeep failed; retrying")
+            stop.wait(every)
+
+    threading.Thread(target=loop, name="etl-upkeep", daemon=True).start()
+    return stop
 
 
 @app.task(name="etl.incremental")

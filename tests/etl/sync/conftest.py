@@ -1,0 +1,362 @@
+"""Shared fixtures for end-to-end sync tests: sandbox, settings, engine, a real Celery worker.
+
+Everything is real: the VTEX and Synerise emulators over HTTP on loopback, the test Redis (the
+broker, the lease and the rate budgets; flushed around each test) and a fresh migrated
+PostgreSQL database per test.
+
+Fixtures:
+    sandbox      a started sandbox; size and faults from ``@pytest.mark.sandbox(customers=...,
+                 orders=..., seed=..., faults=[...], synerise_options={...})``
+    sync_env     the environment the ETL reads (``sandbox.env()``, REDIS_URL, DATABASE_URL and
+                 fast test settings), also set in ``os.environ``; override entries with
+                 ``@pytest.mark.sync_env(SYNC_CHUNK_SIZE="20", ...)``
+    engine       an ``Engine`` on those settings; ``workers.tasks.sync.engine`` and the CLI's
+                 ``etl.cli.runtime`` return it
+    worker       a threads Celery worker on every queue, with its upkeep loop
+    store        the engine's state store
+
+Helpers: ``wait_for_run``, ``wait_until``, ``stats``, ``listing``, ``expected``, ``cli``,
+``run_cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from etl.config import Settings
+from etl.sandbox import Sandbox, start_sandbox
+from etl.state.store import END_STATUSES, Run, StateStore
+from etl.sync.context import Engine
+from etl.sync.windows import Window
+
+REPO = Path(__file__).resolve().parents[3]
+
+DATA_FROM = datetime(2025, 6, 1, tzinfo=UTC)
+DATA_TO = datetime(2026, 6, 1, tzinfo=UTC)
+"""The generated sandbox data lies in ``[DATA_FROM, DATA_TO)`` (``Dataset`` defaults)."""
+WHOLE_RANGE = Window(DATA_FROM, DATA_TO)
+RANGE_ARGS = ["--from", "2025-06-01", "--to", "2026-06-01"]
+
+FAST_SETTINGS = {
+    "VTEX_RATE_LIMIT": "2000",
+    "SYNERISE_RATE_LIMIT": "2000",
+    "SYNC_LEASE_TTL": "5",
+    "SYNC_CHUNK_SIZE": "50",
+    "SYNC_FETCH_CONCURRENCY": "8",
+    "SYNC_STALE_AFTER": "300",
+}
+"""Tests are not about throughput limits unless they say so."""
+
+_CLEARED = ("VTEX_", "SYNERISE_", "SYNC_", "PROFILE_", "ORDER_", "STORE_BASE_URL")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sandbox(**kwargs): arguments of start_sandbox")
+    config.addinivalue_line("markers", "sync_env(**variables): settings for the ETL")
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """The broker database, flushed before and after: leases, budgets and queues start empty.
+
+    One database for the broker and the engine: Celery's producer pool keeps the URL it was
+    first given, so every test shares it.
+    """
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    marker = request.node.get_closest_marker("sandbox")
+    options: dict[str, Any] = {"customers": 200, "orders": 300, "seed": 7}
+    if marker is not None:
+        options.update(marker.kwargs)
+    with start_sandbox(**options) as started:
+        yield started
+
+
+@pytest.fixture
+def sync_env(
+    request: pytest.FixtureRequest,
+    sandbox: Sandbox,
+    sync_redis: redis.Redis,
+    redis_url: str,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, str]:
+    """The ETL's variables (also put in ``os.environ`` for in-process code)."""
+    for variable in list(os.environ):
+        if variable.startswith(_CLEARED):
+            monkeypatch.delenv(variable)
+    env = {
+        **sandbox.env(),
+        **FAST_SETTINGS,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "ETL_STATE_DIR": str(tmp_path / "state"),
+    }
+    marker = request.node.get_closest_marker("sync_env")
+    if marker is not None:
+        env.update({k: str(v) for k, v in marker.kwargs.items()})
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no stray ./.env
+    _clear_caches()
+    yield env
+    _clear_caches()
+
+
+def _clear_caches() -> None:
+    from etl.cli import runtime
+    from workers.tasks import sync as tasks
+
+    for cached in (runtime.settings, runtime.store, runtime.engine, tasks.engine):
+        clear = getattr(cached, "cache_clear", None)  # not while monkeypatched
+        if clear is not None:
+            clear()
+
+
+@pytest.fixture
+def engine(sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The engine tests, the in-process CLI and the in-process worker all share."""
+    from etl.cli import runtime
+    from workers.tasks import sync as tasks
+
+    built = Engine.from_settings(Settings.from_env(dict(sync_env)))
+    monkeypatch.setattr(tasks, "engine", lambda: built)
+    monkeypatch.setattr(runtime, "engine", lambda: built)
+    monkeypatch.setattr(runtime, "store", lambda: built.store)
+    monkeypatch.setattr(runtime, "settings", lambda require=(): built.settings)
+    yield built
+    built.vtex.close()
+    built.synerise.close()
+    built.redis.close()
+    built.store.close()
+
+
+@pytest.fixture
+def store(engine: Engine) -> StateStore:
+    return engine.store
+
+
+@pytest.fixture
+def celery_app(sync_env: dict[str, str]) -> Any:
+    from workers.app import app
+
+    app.conf.broker_url = sync_env["REDIS_URL"]
+    return app
+
+
+@pytest.fixture
+def worker(celery_app: Any, engine: Engine) -> Iterator[Any]:
+    """A real Celery worker (threads) consuming every queue, with its upkeep loop."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.tasks.sync import start_upkeep
+
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        queues=["backfill", "incremental", "realtime"],
+        shutdown_timeout=30,
+    ) as started:
+        stop = start_upkeep()
+        try:
+            yield started
+        finally:
+            stop.set()
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 60, interval: float = 0.1, what: str = ""
+) -> Any:
+    """Poll until ``condition()`` is truthy and return it; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def wait_for_run(store: StateStore, run_id: int, timeout: float = 90) -> Run:
+    """Wait for a run to end (done, failed or cancelled) and return it."""
+    last: list[Run] = []
+
+    def ended() -> bool:
+        last[:] = [store.get_run(run_id)]
+        return last[0].status in END_STATUSES
+
+    try:
+        wait_until(ended, timeout, 0.1, f"run {run_id} to end")
+    except pytest.fail.Exception:
+        run = last[0]
+        pytest.fail(
+            f"run {run_id} still {run.status} after {timeout:g} s: chunks "
+            f"{run.chunks_done}+{run.chunks_failed}/{run.chunks_total} "
+            f"planning_done={run.planning_done} error={run.error!r}"
+        )
+    return last[0]
+
+
+def stats(sandbox: Sandbox, side: str = "synerise") -> dict[str, Any]:
+    """``GET /__sandbox__/stats`` of the Synerise (default) or VTEX emulator."""
+    url = sandbox.synerise_url if side == "synerise" else sandbox.vtex_url
+    response = requests.get(f"{url}/__sandbox__/stats", timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def listing(sandbox: Sandbox, kind: str, **filters: str) -> list[dict[str, Any]]:
+    """Everything the Synerise emulator stored: ``profiles`` or ``transactions``."""
+    response = requests.get(
+        f"{sandbox.synerise_url}/__sandbox__/synerise/{kind}", params=filters, timeout=30
+    )
+    response.raise_for_status()
+    return list(response.json())
+
+
+def expected(sandbox: Sandbox) -> dict[str, Any]:
+    """The ground truth: ``GET /__sandbox__/vtex/expected``."""
+    response = requests.get(f"{sandbox.vtex_url}/__sandbox__/vtex/expected", timeout=30)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def set_faults(sandbox: Sandbox, *rules: Mapping[str, Any]) -> None:
+    """``POST /__sandbox__/faults`` on both emulators (route names never clash)."""
+    for url in (sandbox.vtex_url, sandbox.synerise_url):
+        requests.post(f"{url}/__sandbox__/faults", json=list(rules), timeout=10).raise_for_status()
+
+
+def cli_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "etl.cli", "--log-level", "WARNING", *args]
+
+
+def process_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a ``vtex-synerise`` child process (``celeryconfig`` importable from
+    any directory, even when the editable install predates it)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, **env, "PYTHONPATH": path}
+
+
+def process_cwd(env: Mapping[str, str]) -> str:
+    """The test's temporary folder (no stray ``./.env``)."""
+    return str(Path(env["ETL_STATE_DIR"]).parent)
+
+
+def run_cli(
+    env: Mapping[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``vtex-synerise ARGS`` in a separate process with the ETL's environment."""
+    return subprocess.run(
+        cli_argv(*args),
+        env=process_env(env),
+        cwd=process_cwd(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.stdout.strip(), result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def invoke(*args: str, expect: int = 0) -> Any:
+    """``vtex-synerise ARGS`` in this process (it shares the ``engine`` fixture's engine)."""
+    from click.testing import CliRunner
+
+    from etl.cli import main
+
+    result = CliRunner().invoke(main, ["--log-level", "WARNING", *args])
+    assert result.exit_code == expect, (
+        f"exit {result.exit_code}: {result.stdout}\n{result.stderr}\n{result.exception!r}"
+    )
+    return result
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def customer_truth(sandbox: Sandbox) -> dict[str, tuple[str | None, str | None]]:
+    """CL document id -> (expected reject reason or None, userId) for the generated data."""
+    data = sandbox.dataset
+    truth = {}
+    for i in range(data.customer_count):
+        doc = data.customer(i)
+        truth[doc["id"]] = (data.expected_reason("customer", i), doc.get("userId"))
+    return truth
+
+
+def order_truth(sandbox: Sandbox) -> dict[str, str | None]:
+    """orderId -> expected reject reason (None: must arrive) for the generated data."""
+    data = sandbox.dataset
+    return {
+        data.order(i)["orderId"]: data.expected_reason("order", i) for i in range(data.order_count)
+    }
+
+
+def expected_profiles(sandbox: Sandbox) -> list[set[str]]:
+    """The profiles Synerise must end up with, as the ``customId``s that may carry each one.
+
+    One per valid customer, except that customers sharing an e-mail (the ``duplicate_email``
+    kind) are one profile: the emulator resolves an item with an unknown ``customId`` by its
+    e-mail, so the later one takes the earlier one's profile over (which one is last depends on
+    the order chunks finish in). Payloads come from ``schemas.mapping`` with the default
+    ``MappingConfig``, as the ground truth assumes.
+    """
+    from schemas.mapping import MappingConfig, profile_from_customer
+
+    config, data = MappingConfig(), sandbox.dataset
+    groups: dict[str, set[str]] = {}
+    for i in range(data.customer_count):
+        if data.expected_reason("customer", i) is not None:
+            continue
+        payload = profile_from_customer(data.customer(i), config)
+        email = payload.get("email")
+        key = f"email:{email.lower()}" if email else f"customId:{payload['customId']}"
+        groups.setdefault(key, set()).add(payload["customId"])
+    return list(groups.values())
+
+
+def assert_profiles_arrived(sandbox: Sandbox) -> None:
+    """Every expected profile is in Synerise once, and nothing else is."""
+    from collections import Counter
+
+    profiles = listing(sandbox, "profiles")
+    groups = expected_profiles(sandbox)
+    present = Counter(profile.get("customId") for profile in profiles)
+    assert set(present.values()) == {1}, "a customId is on two profiles"
+    assert len(profiles) == len(groups)
+    missing = [ids for ids in groups if len(ids & set(present)) != 1]
+    assert not missing, f"{len(missing)} expected profile(s) missing, e.g. {missing[:3]}"

@@ -1,0 +1,12 @@
+"""Worker tests share the sync fixtures (sandbox, settings, engine, worker helpers)."""
+
+from tests.etl.sync.conftest import (  # noqa: F401  (fixtures and marker registration)
+    celery_app,
+    engine,
+    pytest_configure,
+    sandbox,
+    store,
+    sync_env,
+    sync_redis,
+    worker,
+)
