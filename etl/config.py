@@ -26,7 +26,7 @@ from dotenv import dotenv_values
 from etl.errors import ConfigError
 from etl.redaction import register_secret
 
-__all__ = ["SECTIONS", "SYNERISE_HOSTS", "ConfigError", "Secret", "Settings"]
+__all__ = ["DELETE_BEHAVIOURS", "SECTIONS", "SYNERISE_HOSTS", "ConfigError", "Secret", "Settings"]
 
 T = TypeVar("T")
 
@@ -43,6 +43,10 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
     "webhooks": ("WEBHOOK_SECRET",),
 }
 """Credential sections a command may require, and the variables each one needs."""
+
+DELETE_BEHAVIOURS = ("event", "remove", "ignore")
+"""What a deleted VTEX customer does to its Synerise profile (after Synerise's Magento module):
+send a ``client.deleteAccount`` event, delete the profile by ``customId``, or nothing."""
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -114,6 +118,11 @@ class Settings:
     etl_state_dir: str
     flower_basic_auth: Secret | None
     webhook_secret: Secret | None
+    delete_behaviour: str
+    order_update_statuses: tuple[str, ...]
+    consent_create_missing_cl: bool
+    realtime_dedupe_ttl: int
+    echo_guard_ttl: int
 
     @classmethod
     def from_env(
@@ -188,6 +197,13 @@ class Settings:
             etl_state_dir=values.get("ETL_STATE_DIR", ".state"),
             flower_basic_auth=get("FLOWER_BASIC_AUTH", _basic_auth, None),
             webhook_secret=get("WEBHOOK_SECRET", _secret, None),
+            delete_behaviour=get("DELETE_BEHAVIOUR", _choice(*DELETE_BEHAVIOURS), "event"),
+            order_update_statuses=get(
+                "ORDER_UPDATE_STATUSES", _names, ("invoiced", "canceled")
+            ),
+            consent_create_missing_cl=get("CONSENT_CREATE_MISSING_CL", _bool, False),
+            realtime_dedupe_ttl=get("REALTIME_DEDUPE_TTL", _int_between(60, 30 * 86_400), 172_800),
+            echo_guard_ttl=get("ECHO_GUARD_TTL", _int_between(1, 86_400), 600),
         )
         settings._register_secrets()
         return settings
@@ -290,6 +306,15 @@ def _choice(*allowed: str) -> Callable[[str, str], str]:
         return raw
 
     return parse
+
+
+def _bool(variable: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(variable, "true or false", raw)
 
 
 def _salt_namespace(variable: str, raw: str) -> str:

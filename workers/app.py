@@ -6,8 +6,6 @@ Settings come from ``celeryconfig``; task modules are thin wrappers over ``etl``
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any
 
 from celery import Celery, signals
@@ -47,20 +45,15 @@ def _start_upkeep(sender: Any, **_: Any) -> None:
     the last worker dies, nobody renews, and the slots free themselves after the lease TTL.
     """
     from etl.errors import ConfigError
-    from workers.tasks.sync import engine, sweep
+    from workers.tasks.sync import start_upkeep
 
     try:
-        interval = max(1.0, engine().settings.sync_lease_ttl / 3)
+        stop = start_upkeep()
     except ConfigError as error:  # a worker without credentials (selftest) has no runs to keep
         logging.getLogger(__name__).warning("run upkeep disabled: %s", error)
         return
 
-    def loop() -> None:
-        while True:
-            try:
-                sweep()
-            except Exception:  # upkeep must outlive a passing Redis or PostgreSQL outage
-                logging.getLogger(__name__).exception("upkeep failed; retrying")
-            time.sleep(interval)
+    def _stop(**_: Any) -> None:
+        stop.set()
 
-    threading.Thread(target=loop, name="etl-upkeep", daemon=True).start()
+    signals.worker_shutdown.connect(_stop, weak=False)

@@ -19,6 +19,8 @@ from etl.cli.demo import demo
 from etl.cli.infra import infra
 from etl.cli.sandbox import sandbox
 from etl.cli.sync import sync
+from etl.cli.vtex import vtex
+from etl.cli.webhooks import webhooks
 from etl.cli.workers import beat, flower, worker
 from etl.errors import ConfigError
 from etl.redaction import install_log_redaction
@@ -62,5 +64,5 @@ def main(ctx: click.Context, log_level: str) -> None:
     ctx.obj = {"log_level": log_level.upper()}
 
 
-for _command in (infra, db, worker, beat, flower, demo, sync, sandbox):
+for _command in (infra, db, worker, beat, flower, demo, sync, sandbox, webhooks, vtex):
     main.add_command(_command)

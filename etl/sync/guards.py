@@ -1,0 +1,107 @@
+"""Two small Redis guards for realtime work: "at most once" claims and the consent echo guard.
+
+``OnceGuard``: VTEX may deliver a hook notification twice (and a webhook may be retried), so
+each notification's key is claimed with ``SET NX`` and a TTL. The claim holds a token (the
+Celery task id, stable across the task's retries): the same task may claim again, any other
+delivery is a duplicate. A task that fails releases its claim, so a later delivery still works.
+
+``EchoGuard``: when a Synerise consent change is written to a ``CL`` document, VTEX fires the
+document's trigger back at us. The guard remembers, per ``CL`` id and for a short TTL, the
+opt-in value we wrote and the ``updatedIn`` our write produced: a trigger whose document is not
+newer than that carries our own value, and Synerise, where the change came from, stays right.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from etl.sync.windows import parse_time
+
+__all__ = ["Echo", "EchoGuard", "OnceGuard"]
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class OnceGuard:
+    """Claims that make a notification take effect once.
+
+    Args:
+        client: the Redis client.
+        ttl: seconds a claim lives (longer than VTEX's redelivery horizon).
+    """
+
+    prefix = "etl:once:"
+
+    def __init__(self, client: redis.Redis, ttl: int) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._release = client.register_script(_RELEASE)
+
+    def claim(self, key: str, token: str) -> bool:
+        """True when ``token`` holds (or now takes) the claim on ``key``."""
+        name = self.prefix + key
+        if self.client.set(name, token, nx=True, ex=self.ttl):
+            return True
+        held = self.client.get(name)
+        if isinstance(held, bytes):
+            held = held.decode()
+        return held == token
+
+    def release(self, key: str, token: str) -> None:
+        """Give up ``token``'s claim (after a failure), leaving anyone else's alone."""
+        self._release(keys=[self.prefix + key], args=[token])
+
+
+@dataclass(frozen=True)
+class Echo:
+    """The opt-in value we wrote to a ``CL`` document, and when (``None``: write in flight)."""
+
+    value: bool
+    updated_in: str | None
+
+    def covers(self, document: dict[str, Any]) -> bool:
+        """True when ``document`` is not newer than our write, so its opt-in is ours or older."""
+        if self.updated_in is None:
+            return True
+        seen = document.get("updatedIn")
+        if not isinstance(seen, str):
+            return True
+        try:
+            return parse_time(seen) <= parse_time(self.updated_in)
+        except ValueError:
+            return True
+
+
+class EchoGuard:
+    """Remembers our own consent writes to ``CL`` for ``ttl`` seconds.
+
+    Args:
+        client: the Redis client.
+        ttl: seconds to remember a write (longer than VTEX's trigger delay).
+    """
+
+    prefix = "etl:echo:cl:"
+
+    def __init__(self, client: redis.Redis, ttl: int) -> None:
+        self.client = client
+        self.ttl = ttl
+
+    def remember(self, document_id: str, value: bool, updated_in: str | None = None) -> None:
+        """Record that we write (``updated_in`` unknown) or wrote ``value`` to the document."""
+        body = json.dumps({"value": value, "updatedIn": updated_in})
+        self.client.set(self.prefix + document_id, body, ex=self.ttl)
+
+    def recall(self, document_id: str) -> Echo | None:
+        """Our last write to the document, if it is recent."""
+        raw = self.client.get(self.prefix + document_id)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return Echo(bool(data["value"]), data.get("updatedIn"))

@@ -1,0 +1,56 @@
+"""What each authenticated webhook call becomes: one task for the ``realtime`` queue.
+
+Pure functions of the parsed body (no HTTP, no I/O), so the app stays a thin HTTP layer and the
+mapping from requests to tasks is testable on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from etl.sync.realtime import (
+    TASK_CONSENT,
+    TASK_CUSTOMER,
+    TASK_CUSTOMER_DELETED,
+    TASK_ORDER,
+    received_now,
+)
+from etl.webhooks.payloads import (
+    parse_consent,
+    parse_customer_change,
+    parse_customer_deletion,
+    parse_order_notice,
+)
+
+__all__ = ["CUSTOMER_METHODS", "Job", "consent_job", "customer_job", "order_job"]
+
+CUSTOMER_METHODS = {"POST": "created", "PATCH": "updated", "DELETE": "deleted"}
+"""Master Data trigger method -> what happened to the ``CL`` document."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A task to enqueue: its name and JSON arguments."""
+
+    task: str
+    args: list[Any]
+
+
+def customer_job(method: str, data: Mapping[str, Any]) -> Job:
+    """A Master Data ``CL`` trigger (created: POST, changed: PATCH, deleted: DELETE)."""
+    change = CUSTOMER_METHODS[method]
+    if change == "deleted":
+        return Job(TASK_CUSTOMER_DELETED, [asdict(parse_customer_deletion(data)), received_now()])
+    return Job(TASK_CUSTOMER, [asdict(parse_customer_change(data, change))])
+
+
+def order_job(data: Mapping[str, Any]) -> Job:
+    """A VTEX Orders Hook notification (the ping is answered before this)."""
+    return Job(TASK_ORDER, [asdict(parse_order_notice(data))])
+
+
+def consent_job(data: Mapping[str, Any]) -> Job:
+    """A Synerise consent change."""
+    return Job(TASK_CONSENT, [asdict(parse_consent(data))])

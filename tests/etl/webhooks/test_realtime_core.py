@@ -1,0 +1,251 @@
+"""The realtime core called directly (no Celery, no HTTP): the sandbox, Redis and PostgreSQL are
+real. Covers the cases the end-to-end tests cannot stage deterministically: races around our
+own consent write, failures and their replay, claims, and the daily runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from etl.errors import RetriableError
+from etl.retry import RetryPolicy
+from etl.sandbox import Sandbox
+from etl.state.realtime import RealtimeRuns
+from etl.state.store import StateStore
+from etl.sync import runs
+from etl.sync.consent import apply_consent
+from etl.sync.context import Engine
+from etl.sync.realtime import (
+    DELIVERY_FAILED,
+    Realtime,
+    delete_customer,
+    reported_status,
+    sync_customer,
+    sync_order,
+)
+from etl.synerise.client import SyneriseClient
+from etl.webhooks.payloads import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
+from tests.etl.webhooks.harness import profile, realtime_runs, synerise_writes, vtex_admin
+
+PROFILE_WRITES = "synerise.clients_batch"
+
+
+def customer(sandbox: Sandbox, **fields: object) -> str:
+    body = {"email": "rui.costa@example.com", "userId": "user-rui", "firstName": "Rui",
+            "isNewsletterOptIn": True, **fields}  # fmt: skip
+    return str(vtex_admin(sandbox, "POST", "/customers", body)["id"])
+
+
+def consent(value: bool, custom_id: str | None = "user-rui",
+            email: str | None = "rui.costa@example.com") -> ConsentChange:  # fmt: skip
+    return ConsentChange(custom_id, email, value)
+
+
+def changed(doc_id: str) -> CustomerChange:
+    return CustomerChange(doc_id, "updated")
+
+
+def rejects(store: StateStore) -> dict[str, tuple[str, str]]:
+    return {r.record_key: (r.reason, r.message)
+            for run in realtime_runs(store) for r in store.rejects(run.id)}  # fmt: skip
+
+
+# -- consent edge cases ----------------------------------------------------------------------
+
+
+def test_a_profile_synerise_never_got_from_us_is_sent_once_after_a_consent_write(
+    sandbox: Sandbox, rt: Realtime
+):
+    doc_id = customer(sandbox)
+    assert apply_consent(rt, consent(False)) == "written"
+    # The ledger knew nothing, so it could not vouch for the rest of the profile: the trigger
+    # of our write sends it, once, with the consent Synerise asked for.
+    assert sync_customer(rt, changed(doc_id)) == "sent"
+    assert profile(sandbox, "user-rui")["agreements"] == {"email": False}
+    assert sync_customer(rt, changed(doc_id)) == "skipped"
+    assert synerise_writes(sandbox) == {PROFILE_WRITES: 1}
+
+
+def test_an_upsert_racing_with_our_consent_write_carries_the_synerise_value(
+    sandbox: Sandbox, rt: Realtime
+):
+    doc_id = customer(sandbox)
+    assert sync_customer(rt, changed(doc_id)) == "sent"
+    rt.echo.remember(doc_id, False)  # the consent task is between its guard and its PATCH
+    vtex_admin(sandbox, "PATCH", f"/customers/{doc_id}", {"firstName": "Rúben"})  # real change
+    assert sync_customer(rt, changed(doc_id)) == "sent"
+    synced = profile(sandbox, "user-rui")
+    assert synced["firstName"] == "Rúben" and synced["agreements"] == {"email": False}
+
+
+def test_a_vtex_change_newer_than_our_write_wins(sandbox: Sandbox, rt: Realtime):
+    doc_id = customer(sandbox)
+    assert sync_customer(rt, changed(doc_id)) == "sent"
+    assert apply_consent(rt, consent(False)) == "written"
+    assert sync_customer(rt, changed(doc_id)) == "skipped"  # the echo of our write
+    time.sleep(0.01)  # updatedIn has millisecond precision
+    vtex_admin(sandbox, "PATCH", f"/customers/{doc_id}", {"isNewsletterOptIn": True})
+    assert sync_customer(rt, changed(doc_id)) == "sent"
+    assert profile(sandbox, "user-rui")["agreements"] == {"email": True}
+
+
+def test_consent_finds_the_customer_by_email_when_no_custom_id_is_given(
+    sandbox: Sandbox, rt: Realtime, engine: Engine
+):
+    doc_id = customer(sandbox)
+    assert apply_consent(rt, consent(False, custom_id=None)) == "written"
+    assert engine.vtex.get_customer(doc_id, ["isNewsletterOptIn"])["isNewsletterOptIn"] is False
+    assert apply_consent(rt, consent(False, custom_id=None)) == "unchanged"
+
+
+def test_consent_for_an_unknown_customer_is_a_reject_without_personal_data(
+    sandbox: Sandbox, rt: Realtime, store: StateStore
+):
+    assert apply_consent(rt, consent(True, custom_id=None, email="nobody@example.com")) == (
+        "rejected")  # fmt: skip
+    [(key, (reason, message))] = rejects(store).items()
+    assert reason == "NOT_FOUND" and "CONSENT_CREATE_MISSING_CL" in message
+    assert key.startswith("email:") and "nobody" not in key
+    assert sandbox.vtex.stats()["changes"]["created"] == 0
+
+
+@pytest.mark.rt_settings(CONSENT_CREATE_MISSING_CL="true")
+def test_a_missing_customer_is_created_when_asked_and_its_trigger_sends_nothing(
+    sandbox: Sandbox, rt: Realtime, engine: Engine
+):
+    change = consent(True, custom_id="user-new", email="new.one@example.com")
+    assert apply_consent(rt, change) == "created"
+    [doc] = [d for d in sandbox.vtex.store.overlay_customers().values()
+             if d.get("userId") == "user-new"]  # fmt: skip
+    assert (doc["email"], doc["isNewsletterOptIn"]) == ("new.one@example.com", True)
+    assert sync_customer(rt, CustomerChange(doc["id"], "created")) == "skipped"
+    assert synerise_writes(sandbox) == {}
+    assert apply_consent(rt, change) == "unchanged"
+
+
+# -- failures, replay, claims ---------------------------------------------------------------
+
+
+@pytest.fixture
+def fragile(engine: Engine) -> Engine:
+    """The engine with a Synerise client that does not retry (the task does)."""
+    engine.synerise = SyneriseClient.from_settings(engine.settings,
+                                                   retry=RetryPolicy(max_attempts=1))
+    return engine
+
+
+def test_a_failure_is_retried_then_kept_as_a_reject_that_sync_replay_fixes(
+    sandbox: Sandbox, rt: Realtime, fragile: Engine, store: StateStore
+):
+    doc_id = customer(sandbox)
+    sandbox.synerise.faults.set("synerise.clients_batch", error_rate=1.0)
+    with pytest.raises(RetriableError):
+        sync_customer(rt, changed(doc_id), final_attempt=False)
+    assert rejects(store) == {}
+    assert sync_customer(rt, changed(doc_id), final_attempt=True) == "failed"
+    [(key, (reason, message))] = rejects(store).items()
+    assert (key, reason) == (doc_id, DELIVERY_FAILED) and "ServerError" in message
+
+    sandbox.synerise.faults.clear()
+    [run] = realtime_runs(store)
+    replay = runs.replay(fragile, run.id)
+    for chunk_id in store.chunk_ids(replay.id, ["pending"]):
+        assert runs.run_chunk(fragile, chunk_id) == "done"
+    assert profile(sandbox, "user-rui") is not None
+    assert store.get_run(replay.id).status == "done"
+    assert store.rejects(run.id, unresolved=True) == []
+
+
+def test_a_notification_takes_effect_once_and_a_failed_attempt_gives_its_claim_back(
+    sandbox: Sandbox, rt: Realtime, fragile: Engine
+):
+    order_id = sandbox.dataset.order(3)["orderId"]
+    notice = OrderNotice(order_id, "payment-approved", "2026-01-01T00:00:00Z")
+    sandbox.synerise.faults.set("synerise.transactions_batch", error_rate=1.0)
+    with pytest.raises(RetriableError):
+        sync_order(rt, notice, "task-1", final_attempt=False)
+    sandbox.synerise.faults.clear()
+    assert sync_order(rt, notice, "task-2") == "sent"  # the failed attempt let go
+    assert sync_order(rt, notice, "task-3") == "duplicate"
+    assert sync_order(rt, notice, "task-2") == "skipped"  # a redelivery of task-2: the ledger
+    assert sandbox.synerise.stats()["transactions"] == 1
+
+
+def test_a_deletion_without_a_usable_identity_is_a_reject(
+    sandbox: Sandbox, rt: Realtime, store: StateStore
+):
+    hard_alias = "0a1b2c3d4e5f@ct.vtex.com.br"
+    assert delete_customer(rt, CustomerDeletion(hard_alias, None, "cl-9"), "2026-01-01T00:00:00Z",
+                           "task-1") == "rejected"  # fmt: skip
+    assert rejects(store)["cl-9"][0] == "MISSING_IDENTIFIER"
+    assert sandbox.synerise.stats()["events"] == 0
+
+
+@pytest.mark.rt_settings(DELETE_BEHAVIOUR="remove")
+def test_remove_needs_the_user_id(sandbox: Sandbox, rt: Realtime, store: StateStore):
+    deletion = CustomerDeletion("rui.costa@example.com", None, "cl-9")
+    assert delete_customer(rt, deletion, "2026-01-01T00:00:00Z", "t") == "rejected"
+    assert "customId" in rejects(store)["cl-9"][1]
+
+
+# -- the order status reported --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "current_change", "expected"),
+    [
+        ({"status": "invoiced"}, "2026-01-01T00:00:00Z", None),  # the body says it already
+        ({"status": "handling", "lastChange": "2026-01-01T00:00:00Z"}, "2026-01-01T00:00:01Z",
+         "invoiced"),  # the body lags: the notification is newer
+        ({"status": "canceled", "lastChange": "2026-01-01T00:00:02Z"}, "2026-01-01T00:00:01Z",
+         None),  # the order moved on since: a late notification
+        ({"status": "handling", "lastChange": "2026-01-01T00:00:00Z"}, None, None),  # cannot tell
+        ({"status": "handling", "lastChange": "garbage"}, "2026-01-01T00:00:01Z", None),
+    ],
+)  # fmt: skip
+def test_reported_status(body, current_change, expected):
+    notice = OrderNotice("o-1", "invoiced", "2025-12-31T00:00:00Z", current_change=current_change)
+    assert reported_status(body, notice) == expected
+
+
+# -- the daily runs ---------------------------------------------------------------------------
+
+
+def test_one_realtime_run_per_scope_and_day_even_under_concurrent_first_use(
+    store: StateStore, engine: Engine
+):
+    found: list[int] = []
+
+    def first_use() -> None:
+        found.append(RealtimeRuns(store).run_id("orders"))  # each with its own cache
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(found)) == 1
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    assert RealtimeRuns(store).run_id("orders", tomorrow) not in found
+    assert RealtimeRuns(store).run_id("customers_updated") not in found
+
+    runs.maintain(engine, timedelta(seconds=300))  # the scheduler leaves them alone
+    assert {run.status for run in realtime_runs(store)} == {"done"}
+    assert engine.lease.free_slots() == engine.lease.limit
+    run = store.get_run(found[0])
+    assert (run.kind, run.window_to - run.window_from, run.planning_done) == (
+        "realtime", timedelta(days=1), True)  # fmt: skip
+
+
+def test_the_ledger_swap_is_a_compare_and_set(store: StateStore):
+    realtime = RealtimeRuns(store)
+    run_id = realtime.run_id("customers_updated")
+    assert realtime.swap_ledger_hash("profiles", "cl-1", None, "h1", run_id)
+    assert not realtime.swap_ledger_hash("profiles", "cl-1", None, "h2", run_id)
+    assert not realtime.swap_ledger_hash("profiles", "cl-1", "h0", "h2", run_id)
+    assert realtime.swap_ledger_hash("profiles", "cl-1", "h1", "h2", run_id)
+    assert store.ledger_hashes("profiles", ["cl-1"]) == {"cl-1": "h2"}
