@@ -1,0 +1,197 @@
+"""Customers, CPU-bound: customers/s end to end and CPU µs per record, then where it goes.
+
+No artificial latency or limit: the sandbox answers at once and both rate budgets are set far
+above what the machine can do (``VTEX_RATE_LIMIT=SYNERISE_RATE_LIMIT=100000``). One worker
+process, ``vtex-synerise worker -P prefork -c 2`` (the machine's core count), runs the producer
+and the chunks. CPU is summed per process tree with psutil: the worker (producer and chunk
+tasks, parent and pool children), the sandbox process, and Redis + PostgreSQL.
+
+Variants, one after the other on one stack, each with its own worker process:
+
+* ``before``: this checkout with the CPU fixes of docs/benchmarks.md undone in the workers
+  (bench/undo: ``BENCH_UNDO=mapping,http``), default settings;
+* ``after``: this checkout, default settings (``SYNC_CHUNK_SIZE=100``, batches of 100);
+* ``after, chunks of 500``: ``SYNC_CHUNK_SIZE=500`` and ``SYNERISE_BATCH_SIZE=500``, which
+  spreads the fixed cost of a chunk (its task, its transactions, its lease checks) over five
+  times the records.
+
+Then a profile: a ``-P solo`` worker under cProfile counting CPU time (bench/profiled_worker.py)
+runs the whole sync; the top functions by own time and the share of the main phases are printed
+and saved to ``bench/results/customers_profile.txt`` (cProfile's overhead inflates Python-heavy
+code such as marshmallow against C code such as ``json``; the shares are indicative).
+"""
+
+from __future__ import annotations
+
+import io
+import pstats
+import signal
+from pathlib import Path
+from typing import Any
+
+from bench.harness import (
+    DATA_FROM,
+    DATA_TO,
+    RESULTS,
+    ROOT,
+    SandboxConfig,
+    Stack,
+    cpu_meter,
+    log,
+    median,
+    run_seconds,
+    table,
+)
+
+NAME = "customers"
+
+PARAMS = {
+    "quick": {"customers": 6_000, "runs": 2, "profile_to": DATA_TO},
+    "full": {"customers": 50_000, "runs": 3, "profile_to": "2025-10-01T00:00:00Z"},
+}
+UNLIMITED = {"VTEX_RATE_LIMIT": "100000", "SYNERISE_RATE_LIMIT": "100000"}
+WORKER = {"pool": "prefork", "concurrency": 2}
+UNDO = {"PYTHONPATH": str(ROOT / "bench" / "undo"), "BENCH_UNDO": "mapping,http"}
+
+VARIANTS = (
+    ("before", {}, UNDO),
+    ("after", {}, {}),
+    ("after, chunks of 500", {"SYNC_CHUNK_SIZE": "500", "SYNERISE_BATCH_SIZE": "500"}, {}),
+)
+
+PHASES = (
+    ("mapping (profile_from_customer)", "mapping.py", "profile_from_customer"),
+    ("ledger hash (payload_hash)", "mapping.py", "payload_hash"),
+    ("listing CL pages (HTTP + JSON)", "streams.py", "list_pages"),
+    ("posting batches to Synerise", "streams.py", "send"),
+    ("claiming chunks (PostgreSQL)", "store.py", "claim_chunk"),
+    ("ledger lookups (PostgreSQL)", "store.py", "ledger_hashes"),
+    ("recording outcomes (PostgreSQL)", "store.py", "complete_chunk"),
+    ("writing chunk rows (PostgreSQL)", "store.py", "append_chunk"),
+    ("lease and status checks", "runs.py", "_check_alive"),
+    ("enqueueing chunk tasks (Celery)", "context.py", "enqueue_chunk"),
+    ("chunk task total", "runs.py", "run_chunk"),
+    ("producer task total", "runs.py", "run_producer"),
+)
+
+
+def one_run(stack: Stack, full: bool) -> dict[str, Any]:
+    pids = {"sandbox": stack.sandbox_pid}
+    pids.update(
+        {f"worker{i}": w.pid for i, w in enumerate(stack.workers) if w.proc.poll() is None}
+    )
+    infra_before = stack.infra_cpu()
+    with cpu_meter(pids) as cpu:
+        run = stack.wait_run(stack.start_run("customers_created", full=full), timeout=1800)
+    infra = stack.infra_cpu() - infra_before
+    if run.status != "done":
+        raise RuntimeError(f"run {run.id} ended {run.status}: {run.error}")
+    seconds = run_seconds(run)
+    records = run.read_count
+    workers = sum(v for k, v in cpu.items() if k.startswith("worker"))
+    return {
+        "run_id": run.id,
+        "customers": records,
+        "sent": run.sent_count,
+        "rejected": run.rejected_count,
+        "seconds": round(seconds, 3),
+        "customers_per_s": round(records / seconds, 1),
+        "worker_cpu_us": round(workers / records * 1e6, 1),
+        "sandbox_cpu_us": round(cpu["sandbox"] / records * 1e6, 1),
+        "infra_cpu_us": round(infra / records * 1e6, 1),
+    }
+
+
+def measure(stack: Stack, mode: str) -> list[dict[str, Any]]:
+    """Each variant with its own worker on one stack (settings reach the worker's env)."""
+    params = PARAMS[mode]
+    rows: list[dict[str, Any]] = []
+    for variant, settings, worker_env in VARIANTS:
+        for worker in list(stack.workers):
+            stack.stop_worker(worker)
+        stack.workers.clear()
+        stack.start_worker(**WORKER, extra_env={**settings, **worker_env})  # type: ignore[arg-type]
+        stack.wait_workers_ready()
+        stack.warm_up("customers_created")
+        for attempt in range(params["runs"]):
+            result = one_run(stack, full=True)
+            log(f"customers [{variant}] run {attempt + 1}: {result['customers_per_s']}/s, "
+                f"worker {result['worker_cpu_us']} µs/record")  # fmt: skip
+            rows.append({"kind": "run", "variant": variant, **settings, **WORKER, **result})
+    for worker in list(stack.workers):
+        stack.stop_worker(worker)
+    stack.workers.clear()
+    return rows
+
+
+def profile(stack: Stack, date_to: str) -> tuple[list[dict[str, Any]], str]:
+    """One sync (up to ``date_to``) under cProfile (CPU time) in a solo worker; the report."""
+    out = RESULTS / "customers.prof"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    worker = stack.start_profiled_worker(out)
+    stack.wait_workers_ready()
+    run = stack.wait_run(
+        stack.start_run("customers_created", DATA_FROM, date_to, full=True), timeout=1800
+    )
+    worker.proc.send_signal(signal.SIGTERM)
+    worker.proc.wait(120)
+    if not Path(out).exists():
+        raise RuntimeError("the profiled worker wrote no profile")
+    stats = pstats.Stats(str(out))
+    total = stats.total_tt  # type: ignore[attr-defined]
+    phases: list[dict[str, Any]] = []
+    for label, filename, function in PHASES:
+        cumulative = sum(
+            entry[3]
+            for (path, _, name), entry in stats.stats.items()  # type: ignore[attr-defined]
+            if path.endswith(filename) and name == function
+        )
+        phases.append({"kind": "phase", "phase": label, "cpu_s": round(cumulative, 3),
+                       "share": round(cumulative / total, 4)})  # fmt: skip
+    buffer = io.StringIO()
+    pstats.Stats(str(out), stream=buffer).sort_stats("tottime").print_stats(20)
+    text = buffer.getvalue()
+    report = "\n".join(
+        [f"cProfile (CPU time) of a -P solo worker syncing {run.read_count} customers: "
+         f"{total:.2f} s profiled CPU",
+         table("Share of the worker's CPU by phase (inclusive)", ["phase", "CPU s", "share"],
+               [[p["phase"], p["cpu_s"], f"{100 * p['share']:.1f}%"] for p in phases]),
+         "", "Top functions by own CPU time:", text[text.find("ncalls") - 3:]]
+    )  # fmt: skip
+    (RESULTS / "customers_profile.txt").write_text(report)
+    return phases, report
+
+
+def run(mode: str = "full") -> list[dict[str, Any]]:
+    params = PARAMS[mode]
+    config = SandboxConfig(customers=params["customers"], orders=10, seed=1)
+    with Stack(NAME, config, UNLIMITED) as stack:
+        rows = measure(stack, mode)
+        log("customers: profiling a solo worker under cProfile")
+        phases, report = profile(stack, params["profile_to"])
+    summary = []
+    for variant, _, _ in VARIANTS:
+        mine = [r for r in rows if r["variant"] == variant]
+        summary.append({
+            "kind": "summary",
+            "variant": variant,
+            "customers": mine[0]["customers"],
+            "runs": len(mine),
+            "median_customers_per_s": median([r["customers_per_s"] for r in mine]),
+            "median_worker_cpu_us": median([r["worker_cpu_us"] for r in mine]),
+            "median_sandbox_cpu_us": median([r["sandbox_cpu_us"] for r in mine]),
+            "median_infra_cpu_us": median([r["infra_cpu_us"] for r in mine]),
+        })  # fmt: skip
+    rows += summary
+    print(table(
+        f"Customers, CPU-bound ({summary[0]['customers']} customers, one worker -P prefork -c 2,"
+        f" median of {summary[0]['runs']} runs)",
+        ["variant", "customers/s", "worker CPU µs/rec", "sandbox CPU µs/rec",
+         "Redis+PG CPU µs/rec"],
+        [[s["variant"], s["median_customers_per_s"], s["median_worker_cpu_us"],
+          s["median_sandbox_cpu_us"], s["median_infra_cpu_us"]] for s in summary],
+    ))  # fmt: skip
+    rows += phases
+    print(report)
+    return rows

@@ -1,0 +1,420 @@
+"""Webhook ingestion benchmark: concurrent keep-alive clients against the gunicorn-served app.
+
+``python -m bench.webhooks [--duration 30] [--concurrency 32] [--rate 500] ...`` (or ``python -m
+bench webhooks`` through the suite runner: ``run(mode=...)``; ``run(duration, concurrency)``
+returns the rows by phase). One fresh `bench.harness.Stack` (embedded Redis and PostgreSQL, the
+sandbox in its own process), then:
+
+1. ``vtex-synerise webhooks serve --gunicorn`` (``gthread``) in its own process group;
+2. two load phases of ``duration`` seconds, ``concurrency`` asyncio clients (aiohttp, one
+   keep-alive connection each): *paced* at ``--rate`` requests/s in total, latency measured from
+   each request's scheduled send time (no coordinated omission), then *saturation* (each client
+   sends as soon as it has its answer). The mix: Orders Hook notifications (distinct status
+   changes of distinct orders) 60 %, Master Data customer triggers 30 %, exact re-sends of
+   earlier notifications 10 % (they must have no second effect);
+3. Celery workers on the ``realtime`` queue drain what was accepted. By default they start after
+   the load: the service is built to absorb bursts into the queue, and on a small machine the
+   workers and the emulated VTEX/Synerise would otherwise compete with the server for CPU
+   (``--workers-during-load`` measures that too);
+4. reconciliation: every request answered 200 was processed exactly once (the realtime runs'
+   ``read_count``), every notified order is one Synerise transaction (or a recorded reject),
+   every triggered customer one profile (or a reject), no duplicate transaction, empty queue.
+
+Prints the tables and returns one row per phase; run standalone it appends the rows to
+``bench/results/webhooks.jsonl`` (the suite runner does that itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import requests
+
+from bench.harness import (
+    CLI,
+    ROOT,
+    SandboxConfig,
+    Stack,
+    kill_group,
+    log,
+    table,
+    tree_cpu,
+    write_results,
+)
+
+SECRET = "bench-webhook-secret"
+HEADER = "x-synerise-api-key"
+ORDER_PATH = "/_v/private/synerise/hooks/orders"
+CUSTOMER_PATH = "/_v/private/synerise/triggers/customer"
+ORDERS, CUSTOMERS = 20_000, 20_000
+SHARES = {"order": 0.6, "customer": 0.3, "duplicate": 0.1}
+"""Request mix: new order notifications, customer triggers, re-sent notifications."""
+
+
+@dataclass
+class Load:
+    """What the clients sent and what came back."""
+
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+    orders: set[str] = field(default_factory=set)
+    customers: set[str] = field(default_factory=set)
+    duplicates: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def accepted(self) -> int:
+        return self.statuses.get(200, 0)
+
+
+class Workload:
+    """An endless, reproducible stream of requests over the sandbox's ids."""
+
+    def __init__(self, order_ids: list[str], customer_ids: list[str], seed: int = 1) -> None:
+        self.order_ids, self.customer_ids = order_ids, customer_ids
+        self.random = random.Random(seed)
+        self.sent_orders: list[dict[str, Any]] = []
+        self.serial = 0
+        self.base = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def next(self) -> tuple[str, str, dict[str, Any], str]:
+        """``(kind, path, body, key)`` of the next request."""
+        roll = self.random.random()
+        if roll < SHARES["duplicate"] and self.sent_orders:
+            return "duplicate", ORDER_PATH, self.random.choice(self.sent_orders), ""
+        self.serial += 1
+        if roll < SHARES["duplicate"] + SHARES["order"]:
+            order_id = self.order_ids[self.serial % len(self.order_ids)]
+            change = (self.base + timedelta(milliseconds=self.serial)).isoformat()
+            body = {"Domain": "Marketplace", "OrderId": order_id, "State": "payment-approved",
+                    "LastState": "payment-pending", "LastChange": change,
+                    "Origin": {"Account": "sandbox", "Key": "bench"}}  # fmt: skip
+            self.sent_orders.append(body)
+            return "order", ORDER_PATH, body, order_id
+        doc_id = self.customer_ids[self.serial % len(self.customer_ids)]
+        return "customer", CUSTOMER_PATH, {"id": doc_id}, doc_id
+
+
+async def drive(
+    base_url: str, workload: Workload, duration: float, concurrency: int, rate: float = 0.0
+) -> Load:
+    """``concurrency`` clients on keep-alive connections, sending until ``duration`` is over.
+
+    ``rate`` > 0 paces the clients to that many requests per second in total, each on its own
+    schedule, and measures latency from the *scheduled* send time, so a server that falls
+    behind shows it (no coordinated omission). ``rate`` = 0: each client sends its next request
+    as soon as the previous one is answered (the saturation throughput).
+    """
+    load = Load()
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=10)
+    headers = {HEADER: SECRET}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        started = time.perf_counter()
+        deadline = started + duration
+        interval = concurrency / rate if rate > 0 else 0.0
+
+        async def client(index: int) -> None:
+            scheduled = started + interval * index / concurrency
+            while scheduled < deadline:
+                if interval:
+                    delay = scheduled - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                else:
+                    scheduled = time.perf_counter()
+                kind, path, body, key = workload.next()
+                try:
+                    async with session.post(base_url + path, json=body, headers=headers) as resp:
+                        await resp.read()
+                        status = resp.status
+                except (aiohttp.ClientError, TimeoutError):
+                    load.errors += 1
+                    status = 0
+                if status:
+                    load.latencies.append(time.perf_counter() - scheduled)
+                    load.statuses[status] = load.statuses.get(status, 0) + 1
+                if status == 200:
+                    if kind == "order":
+                        load.orders.add(key)
+                    elif kind == "customer":
+                        load.customers.add(key)
+                    else:
+                        load.duplicates += 1
+                scheduled += interval
+
+        await asyncio.gather(*(client(i) for i in range(concurrency)))
+        load.elapsed = time.perf_counter() - started
+    return load
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+SHIM = """# Written by bench/webhooks.py --no-sent-events: the repository's celeryconfig, minus
+# task-sent events, for the webhook server process only (the proposal it measures).
+import runpy
+globals().update({k: v for k, v in runpy.run_path(%r).items() if not k.startswith("__")})
+task_send_sent_event = False
+"""
+
+
+def start_server(
+    stack: Stack, workers: int, threads: int, sent_events: bool = True
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``webhooks serve --gunicorn`` in its own process group; returns it with its URL.
+
+    ``sent_events=False`` puts a ``celeryconfig`` shim first on the server's ``PYTHONPATH`` that
+    turns Celery's task-sent events off (measures that proposal; the workers are unchanged).
+    """
+    port = free_port()
+    env = dict(stack.env)
+    if not sent_events:
+        shim = stack.state_dir / "shim"
+        shim.mkdir(exist_ok=True)
+        (shim / "celeryconfig.py").write_text(SHIM % str(ROOT / "celeryconfig.py"))
+        env["PYTHONPATH"] = os.pathsep.join([str(shim), str(ROOT)])
+    log_path = stack.state_dir / "webhooks.log"
+    proc = subprocess.Popen(
+        [*CLI, "--log-level", "WARNING", "webhooks", "serve", "--gunicorn", "--workers",
+         str(workers), "--threads", str(threads), "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(url + "/readyz", timeout=1).status_code == 200:
+                return proc, url
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"webhooks did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.2)
+
+
+def realtime_reads(stack: Stack) -> int:
+    return sum(run.read_count for run in stack.store.list_runs() if run.kind == "realtime")
+
+
+def realtime_rejects(stack: Stack) -> dict[str, set[str]]:
+    """Rejected record keys per ledger stream, over the realtime runs."""
+    found: dict[str, set[str]] = {"profiles": set(), "transactions": set()}
+    for run in stack.store.list_runs():
+        if run.kind == "realtime":
+            for reject in stack.store.rejects(run.id):
+                found[reject.stream].add(reject.record_key)
+    return found
+
+
+def run(duration: float = 30.0, concurrency: int = 32, mode: str | None = None) -> Any:
+    """The benchmark's result rows (one per phase); with ``mode`` (the suite runner) a list,
+    without it the rows keyed by phase. ``mode="quick"``: 5 s phases, 16 clients."""
+    if mode == "quick":
+        duration, concurrency = min(duration, 5.0), min(concurrency, 16)
+    rows = measure(duration, concurrency)
+    return rows if mode is not None else {row["phase"]: row for row in rows}
+
+
+def measure(
+    duration: float,
+    concurrency: int,
+    *,
+    rate: float = 500.0,
+    server_workers: int = 2,
+    threads: int = 8,
+    celery_concurrency: int = 16,
+    drain_after: bool = True,
+    sent_events: bool = True,
+    drain_timeout: float = 900.0,
+) -> list[dict[str, Any]]:
+    """One stack and server; a paced phase at ``rate`` req/s and a saturation phase, then one
+    drain and one reconciliation over both. Prints the tables; returns a row per phase."""
+    from etl.sandbox import build_dataset
+
+    sandbox = SandboxConfig(customers=CUSTOMERS, orders=ORDERS, seed=1, dirty_share=0.0)
+    dataset = build_dataset(sandbox.customers, sandbox.orders, sandbox.seed, None, 0.0)
+    workload = Workload([dataset.order(i)["orderId"] for i in range(dataset.order_count)],
+                        [dataset.customer(i)["id"] for i in range(dataset.customer_count)])
+    settings = {"VTEX_RATE_LIMIT": "100000", "SYNERISE_RATE_LIMIT": "100000",
+                "WEBHOOK_SECRET": SECRET}  # fmt: skip
+    phases = [(f"paced {rate:.0f}/s", rate), ("saturation", 0.0)] if rate else [("saturation", 0)]
+    loads: list[tuple[str, Load, float, float]] = []
+    with Stack("webhooks", sandbox, settings) as stack:
+        server, url = start_server(stack, server_workers, threads, sent_events)
+        try:
+            if not drain_after:
+                stack.start_worker(pool="threads", concurrency=celery_concurrency,
+                                   queues="realtime")  # fmt: skip
+                stack.wait_workers_ready()
+            for name, phase_rate in phases:
+                load_average = os.getloadavg()[0]
+                log(f"webhooks: {name}: {concurrency} clients for {duration:.0f} s against "
+                    f"{url} ({server_workers} x {threads} gthread)")  # fmt: skip
+                cpu_before = tree_cpu(server.pid)
+                load = asyncio.run(drive(url, workload, duration, concurrency, phase_rate))
+                loads.append((name, load, tree_cpu(server.pid) - cpu_before, load_average))
+            load_done = time.monotonic()
+            if drain_after:
+                stack.start_worker(pool="threads", concurrency=celery_concurrency,
+                                   queues="realtime")  # fmt: skip
+            accepted = sum(load.accepted for _, load, _, _ in loads)
+            log(f"webhooks: {accepted} accepted; draining")
+            deadline = time.monotonic() + drain_timeout
+            while realtime_reads(stack) < accepted and time.monotonic() < deadline:
+                time.sleep(0.5)
+            effect = reconcile(stack, [entry[1] for entry in loads], time.monotonic() - load_done)
+        finally:
+            kill_group(server)
+    rows = []
+    for name, load, cpu, load_average in loads:
+        rows.append({
+            "phase": name,
+            "target_rate": dict(phases)[name],
+            **ingestion(load),
+            "server_cpu_ms_per_request": round(1000 * cpu / max(1, sum(load.statuses.values())),
+                                               2),
+            "duration_s": round(load.elapsed, 1),
+            "concurrency": concurrency,
+            "server": f"gunicorn gthread {server_workers}x{threads}"
+            + ("" if sent_events else ", no sent events"),
+            "celery": f"threads x{celery_concurrency}",
+            "workers_during_load": not drain_after,
+            "machine_load_1m_before": round(load_average, 2),
+            "task_sent_events": sent_events,
+            **effect,
+        })  # fmt: skip
+    print(report(rows))
+    return rows
+
+
+def ingestion(load: Load) -> dict[str, Any]:
+    """Throughput and client-side latency of one phase."""
+    answered = sum(load.statuses.values())
+    return {
+        "requests": answered + load.errors,
+        "accepted": load.accepted,
+        "non_200": answered - load.accepted,
+        "client_errors": load.errors,
+        "req_per_s": round(answered / load.elapsed, 1),
+        "p50_ms": round(percentile(load.latencies, 0.50) * 1000, 2),
+        "p90_ms": round(percentile(load.latencies, 0.90) * 1000, 2),
+        "p99_ms": round(percentile(load.latencies, 0.99) * 1000, 2),
+        "max_ms": round(max(load.latencies, default=float("nan")) * 1000, 1),
+    }
+
+
+def reconcile(stack: Stack, loads: list[Load], drained: float) -> dict[str, Any]:
+    """Every accepted request (of every phase) had its effect, once."""
+    accepted = sum(load.accepted for load in loads)
+    orders = set().union(*(load.orders for load in loads))
+    customers = set().union(*(load.customers for load in loads))
+    reads = realtime_reads(stack)
+    synerise = stack.synerise_stats()
+    rejects = realtime_rejects(stack)
+    queued = int(stack_redis(stack).llen("realtime"))
+    orders_ok = synerise["transactions"] + len(rejects["transactions"] & orders)
+    customers_ok = synerise["profiles"] + len(rejects["profiles"] & customers)
+    lost = max(0, accepted - reads)
+    return {
+        "all_accepted": accepted,
+        "processed": reads,
+        "lost": lost,
+        "drain_s": round(drained, 1),
+        "tasks_per_s": round(reads / drained, 1) if drained else None,
+        "orders_notified": len(orders),
+        "orders_with_effect": orders_ok,
+        "customers_triggered": len(customers),
+        "customers_with_effect": customers_ok,
+        "duplicates_sent": sum(load.duplicates for load in loads),
+        "duplicate_transactions": synerise["duplicate_transactions"],
+        "queue_left": queued,
+        "reconciled": lost == 0 and queued == 0 and orders_ok == len(orders)
+        and customers_ok == len(customers) and synerise["duplicate_transactions"] == 0,
+    }
+
+
+def stack_redis(stack: Stack) -> Any:
+    import redis
+
+    return redis.Redis.from_url(stack.redis_url)
+
+
+def report(rows: list[dict[str, Any]]) -> str:
+    ingest = table(
+        "Webhooks: ingestion (client-side latency from the scheduled send, keep-alive)",
+        ["phase", "server", "clients", "seconds", "requests", "req/s", "p50 ms", "p90 ms",
+         "p99 ms", "max ms", "non-200", "errors", "server CPU ms/req"],
+        [[r["phase"], r["server"], r["concurrency"], r["duration_s"], r["requests"],
+          r["req_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["max_ms"], r["non_200"],
+          r["client_errors"], r["server_cpu_ms_per_request"]] for r in rows],
+    )  # fmt: skip
+    r = rows[-1]
+    effect = table(
+        "Webhooks: reconciliation after the workers drained (all phases)",
+        ["accepted", "processed", "lost", "drain s", "tasks/s", "orders (effect)",
+         "customers (effect)", "re-sent", "dup. txns", "queue left", "ok"],
+        [[r["all_accepted"], r["processed"], r["lost"], r["drain_s"], r["tasks_per_s"],
+          f"{r['orders_notified']} ({r['orders_with_effect']})",
+          f"{r['customers_triggered']} ({r['customers_with_effect']})",
+          r["duplicates_sent"], r["duplicate_transactions"], r["queue_left"],
+          "yes" if r["reconciled"] else "NO"]],
+    )  # fmt: skip
+    return ingest + "\n" + effect
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.webhooks",
+                                     description=__doc__.splitlines()[0])  # fmt: skip
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per phase")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--rate", type=float, default=500.0,
+                        help="paced phase: total req/s (0: saturation phase only)")
+    parser.add_argument("--server-workers", type=int, default=2, help="gunicorn processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn process")
+    parser.add_argument("--celery-concurrency", type=int, default=16, help="worker threads")
+    parser.add_argument("--workers-during-load", action="store_true",
+                        help="start the Celery workers before the load instead of after it")
+    parser.add_argument("--no-sent-events", action="store_true",
+                        help="the server publishes without Celery task-sent events (proposal)")
+    parser.add_argument("--quick", action="store_true", help="5 s phases, 16 clients")
+    args = parser.parse_args(argv)
+    duration, concurrency = args.duration, args.concurrency
+    if args.quick:
+        duration, concurrency = min(duration, 5.0), min(concurrency, 16)
+    rows = measure(
+        duration, concurrency, rate=args.rate, server_workers=args.server_workers,
+        threads=args.threads, celery_concurrency=args.celery_concurrency,
+        drain_after=not args.workers_during_load, sent_events=not args.no_sent_events,
+    )  # fmt: skip
+    command = "python -m bench.webhooks " + " ".join(argv if argv is not None else sys.argv[1:])
+    path = write_results("webhooks", rows, command)
+    log(f"webhooks: results appended to {path}")
+    return 0 if all(row["reconciled"] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
