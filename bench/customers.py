@@ -6,7 +6,7 @@ process, ``vtex-synerise worker -P prefork -c 2`` (the machine's core count), ru
 and the chunks. CPU is summed per process tree with psutil: the worker (producer and chunk
 tasks, parent and pool children), the sandbox process, and Redis + PostgreSQL.
 
-Variants, one after the other on one stack, each with its own worker process:
+Variants on one stack, each with its own worker process, taking turns run by run:
 
 * ``before``: this checkout with the CPU fixes of docs/benchmarks.md undone in the workers
   (bench/undo: ``BENCH_UNDO=mapping,http``), default settings;
@@ -31,7 +31,6 @@ from typing import Any
 
 from bench.harness import (
     DATA_FROM,
-    DATA_TO,
     RESULTS,
     ROOT,
     SandboxConfig,
@@ -46,7 +45,7 @@ from bench.harness import (
 NAME = "customers"
 
 PARAMS = {
-    "quick": {"customers": 6_000, "runs": 2, "profile_to": DATA_TO},
+    "quick": {"customers": 4_000, "runs": 1, "profile_to": None},  # profile: full mode only
     "full": {"customers": 50_000, "runs": 3, "profile_to": "2025-10-01T00:00:00Z"},
 }
 UNLIMITED = {"VTEX_RATE_LIMIT": "100000", "SYNERISE_RATE_LIMIT": "100000"}
@@ -103,17 +102,21 @@ def one_run(stack: Stack, full: bool) -> dict[str, Any]:
 
 
 def measure(stack: Stack, mode: str) -> list[dict[str, Any]]:
-    """Each variant with its own worker on one stack (settings reach the worker's env)."""
+    """Each variant with its own worker on one stack (settings reach the worker's env).
+
+    Variants take turns (A B C, A B C, ...), so a change in the machine's load during the
+    benchmark (it is shared) hits every variant alike instead of one.
+    """
     params = PARAMS[mode]
     rows: list[dict[str, Any]] = []
-    for variant, settings, worker_env in VARIANTS:
-        for worker in list(stack.workers):
-            stack.stop_worker(worker)
-        stack.workers.clear()
-        stack.start_worker(**WORKER, extra_env={**settings, **worker_env})  # type: ignore[arg-type]
-        stack.wait_workers_ready()
-        stack.warm_up("customers_created")
-        for attempt in range(params["runs"]):
+    for attempt in range(params["runs"]):
+        for variant, settings, worker_env in VARIANTS:
+            for worker in list(stack.workers):
+                stack.stop_worker(worker)
+            stack.workers.clear()
+            stack.start_worker(**WORKER, extra_env={**settings, **worker_env})  # type: ignore[arg-type]
+            stack.wait_workers_ready()
+            stack.warm_up("customers_created")
             result = one_run(stack, full=True)
             log(f"customers [{variant}] run {attempt + 1}: {result['customers_per_s']}/s, "
                 f"worker {result['worker_cpu_us']} µs/record")  # fmt: skip
@@ -168,8 +171,10 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
     config = SandboxConfig(customers=params["customers"], orders=10, seed=1)
     with Stack(NAME, config, UNLIMITED) as stack:
         rows = measure(stack, mode)
-        log("customers: profiling a solo worker under cProfile")
-        phases, report = profile(stack, params["profile_to"])
+        phases, report = [], ""
+        if params["profile_to"]:
+            log("customers: profiling a solo worker under cProfile")
+            phases, report = profile(stack, params["profile_to"])
     summary = []
     for variant, _, _ in VARIANTS:
         mine = [r for r in rows if r["variant"] == variant]
@@ -193,5 +198,6 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
           s["median_sandbox_cpu_us"], s["median_infra_cpu_us"]] for s in summary],
     ))  # fmt: skip
     rows += phases
-    print(report)
+    if report:
+        print(report)
     return rows

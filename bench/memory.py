@@ -1,6 +1,6 @@
 """Memory does not grow with the sync: peak RSS of the producer and a worker, small vs large.
 
-For each size (quick: 4k and 40k customers; full: 20k and 200k) on a fresh stack:
+For each size (quick: 2k and 20k customers; full: 20k and 200k) on a fresh stack:
 
 1. ``vtex-synerise sync start customers`` records the run and enqueues its producer task;
    no worker is running yet;
@@ -33,7 +33,7 @@ from bench.harness import (
 
 NAME = "memory"
 
-PARAMS = {"quick": (4_000, 40_000), "full": (20_000, 200_000)}
+PARAMS = {"quick": (2_000, 20_000), "full": (20_000, 200_000)}
 UNLIMITED = {"VTEX_RATE_LIMIT": "100000", "SYNERISE_RATE_LIMIT": "100000"}
 
 

@@ -44,7 +44,7 @@ NAME = "orders"
 
 LATENCY = {"latency_ms": 40, "jitter_ms": 20}
 PARAMS = {
-    "quick": {"orders": 2000, "runs": 2, "naive_orders": 60},
+    "quick": {"orders": 1500, "runs": 2, "naive_orders": 40},
     "full": {"orders": 8000, "runs": 3, "naive_orders": 400, "before_orders": 3000},
 }
 RATE = 200.0

@@ -17,7 +17,7 @@ from bench.orders import RATE, pipeline_run, sandbox_config
 NAME = "scaling"
 
 PARAMS = {
-    "quick": {"orders": 1000, "runs": 1, "processes": (1, 2, 4)},
+    "quick": {"orders": 500, "runs": 1, "processes": (1, 2, 4)},
     "full": {"orders": 4000, "runs": 2, "processes": (1, 2, 4)},
 }
 PER_PROCESS = {"pool": "threads", "concurrency": 2}
@@ -31,10 +31,7 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
     with Stack(NAME, sandbox_config(params["orders"]), settings) as stack:
         first = True
         for processes in params["processes"]:
-            for worker in list(stack.workers):
-                stack.stop_worker(worker)
-            stack.workers.clear()
-            for _ in range(processes):
+            while len(stack.workers) < processes:  # add processes; the others keep running
                 stack.start_worker(**PER_PROCESS)  # type: ignore[arg-type]
             stack.wait_workers_ready()
             if first:

@@ -6,10 +6,11 @@ returns the rows by phase). One fresh `bench.harness.Stack` (embedded Redis and 
 sandbox in its own process), then:
 
 1. ``vtex-synerise webhooks serve --gunicorn`` (``gthread``) in its own process group;
-2. two load phases of ``duration`` seconds, ``concurrency`` asyncio clients (aiohttp, one
-   keep-alive connection each): *paced* at ``--rate`` requests/s in total, latency measured from
-   each request's scheduled send time (no coordinated omission), then *saturation* (each client
-   sends as soon as it has its answer). The mix: Orders Hook notifications (distinct status
+2. two load phases of ``duration`` seconds, ``concurrency`` asyncio clients (one keep-alive
+   HTTP/1.1 connection each, a minimal client so the server keeps the CPU): *paced* at
+   ``--rate`` requests/s in total, latency measured from each request's scheduled send time
+   (no coordinated omission), then *saturation* (each client sends as soon as it has its
+   answer). The mix: Orders Hook notifications (distinct status
    changes of distinct orders) 60 %, Master Data customer triggers 30 %, exact re-sends of
    earlier notifications 10 % (they must have no second effect);
 3. Celery workers on the ``realtime`` queue drain what was accepted. By default they start after
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
@@ -37,8 +39,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import requests
 
 from bench.harness import (
@@ -107,6 +109,45 @@ class Workload:
         return "customer", CUSTOMER_PATH, {"id": doc_id}, doc_id
 
 
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client connection (POST JSON, read one answer).
+
+    Much lighter than a general client, so the load generator leaves the CPU to the server it
+    measures (they share the machine). Answers must carry ``Content-Length`` (werkzeug's do).
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{HEADER}: {SECRET}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        self.writer.write(head.encode() + body)
+        try:
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            length = next((int(line.split(":", 1)[1]) for line in lines[1:]
+                           if line.lower().startswith("content-length:")), 0)  # fmt: skip
+            await self.reader.readexactly(length)
+            if any(line.lower() == "connection: close" for line in lines):
+                self.close()
+            return status
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def drive(
     base_url: str, workload: Workload, duration: float, concurrency: int, rate: float = 0.0
 ) -> Load:
@@ -118,45 +159,45 @@ async def drive(
     as soon as the previous one is answered (the saturation throughput).
     """
     load = Load()
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=10)
-    headers = {HEADER: SECRET}
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        started = time.perf_counter()
-        deadline = started + duration
-        interval = concurrency / rate if rate > 0 else 0.0
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    started = time.perf_counter()
+    deadline = started + duration
+    interval = concurrency / rate if rate > 0 else 0.0
 
-        async def client(index: int) -> None:
-            scheduled = started + interval * index / concurrency
-            while scheduled < deadline:
-                if interval:
-                    delay = scheduled - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
+    async def client(index: int) -> None:
+        connection = Connection(host, port)
+        scheduled = started + interval * index / concurrency
+        while scheduled < deadline:
+            if interval:
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            else:
+                scheduled = time.perf_counter()
+            kind, path, body, key = workload.next()
+            try:
+                status = await asyncio.wait_for(connection.post(path, json.dumps(body).encode()),
+                                                10)  # fmt: skip
+            except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError):
+                connection.close()
+                load.errors += 1
+                status = 0
+            if status:
+                load.latencies.append(time.perf_counter() - scheduled)
+                load.statuses[status] = load.statuses.get(status, 0) + 1
+            if status == 200:
+                if kind == "order":
+                    load.orders.add(key)
+                elif kind == "customer":
+                    load.customers.add(key)
                 else:
-                    scheduled = time.perf_counter()
-                kind, path, body, key = workload.next()
-                try:
-                    async with session.post(base_url + path, json=body, headers=headers) as resp:
-                        await resp.read()
-                        status = resp.status
-                except (aiohttp.ClientError, TimeoutError):
-                    load.errors += 1
-                    status = 0
-                if status:
-                    load.latencies.append(time.perf_counter() - scheduled)
-                    load.statuses[status] = load.statuses.get(status, 0) + 1
-                if status == 200:
-                    if kind == "order":
-                        load.orders.add(key)
-                    elif kind == "customer":
-                        load.customers.add(key)
-                    else:
-                        load.duplicates += 1
-                scheduled += interval
+                    load.duplicates += 1
+            scheduled += interval
+        connection.close()
 
-        await asyncio.gather(*(client(i) for i in range(concurrency)))
-        load.elapsed = time.perf_counter() - started
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    load.elapsed = time.perf_counter() - started
     return load
 
 
