@@ -35,11 +35,11 @@ import pytest
 import redis
 import requests
 
-from etl.config import Settings
 from etl.sandbox import Sandbox, start_sandbox
 from etl.state.store import END_STATUSES, Run, StateStore
 from etl.sync.context import Engine
 from etl.sync.windows import Window
+from tests.etl.wiring import wired_engine
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -139,19 +139,8 @@ def _clear_caches() -> None:
 @pytest.fixture
 def engine(sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     """The engine tests, the in-process CLI and the in-process worker all share."""
-    from etl.cli import runtime
-    from workers.tasks import sync as tasks
-
-    built = Engine.from_settings(Settings.from_env(dict(sync_env)))
-    monkeypatch.setattr(tasks, "engine", lambda: built)
-    monkeypatch.setattr(runtime, "engine", lambda: built)
-    monkeypatch.setattr(runtime, "store", lambda: built.store)
-    monkeypatch.setattr(runtime, "settings", lambda require=(): built.settings)
-    yield built
-    built.vtex.close()
-    built.synerise.close()
-    built.redis.close()
-    built.store.close()
+    with wired_engine(sync_env, monkeypatch) as built:
+        yield built
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ import redis
 import requests
 from werkzeug.serving import make_server
 
-from etl.config import Settings
 from etl.sandbox import Sandbox, start_sandbox
 from etl.sandbox.synerise import SANDBOX_WORKSPACE_GUID
 from etl.state.store import Run, StateStore
@@ -34,6 +33,7 @@ from etl.sync.context import Engine
 from etl.sync.realtime import Realtime
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, WebhookApp
 from etl.webhooks.auth import HEADER
+from tests.etl.wiring import wired_engine
 
 SECRET = "webhook-test-secret-1"
 FAST = {"VTEX_RATE_LIMIT": "5000", "SYNERISE_RATE_LIMIT": "5000", "SYNC_FETCH_CONCURRENCY": "4"}
@@ -88,20 +88,9 @@ def rt_env(
 
 @pytest.fixture
 def engine(rt_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """The engine of the test; the worker's tasks and the in-process CLI use it too."""
-    from etl.cli import runtime
-    from workers.tasks import sync as sync_tasks
-
-    built = Engine.from_settings(Settings.from_env(dict(rt_env)))
-    monkeypatch.setattr(sync_tasks, "engine", lambda: built)
-    monkeypatch.setattr(runtime, "engine", lambda: built)
-    monkeypatch.setattr(runtime, "store", lambda: built.store)
-    monkeypatch.setattr(runtime, "settings", lambda require=(): built.settings)
-    yield built
-    built.vtex.close()
-    built.synerise.close()
-    built.redis.close()
-    built.store.close()
+    """The engine tests, the in-process CLI and the in-process worker all share."""
+    with wired_engine(rt_env, monkeypatch) as built:
+        yield built
 
 
 @pytest.fixture

@@ -1,0 +1,31 @@
+"""One engine per test, shared by the test, the in-process worker's tasks and the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+
+import pytest
+
+from etl.config import Settings
+from etl.sync.context import Engine
+
+
+@contextlib.contextmanager
+def wired_engine(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """Build an engine from ``env`` and make the cached process-wide ones return it."""
+    from etl.cli import runtime
+    from workers.tasks import sync as sync_tasks
+
+    built = Engine.from_settings(Settings.from_env(dict(env)))
+    monkeypatch.setattr(sync_tasks, "engine", lambda: built)
+    monkeypatch.setattr(runtime, "engine", lambda: built)
+    monkeypatch.setattr(runtime, "store", lambda: built.store)
+    monkeypatch.setattr(runtime, "settings", lambda require=(): built.settings)
+    try:
+        yield built
+    finally:
+        built.vtex.close()
+        built.synerise.close()
+        built.redis.close()
+        built.store.close()
