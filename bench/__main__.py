@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.harness import log, machine, write_results
 
-SUITE = ("orders", "scaling", "customers", "memory", "webhooks")
+SUITE = ("sandbox_throughput", "orders", "scaling", "customers", "memory", "webhooks")
 OPTIONAL = frozenset({"webhooks"})
 
 

@@ -132,7 +132,14 @@ def _prepare(info: dict[str, Any]) -> str:
     return str(login.json()["token"])
 
 
-def run(seconds: float = 10.0, concurrency: int = 32, repeats: int = 3) -> list[dict[str, Any]]:
+def run(mode: str = "full") -> list[dict[str, Any]]:
+    """The `bench` runner's entry point: full is 3 runs of 10 s per route, quick 1 of 3 s."""
+    rows = measure(*((10.0, 32, 3) if mode == "full" else (3.0, 32, 1)))
+    print_table(rows)
+    return rows
+
+
+def measure(seconds: float, concurrency: int, repeats: int) -> list[dict[str, Any]]:
     """Measure every route ``repeats`` times; one row per route with the median figures."""
     proc, info = start_sandbox_process(customers=100_000, orders=100_000)
     try:
@@ -159,17 +166,21 @@ def run(seconds: float = 10.0, concurrency: int = 32, repeats: int = 3) -> list[
             proc.kill()
 
 
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(f"{'route':<26}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs 1000/s':>11}")
+    for row in rows:
+        print(f"{row['route']:<26}{row['rps']:>8}{row['p50_ms']:>9}{row['p99_ms']:>9}"
+              f"{row['errors']:>8}{row['vs_goal']:>11}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
-    rows = run(args.seconds, args.concurrency, args.runs)
-    print(f"{'route':<26}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs 1000/s':>11}")
-    for row in rows:
-        print(f"{row['route']:<26}{row['rps']:>8}{row['p50_ms']:>9}{row['p99_ms']:>9}"
-              f"{row['errors']:>8}{row['vs_goal']:>11}")  # fmt: skip
+    rows = measure(args.seconds, args.concurrency, args.runs)
+    print_table(rows)
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
     with open(results / "sandbox_throughput.jsonl", "a") as out:
