@@ -11,7 +11,7 @@ a branch, never a status code::
      ├── RetriableError            retried with backoff; then the chunk is ``failed`` (resume)
      │    ├── RateLimitedError(retry_after)   429
      │    ├── ServerError(status)             5xx, 408
-     │    ├── NetworkError                    connection refused/reset, timeout
+     │    ├── NetworkError                    connection refused/reset, timeout, Redis down
      │    └── TokenExpiredError               401 {"error": "Token expired."}
      ├── SkippableRecordError(reason, message, key)   one record rejected, its batch goes on
      └── PausedError               the run checkpoints and continues later
