@@ -19,21 +19,11 @@ from etl.errors import (
 from etl.synerise.auth import BasicAuth, TokenAuth
 from etl.synerise.batching import Attribution
 from etl.synerise.client import SyneriseClient
-from tests.etl.httpfakes import RecordingBudget, instant_policy
+from tests.etl.httpfakes import instant_policy
 
 BASE = "https://api.synerise.test"
 PROFILES = f"{BASE}/v4/clients/batch"
 API_KEY = "6f1c2d3e-aaaa-bbbb-cccc-0123456789ab"
-
-
-@pytest.fixture
-def sleeps():
-    return []
-
-
-@pytest.fixture
-def budget():
-    return RecordingBudget()
 
 
 @pytest.fixture

@@ -24,21 +24,11 @@ from etl.errors import (
 from etl.vtex.auth import AppKeyAuth
 from etl.vtex.client import VtexClient
 from etl.vtex.paginators import ScrollExpiredError
-from tests.etl.httpfakes import RecordingBudget, instant_policy
+from tests.etl.httpfakes import instant_policy
 
 BASE = "https://acme.vtexcommercestable.com.br"
 TOKEN = "APPTOKEN-very-secret-value"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def sleeps():
-    return []
-
-
-@pytest.fixture
-def budget():
-    return RecordingBudget()
 
 
 @pytest.fixture
