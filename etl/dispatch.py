@@ -11,7 +11,7 @@ from typing import Any
 
 from etl.errors import unreachable
 
-__all__ = ["QUEUES", "enqueue"]
+__all__ = ["QUEUES", "enqueue", "prepare_sender"]
 
 QUEUES = ("backfill", "incremental", "realtime")
 """backfill: long chunk work; incremental: periodic syncs and upkeep; realtime: webhooks."""
@@ -40,3 +40,20 @@ def enqueue(task_name: str, args: list[Any], queue: str) -> str:
     # (NetworkError: the task retries, resume or the upkeep re-enqueues), not a failed run.
     with unreachable("the broker", OperationalError, RedisConnectionError):
         return str(app.send_task(task_name, args=args, queue=queue).id)
+
+
+def prepare_sender() -> None:
+    """Make this process a lean sender of many small tasks (the webhook service).
+
+    Celery's ``task-sent`` event is a second Redis write for every task, about a third of a
+    send's CPU (profiled); Flower still follows each task through the worker's
+    received/started/succeeded events. And what the first send would import lazily is imported
+    now, so the caller can freeze it out of the garbage collector's reach (``gc.freeze``).
+    Nothing connects to Redis here: the service must start, and answer 503, while it is down.
+    """
+    from workers.app import app
+
+    app.conf.task_send_sent_event = False
+    app.loader.import_default_modules()
+    app.finalize(auto=True)
+    app.connection_for_write().transport  # noqa: B018 (imports the transport, no connection)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import click
 
 from etl.config import Settings
+from etl.dispatch import prepare_sender
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, create_app
 from etl.webhooks.auth import HEADER
 from etl.webhooks.server import GunicornServer, parse_bind, serve_dev
@@ -44,7 +45,7 @@ def _bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Serve with gunicorn (production) instead of the development server.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Gunicorn worker processes (implies --gunicorn) [default: 2].")
-@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
               help="Threads per gunicorn worker.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Gunicorn access log on stderr.")
@@ -58,6 +59,7 @@ def serve(
     secret, redis_url = settings.webhook_secret.reveal(), settings.redis_url
 
     def factory() -> Any:
+        prepare_sender()
         return create_app(secret, redis_url=redis_url)
 
     if use_gunicorn or workers is not None:

@@ -7,6 +7,7 @@ after the fork (no ``preload``): Redis connections are never shared between proc
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,8 @@ class GunicornServer(BaseApplication):
         factory: builds the WSGI app, called once in each worker process.
         bind: ``HOST:PORT``.
         workers: processes.
-        threads: threads per process (the app waits on Redis, so threads pay).
+        threads: threads per process: the app waits on Redis, so a few threads pay; more
+            only contend for the GIL (4 measured best on 2 cores, docs/benchmarks.md).
         options: any other gunicorn setting (``accesslog``, ``timeout``, ``keepalive``...).
     """
 
@@ -52,7 +54,7 @@ class GunicornServer(BaseApplication):
         factory: AppFactory,
         bind: str,
         workers: int = 2,
-        threads: int = 8,
+        threads: int = 4,
         **options: Any,
     ) -> None:
         parse_bind(bind)  # fail here, with our message, not inside gunicorn
@@ -75,4 +77,11 @@ class GunicornServer(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return self.factory()
+        app = self.factory()
+        # A full collection over the ~60,000 objects of the imported modules stalls every
+        # thread for ~40 ms: the p99 of the whole service. They live as long as the process,
+        # so they leave the collector's generations (``gc.freeze``, as the CPython docs advise
+        # for pre-fork servers); requests' own garbage is still collected.
+        gc.collect()
+        gc.freeze()
+        return app

@@ -149,6 +149,8 @@ def test_serve_answers_and_enqueues(mode, redis_url, database_url, broker, tmp_p
             assert process.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
         assert requests.get(base + "/readyz", timeout=5).status_code == 200
+        events = broker.pubsub(ignore_subscribe_messages=True)
+        events.psubscribe("*celeryev*")  # Celery's event exchange (a Redis fanout)
         session = requests.Session()  # keep-alive, several requests on one connection
         for i in range(5):
             answer = session.post(base + CUSTOMER_TRIGGER_PATH, json={"id": f"cl-{i}"},
@@ -157,6 +159,10 @@ def test_serve_answers_and_enqueues(mode, redis_url, database_url, broker, tmp_p
         assert session.post(base + CUSTOMER_TRIGGER_PATH, json={"id": "x"},
                             timeout=5).status_code == 401  # fmt: skip
         assert broker.llen("realtime") == 5
+        # The service sends without task-sent events (etl.dispatch.prepare_sender).
+        published = [events.get_message(timeout=0.2) for _ in range(5)]
+        assert [m for m in published if m] == []
+        events.close()
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0]
