@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -36,6 +37,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,6 +62,8 @@ HEADER = "x-synerise-api-key"
 ORDER_PATH = "/_v/private/synerise/hooks/orders"
 CUSTOMER_PATH = "/_v/private/synerise/triggers/customer"
 ORDERS, CUSTOMERS = 20_000, 20_000
+RECENT = 1_000
+"""Re-sent notifications are drawn from this many most recent ones."""
 SHARES = {"order": 0.6, "customer": 0.3, "duplicate": 0.1}
 """Request mix: new order notifications, customer triggers, re-sent notifications."""
 
@@ -87,7 +91,9 @@ class Workload:
     def __init__(self, order_ids: list[str], customer_ids: list[str], seed: int = 1) -> None:
         self.order_ids, self.customer_ids = order_ids, customer_ids
         self.random = random.Random(seed)
-        self.sent_orders: list[dict[str, Any]] = []
+        # Re-sends pick among recent notifications (as a sender's retries do); bounded, so the
+        # load generator's own garbage collections stay short and do not show as latency.
+        self.sent_orders: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.serial = 0
         self.base = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -158,6 +164,8 @@ async def drive(
     behind shows it (no coordinated omission). ``rate`` = 0: each client sends its next request
     as soon as the previous one is answered (the saturation throughput).
     """
+    gc.collect()
+    gc.freeze()  # the generator's own long-lived objects: its collections stay short
     load = Load()
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -214,34 +222,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-SHIM = """# Written by bench/webhooks.py --no-sent-events: the repository's celeryconfig, minus
-# task-sent events, for the webhook server process only (the proposal it measures).
-import runpy
-globals().update({k: v for k, v in runpy.run_path(%r).items() if not k.startswith("__")})
-task_send_sent_event = False
-"""
-
-
-def start_server(
-    stack: Stack, workers: int, threads: int, sent_events: bool = True
-) -> tuple[subprocess.Popen[bytes], str]:
-    """``webhooks serve --gunicorn`` in its own process group; returns it with its URL.
-
-    ``sent_events=False`` puts a ``celeryconfig`` shim first on the server's ``PYTHONPATH`` that
-    turns Celery's task-sent events off (measures that proposal; the workers are unchanged).
-    """
+def start_server(stack: Stack, workers: int, threads: int) -> tuple[subprocess.Popen[bytes], str]:
+    """``webhooks serve --gunicorn`` in its own process group; returns it with its URL."""
     port = free_port()
-    env = dict(stack.env)
-    if not sent_events:
-        shim = stack.state_dir / "shim"
-        shim.mkdir(exist_ok=True)
-        (shim / "celeryconfig.py").write_text(SHIM % str(ROOT / "celeryconfig.py"))
-        env["PYTHONPATH"] = os.pathsep.join([str(shim), str(ROOT)])
     log_path = stack.state_dir / "webhooks.log"
     proc = subprocess.Popen(
         [*CLI, "--log-level", "WARNING", "webhooks", "serve", "--gunicorn", "--workers",
          str(workers), "--threads", str(threads), "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_path.open("wb"),
+        cwd=ROOT, env=stack.env, stdin=subprocess.DEVNULL, stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -286,10 +274,9 @@ def measure(
     *,
     rate: float = 500.0,
     server_workers: int = 2,
-    threads: int = 8,
+    threads: int = 4,
     celery_concurrency: int = 16,
     drain_after: bool = True,
-    sent_events: bool = True,
     drain_timeout: float = 900.0,
 ) -> list[dict[str, Any]]:
     """One stack and server; a paced phase at ``rate`` req/s and a saturation phase, then one
@@ -305,7 +292,7 @@ def measure(
     phases = [(f"paced {rate:.0f}/s", rate), ("saturation", 0.0)] if rate else [("saturation", 0)]
     loads: list[tuple[str, Load, float, float]] = []
     with Stack("webhooks", sandbox, settings) as stack:
-        server, url = start_server(stack, server_workers, threads, sent_events)
+        server, url = start_server(stack, server_workers, threads)
         try:
             if not drain_after:
                 stack.start_worker(pool="threads", concurrency=celery_concurrency,
@@ -340,12 +327,10 @@ def measure(
                                                2),
             "duration_s": round(load.elapsed, 1),
             "concurrency": concurrency,
-            "server": f"gunicorn gthread {server_workers}x{threads}"
-            + ("" if sent_events else ", no sent events"),
+            "server": f"gunicorn gthread {server_workers}x{threads}",
             "celery": f"threads x{celery_concurrency}",
             "workers_during_load": not drain_after,
             "machine_load_1m_before": round(load_average, 2),
-            "task_sent_events": sent_events,
             **effect,
         })  # fmt: skip
     print(report(rows))
@@ -435,12 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=500.0,
                         help="paced phase: total req/s (0: saturation phase only)")
     parser.add_argument("--server-workers", type=int, default=2, help="gunicorn processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn process")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process")
     parser.add_argument("--celery-concurrency", type=int, default=16, help="worker threads")
     parser.add_argument("--workers-during-load", action="store_true",
                         help="start the Celery workers before the load instead of after it")
-    parser.add_argument("--no-sent-events", action="store_true",
-                        help="the server publishes without Celery task-sent events (proposal)")
     parser.add_argument("--quick", action="store_true", help="5 s phases, 16 clients")
     args = parser.parse_args(argv)
     duration, concurrency = args.duration, args.concurrency
@@ -449,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(
         duration, concurrency, rate=args.rate, server_workers=args.server_workers,
         threads=args.threads, celery_concurrency=args.celery_concurrency,
-        drain_after=not args.workers_during_load, sent_events=not args.no_sent_events,
+        drain_after=not args.workers_during_load,
     )  # fmt: skip
     command = "python -m bench.webhooks " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_results("webhooks", rows, command)
