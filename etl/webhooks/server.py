@@ -67,6 +67,9 @@ class GunicornServer(BaseApplication):
             "keepalive": 75,  # longer than the idle timeout of common load balancers
             "timeout": 30,
             "graceful_timeout": 20,
+            # The runtime control socket sits at one path per user ($HOME/.gunicorn): a second
+            # service on the host would take it over. Signals manage the workers instead.
+            "control_socket_disable": True,
             **options,
         }
         super().__init__()

@@ -168,3 +168,4 @@ def test_serve_answers_and_enqueues(mode, redis_url, database_url, broker, tmp_p
         output = process.communicate(timeout=30)[0]
     assert SECRET not in output
     assert "could not enqueue" not in output, output
+    assert "Control socket" not in output  # no socket shared with other gunicorns of the user
