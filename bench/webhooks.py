@@ -56,6 +56,7 @@ from bench.harness import (
     tree_cpu,
     write_results,
 )
+from etl.webhooks.server import THREADS, WORKERS
 
 SECRET = "bench-webhook-secret"
 HEADER = "x-synerise-api-key"
@@ -273,8 +274,8 @@ def measure(
     concurrency: int,
     *,
     rate: float = 500.0,
-    server_workers: int = 2,
-    threads: int = 4,
+    server_workers: int = WORKERS,
+    threads: int = THREADS,
     celery_concurrency: int = 16,
     drain_after: bool = True,
     drain_timeout: float = 900.0,
@@ -419,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
     parser.add_argument("--rate", type=float, default=500.0,
                         help="paced phase: total req/s (0: saturation phase only)")
-    parser.add_argument("--server-workers", type=int, default=2, help="gunicorn processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process")
+    parser.add_argument("--server-workers", type=int, default=WORKERS, help="gunicorn processes")
+    parser.add_argument("--threads", type=int, default=THREADS, help="threads per gunicorn process")
     parser.add_argument("--celery-concurrency", type=int, default=16, help="worker threads")
     parser.add_argument("--workers-during-load", action="store_true",
                         help="start the Celery workers before the load instead of after it")

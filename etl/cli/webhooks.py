@@ -20,7 +20,7 @@ from etl.config import Settings
 from etl.dispatch import prepare_sender
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, create_app
 from etl.webhooks.auth import HEADER
-from etl.webhooks.server import GunicornServer, parse_bind, serve_dev
+from etl.webhooks.server import THREADS, WORKERS, GunicornServer, parse_bind, serve_dev
 
 __all__ = ["trigger_settings", "webhooks"]
 
@@ -44,8 +44,8 @@ def _bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--gunicorn", "use_gunicorn", is_flag=True,
               help="Serve with gunicorn (production) instead of the development server.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Gunicorn worker processes (implies --gunicorn) [default: 2].")
-@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help=f"Gunicorn worker processes (implies --gunicorn) [default: {WORKERS}].")
+@click.option("--threads", type=click.IntRange(min=1), default=THREADS, show_default=True,
               help="Threads per gunicorn worker.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Gunicorn access log on stderr.")
@@ -63,9 +63,10 @@ def serve(
         return create_app(secret, redis_url=redis_url)
 
     if use_gunicorn or workers is not None:
-        click.echo(f"webhooks: gunicorn on {bind} ({workers or 2} x {threads} threads)", err=True)
+        workers = workers or WORKERS
+        click.echo(f"webhooks: gunicorn on {bind} ({workers} x {threads} threads)", err=True)
         GunicornServer(
-            factory, bind, workers=workers or 2, threads=threads,
+            factory, bind, workers=workers, threads=threads,
             accesslog="-" if access_log else None,
         ).run()  # fmt: skip
     else:

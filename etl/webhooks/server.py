@@ -14,9 +14,14 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from werkzeug.serving import run_simple
 
-__all__ = ["GunicornServer", "parse_bind", "serve_dev"]
+__all__ = ["THREADS", "WORKERS", "GunicornServer", "parse_bind", "serve_dev"]
 
 AppFactory = Callable[[], Any]
+WORKERS = 2
+"""Gunicorn processes by default: one per core of a small machine."""
+THREADS = 4
+"""Threads per process by default: the app waits on Redis for well under a millisecond, so a
+few threads pay and more only contend for the GIL (4 beat 8 on 2 cores, docs/benchmarks.md)."""
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -44,8 +49,7 @@ class GunicornServer(BaseApplication):
         factory: builds the WSGI app, called once in each worker process.
         bind: ``HOST:PORT``.
         workers: processes.
-        threads: threads per process: the app waits on Redis, so a few threads pay; more
-            only contend for the GIL (4 measured best on 2 cores, docs/benchmarks.md).
+        threads: threads per process.
         options: any other gunicorn setting (``accesslog``, ``timeout``, ``keepalive``...).
     """
 
@@ -53,8 +57,8 @@ class GunicornServer(BaseApplication):
         self,
         factory: AppFactory,
         bind: str,
-        workers: int = 2,
-        threads: int = 4,
+        workers: int = WORKERS,
+        threads: int = THREADS,
         **options: Any,
     ) -> None:
         parse_bind(bind)  # fail here, with our message, not inside gunicorn
@@ -83,8 +87,7 @@ class GunicornServer(BaseApplication):
         app = self.factory()
         # A full collection over the ~60,000 objects of the imported modules stalls every
         # thread for ~40 ms: the p99 of the whole service. They live as long as the process,
-        # so they leave the collector's generations (``gc.freeze``, as the CPython docs advise
-        # for pre-fork servers); requests' own garbage is still collected.
+        # so they leave the collector's generations; requests' own garbage is still collected.
         gc.collect()
         gc.freeze()
         return app
