@@ -23,8 +23,9 @@ def main() -> None:
     from etl.config import Settings
     from etl.sync import runs
     from etl.sync.context import Engine
+    from workers.dispatch import enqueue
 
-    engine = Engine.from_settings(Settings.from_env())
+    engine = Engine.from_settings(Settings.from_env(), enqueue)
     started, cpu = time.perf_counter(), time.process_time()
     runs.run_producer(engine, run_id)
     usage = resource.getrusage(resource.RUSAGE_SELF)

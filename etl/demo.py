@@ -95,6 +95,7 @@ def run(
     from etl.sync import runs
     from etl.sync.context import Engine
     from etl.sync.windows import Window, parse_time
+    from workers.dispatch import enqueue
 
     report = DemoReport()
     started = time.monotonic()
@@ -148,7 +149,7 @@ def run(
         say(f"Flower up at {report.flower_url} (user {report.flower_user}, "
             f"password {report.flower_password}); sees worker {worker_name}")
 
-        engine = Engine.from_settings(Settings.from_env(env))
+        engine = Engine.from_settings(Settings.from_env(env), enqueue)
         window = Window(parse_time(DEMO_RANGE[0]), parse_time(DEMO_RANGE[1]))
         started_runs = [
             runs.start(engine, runs.StartRequest("customers_created", window)),

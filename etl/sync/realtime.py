@@ -45,11 +45,6 @@ from schemas.rules import is_masked_vtex_email, is_valid_email, unmask_soft_alia
 
 __all__ = [
     "DELIVERY_FAILED",
-    "QUEUE",
-    "TASK_CONSENT",
-    "TASK_CUSTOMER",
-    "TASK_CUSTOMER_DELETED",
-    "TASK_ORDER",
     "Realtime",
     "delete_customer",
     "sync_customer",
@@ -57,12 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-QUEUE = "realtime"
-TASK_CUSTOMER = "etl.realtime.customer"
-TASK_CUSTOMER_DELETED = "etl.realtime.customer_deleted"
-TASK_ORDER = "etl.realtime.order"
-TASK_CONSENT = "etl.realtime.consent"
 
 DELIVERY_FAILED = "DELIVERY_FAILED"
 """Reject reason of a notification whose retries ran out (replay it with ``sync replay``)."""

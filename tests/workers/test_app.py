@@ -15,7 +15,8 @@ import pytest
 import redis
 
 import celeryconfig
-from etl.dispatch import QUEUES, enqueue
+from etl.sync.queues import QUEUES
+from workers.dispatch import enqueue
 
 REPO = Path(__file__).resolve().parents[2]
 

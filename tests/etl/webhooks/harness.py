@@ -143,7 +143,7 @@ class Service:
 @pytest.fixture
 def webhooks(rt_env: dict[str, str]) -> Iterator[Service]:
     """``WebhookApp`` with the real Celery enqueue, served by werkzeug in a thread."""
-    from etl.dispatch import enqueue
+    from workers.dispatch import enqueue
 
     server = make_server("127.0.0.1", 0, WebhookApp(SECRET, enqueue), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="webhooks", daemon=True)
