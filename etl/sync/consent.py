@@ -26,10 +26,10 @@ from typing import Any
 
 from etl.errors import SkippableRecordError
 from etl.redaction import fingerprint
+from etl.sync.changes import ConsentChange
 from etl.sync.realtime import Realtime, recorded
 from etl.sync.streams import Fetched, Stream
 from etl.vtex.client import VtexClient
-from etl.webhooks.payloads import ConsentChange
 from schemas.mapping import payload_hash
 from schemas.reasons import RejectReason
 

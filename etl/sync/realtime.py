@@ -33,12 +33,12 @@ from etl.errors import FatalError, SkippableRecordError
 from etl.redaction import fingerprint, redact_text
 from etl.state.realtime import RealtimeRuns
 from etl.state.store import ChunkOutcome
+from etl.sync.changes import CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.context import Engine
 from etl.sync.guards import EchoGuard, OnceGuard
 from etl.sync.pipeline import process_records
 from etl.sync.streams import Fetched, OrdersStream
 from etl.sync.windows import parse_time
-from etl.webhooks.payloads import CustomerChange, CustomerDeletion, OrderNotice
 from schemas.mapping import transaction_from_order
 from schemas.reasons import RejectReason
 from schemas.rules import is_masked_vtex_email, is_valid_email, unmask_soft_alias

@@ -1,7 +1,7 @@
 """Realtime tasks (queue ``realtime``): thin wrappers over ``etl.sync.realtime`` and
 ``etl.sync.consent``, fed by the webhooks service (``etl.webhooks``).
 
-Arguments are the webhook's parsed records as JSON objects (``dataclasses.asdict``). Retries:
+Arguments are ``etl.sync.changes`` records as JSON objects (``dataclasses.asdict``). Retries:
 whatever the core lets through (retriable errors, an outage of Redis or PostgreSQL) is retried
 with short exponential backoff and jitter (realtime work should not wait minutes); the core
 records the last attempt's failure as a ``DELIVERY_FAILED`` reject. The task id is the "once"
@@ -16,9 +16,9 @@ from typing import Any
 from celery import Task
 
 from etl.sync import realtime as core
+from etl.sync.changes import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.consent import apply_consent
 from etl.sync.queues import TASK_CONSENT, TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER
-from etl.webhooks.payloads import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from workers.app import app
 from workers.tasks import sync
 

@@ -17,6 +17,7 @@ from etl.sandbox import Sandbox
 from etl.state.realtime import RealtimeRuns
 from etl.state.store import StateStore
 from etl.sync import runs
+from etl.sync.changes import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.consent import apply_consent
 from etl.sync.context import Engine
 from etl.sync.realtime import (
@@ -28,7 +29,6 @@ from etl.sync.realtime import (
     sync_order,
 )
 from etl.synerise.client import SyneriseClient
-from etl.webhooks.payloads import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from tests.etl.webhooks.harness import profile, realtime_runs, synerise_writes, vtex_admin
 
 PROFILE_WRITES = "synerise.clients_batch"
