@@ -33,7 +33,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 3),
         "cpu_s": round(time.process_time() - cpu, 3),
         "peak_rss_kib": peak_rss_kib(os.getpid()) or usage.ru_maxrss,
-        "planning_done": engine.store.get_run(run_id).planning_done,
+        "planning_done": engine.store.runs.get(run_id).planning_done,
     }))  # fmt: skip
 
 

@@ -35,7 +35,7 @@ import click
 from etl import infra
 from etl.config import Settings
 from etl.state import migrate
-from etl.state.store import Run
+from etl.state.runs import Run
 
 __all__ = ["DemoError", "DemoReport", "run"]
 
@@ -195,7 +195,7 @@ def run(
 
 def _follow(store: Any, run_id: int, timeout: float, label: str | None = None) -> Run:
     """Draw a progress bar over a run's planned records until it ends."""
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     deadline = time.monotonic() + timeout
     with click.progressbar(length=max(run.records_total, 1), label=label or run.scope,
                            file=sys.stderr, show_pos=True) as bar:
@@ -204,7 +204,7 @@ def _follow(store: Any, run_id: int, timeout: float, label: str | None = None) -
             if time.monotonic() > deadline:
                 raise DemoError(f"run {run_id} did not finish within {timeout:g} s")
             time.sleep(0.3)
-            run = store.get_run(run_id)
+            run = store.runs.get(run_id)
             bar.length = max(run.records_total, 1)
             bar.update(max(run.read_count - shown, 0))
             shown = max(shown, run.read_count)

@@ -16,7 +16,8 @@ from typing import Any
 
 from etl.errors import SkippableRecordError
 from etl.redaction import redact_payload
-from etl.state.store import Chunk, ChunkOutcome, StateStore
+from etl.state.chunks import Chunk, ChunkOutcome
+from etl.state.store import StateStore
 from etl.sync.streams import Fetched, Stream, not_found
 from etl.synerise.client import SyneriseClient
 from schemas.mapping import payload_hash
@@ -44,7 +45,7 @@ def process_chunk(
     check_alive: Callable[[], None],
 ) -> str | None:
     """Process a claimed chunk; return the run's final status when this chunk ended the run."""
-    run = store.get_run(chunk.run_id)
+    run = store.runs.get(chunk.run_id)
     fetched = stream.fetch(chunk.keys, chunk.payload)
     outcome = process_records(
         fetched,
@@ -56,7 +57,7 @@ def process_chunk(
         check_alive=check_alive,
     )
     check_alive()
-    return store.complete_chunk(chunk, outcome)
+    return store.chunks.complete(chunk, outcome)
 
 
 def process_records(
@@ -91,7 +92,7 @@ def process_records(
             candidates.append(Candidate(item.key, payload, payload_hash(payload)))
 
     known = (
-        {} if not candidates else store.ledger_hashes(stream.ledger, [c.key for c in candidates])
+        {} if not candidates else store.ledger.hashes(stream.ledger, [c.key for c in candidates])
     )
     changed = [c for c in candidates if full_resync or known.get(c.key) != c.digest]
     outcome.skipped = len(candidates) - len(changed)

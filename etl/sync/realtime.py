@@ -31,8 +31,8 @@ from typing import Any
 
 from etl.errors import FatalError, SkippableRecordError
 from etl.redaction import fingerprint, redact_text
+from etl.state.chunks import ChunkOutcome
 from etl.state.realtime import RealtimeRuns
-from etl.state.store import ChunkOutcome
 from etl.sync.changes import CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.context import Engine
 from etl.sync.guards import EchoGuard, OnceGuard
@@ -81,7 +81,7 @@ class Realtime:
 
     def record(self, scope: str, outcome: ChunkOutcome) -> None:
         """Record a pipeline outcome (ledger, rejects, counters) in today's run of ``scope``."""
-        self.engine.store.record_outcome(self.runs.run_id(scope), outcome)
+        self.runs.record(self.runs.run_id(scope), outcome)
 
     def reject(
         self, scope: str, stream: str, key: str, reason: str, message: str, read: int = 1
@@ -253,7 +253,7 @@ def sync_order(
 
     def work() -> str:
         settings, vtex = rt.engine.settings, rt.engine.vtex
-        known = rt.engine.store.ledger_hashes(stream.ledger, [notice.order_id])
+        known = rt.engine.store.ledger.hashes(stream.ledger, [notice.order_id])
         if notice.order_id in known and notice.state not in settings.order_update_statuses:
             rt.count(scope, read=1, skipped=1)
             return "skipped"

@@ -60,7 +60,7 @@ def test_a_failing_task_is_retried_until_it_succeeds(
     sandbox.synerise.faults.clear()
     wait_processed(store, 1)
     assert profile(sandbox, "user-eva") is not None
-    assert [store.rejects(run.id) for run in realtime_runs(store)] == [[]]
+    assert [store.rejects.find(run.id) for run in realtime_runs(store)] == [[]]
 
 
 def test_the_last_attempt_keeps_the_failure_as_a_reject_that_sync_rejects_lists(

@@ -152,5 +152,5 @@ def selftest(self: Task, token: str) -> str:
     worker = self.request.hostname or "unknown"
     url = Settings.from_env(require=()).with_infra().database_url
     assert url is not None  # with_infra() always sets it
-    _store(url).record_selftest(token, worker)
+    _store(url).selftest.record(token, worker)
     return worker

@@ -36,7 +36,8 @@ import redis
 import requests
 
 from etl.sandbox import Sandbox, start_sandbox
-from etl.state.store import END_STATUSES, Run, StateStore
+from etl.state.runs import END_STATUSES, Run
+from etl.state.store import StateStore
 from etl.sync.context import Engine
 from etl.sync.windows import Window
 from tests.etl.wiring import wired_engine
@@ -200,7 +201,7 @@ def wait_for_run(store: StateStore, run_id: int, timeout: float = 90) -> Run:
     last: list[Run] = []
 
     def ended() -> bool:
-        last[:] = [store.get_run(run_id)]
+        last[:] = [store.runs.get(run_id)]
         return last[0].status in END_STATUSES
 
     try:

@@ -28,7 +28,8 @@ from werkzeug.serving import make_server
 
 from etl.sandbox import Sandbox, start_sandbox
 from etl.sandbox.synerise import SANDBOX_WORKSPACE_GUID
-from etl.state.store import Run, StateStore
+from etl.state.runs import Run
+from etl.state.store import StateStore
 from etl.sync.context import Engine
 from etl.sync.realtime import Realtime
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, WebhookApp
@@ -171,7 +172,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = ""
 
 
 def realtime_runs(store: StateStore) -> list[Run]:
-    return [run for run in store.list_runs() if run.kind == "realtime"]
+    return [run for run in store.runs.find() if run.kind == "realtime"]
 
 
 def processed(store: StateStore) -> int:
