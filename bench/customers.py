@@ -68,7 +68,7 @@ PHASES = (
     ("recording outcomes (PostgreSQL)", "state/chunks.py", "complete"),
     ("writing chunk rows (PostgreSQL)", "state/chunks.py", "append"),
     ("lease and status checks", "sync/runs.py", "_check_alive"),
-    ("enqueueing chunk tasks (Celery)", "context.py", "enqueue_chunk"),
+    ("enqueueing chunk tasks (Celery)", "sync/engine.py", "enqueue_chunk"),
     ("chunk task total", "sync/runs.py", "run_chunk"),
     ("producer task total", "sync/runs.py", "run_producer"),
 )

@@ -22,7 +22,7 @@ def main() -> None:
     run_id = int(sys.argv[1])
     from etl.config import Settings
     from etl.sync import runs
-    from etl.sync.context import Engine
+    from etl.sync.engine import Engine
     from workers.dispatch import enqueue
 
     engine = Engine.from_settings(Settings.from_env(), enqueue)

@@ -93,7 +93,7 @@ def run(
     """
     from etl.sandbox import start_sandbox  # local: the sandbox is heavy to import
     from etl.sync import runs
-    from etl.sync.context import Engine
+    from etl.sync.engine import Engine
     from etl.sync.windows import Window, parse_time
     from workers.dispatch import enqueue
 

@@ -10,7 +10,7 @@ import functools
 from etl.config import Settings
 from etl.state.migrate import upgrade
 from etl.state.store import StateStore
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from workers.dispatch import enqueue
 
 __all__ = ["engine", "settings", "store"]

@@ -24,7 +24,7 @@ from etl.state.store import StateStore
 from etl.sync.streams import Stream
 from etl.sync.windows import Window
 
-__all__ = ["PlanningSliceEnded", "plan_windows", "produce"]
+__all__ = ["PlanningSliceEnded", "plan_chunks", "plan_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def plan_windows(
         yield window, total
 
 
-def produce(
+def plan_chunks(
     run_id: int,
     store: StateStore,
     stream: Stream,

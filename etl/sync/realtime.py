@@ -34,9 +34,9 @@ from etl.redaction import fingerprint, redact_text
 from etl.state.chunks import ChunkOutcome
 from etl.state.realtime import RealtimeRuns
 from etl.sync.changes import CustomerChange, CustomerDeletion, OrderNotice
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from etl.sync.guards import EchoGuard, OnceGuard
-from etl.sync.pipeline import process_records
+from etl.sync.pipeline import map_diff_send
 from etl.sync.streams import Fetched, OrdersStream
 from etl.sync.windows import parse_time
 from schemas.mapping import transaction_from_order
@@ -141,8 +141,8 @@ def sync_customer(rt: Realtime, change: CustomerChange, *, final_attempt: bool =
         if document is not None and echo is not None and echo.covers(document):
             # Our own consent write (or an older read): Synerise's value is the newest one.
             document = {**document, "isNewsletterOptIn": echo.value}
-        outcome = process_records([Fetched(change.id, document)], stream, rt.engine.synerise,
-                                  rt.engine.store)  # fmt: skip
+        outcome = map_diff_send([Fetched(change.id, document)], stream, rt.engine.synerise,
+                                rt.engine.store.ledger)  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 
@@ -265,8 +265,8 @@ def sync_order(
                 fields = list(rt.engine.mapping.order_customer_fields)
                 context["customer"] = vtex.find_customer_by_user_id(user_id, fields)
             context["status"] = reported_status(order, notice)
-        outcome = process_records([Fetched(notice.order_id, order, context)], stream,
-                                  rt.engine.synerise, rt.engine.store)  # fmt: skip
+        outcome = map_diff_send([Fetched(notice.order_id, order, context)], stream,
+                                rt.engine.synerise, rt.engine.store.ledger)  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 

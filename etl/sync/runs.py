@@ -35,9 +35,9 @@ from etl.errors import (
 )
 from etl.state.chunks import ChunkNotFoundError
 from etl.state.runs import PlanningMovedError, Run, RunNotFoundError
-from etl.sync.context import Engine
-from etl.sync.pipeline import process_chunk
-from etl.sync.producer import PlanningSliceEnded, produce
+from etl.sync.engine import Engine
+from etl.sync.pipeline import map_diff_send
+from etl.sync.producer import PlanningSliceEnded, plan_chunks
 from etl.sync.windows import Window
 
 __all__ = [
@@ -146,7 +146,7 @@ def run_producer(
     if run.status != "running":
         return
     try:
-        final = produce(
+        final = plan_chunks(
             run_id,
             engine.store,
             engine.stream(run.scope),
@@ -186,6 +186,11 @@ def run_producer(
 def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> str:
     """Body of the ``etl.process_chunk`` task; returns what happened (for logs and tests).
 
+    The chunk's path: claim it (``Chunks.claim``), fetch what the listing lacks from VTEX
+    (``Stream.fetch``), map, diff against the ledger and send to Synerise
+    (``pipeline.map_diff_send``), then record the outcome in one transaction
+    (``Chunks.complete``). The run's lease is checked before each write.
+
     A retriable error puts the chunk back and propagates so the task retries it with backoff;
     on the final attempt the chunk is marked ``failed`` (``resume`` retries it). A fatal error
     (credentials, permissions) fails the whole run: every other chunk would fail the same way.
@@ -198,15 +203,25 @@ def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> s
     if chunk is None:
         return "skipped"
     run = engine.store.runs.get(chunk.run_id)
-    try:
+
+    def alive() -> None:
         _check_alive(engine, run.id)
-        final = process_chunk(
-            chunk,
-            engine.store,
-            engine.stream(run.scope),
+
+    try:
+        alive()
+        stream = engine.stream(run.scope)
+        fetched = stream.fetch(chunk.keys, chunk.payload)
+        outcome = map_diff_send(
+            fetched,
+            stream,
             engine.synerise,
-            lambda: _check_alive(engine, run.id),
+            engine.store.ledger,
+            full_resync=run.full_resync,
+            dry_run=run.dry_run,
+            check_alive=alive,
         )
+        alive()
+        final = engine.store.chunks.complete(chunk, outcome)
     except (SlotLostError, RunStoppedError) as signal:
         engine.store.chunks.release(chunk)
         _on_paused(engine, run.id, signal)

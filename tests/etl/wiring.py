@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from etl.config import Settings
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from workers.dispatch import enqueue
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from etl.retry import RetryPolicy
 from etl.sandbox import Sandbox
 from etl.state.store import StateStore
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from etl.sync.queues import REALTIME, TASK_CONSENT, TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER
 from etl.synerise.client import SyneriseClient
 from tests.etl.webhooks import harness

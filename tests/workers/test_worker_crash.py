@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from etl.sync import runs
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from tests.etl.sync.conftest import (
     WHOLE_RANGE,
     assert_profiles_arrived,

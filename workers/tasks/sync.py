@@ -24,7 +24,7 @@ from etl.config import Settings
 from etl.errors import BudgetExhaustedError, ConfigError, RetriableError
 from etl.state.store import StateStore
 from etl.sync import runs
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from etl.sync.queues import (
     TASK_INCREMENTAL,
     TASK_PROCESS_CHUNK,

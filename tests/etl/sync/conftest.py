@@ -38,7 +38,7 @@ import requests
 from etl.sandbox import Sandbox, start_sandbox
 from etl.state.runs import END_STATUSES, Run
 from etl.state.store import StateStore
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from etl.sync.windows import Window
 from tests.etl.wiring import wired_engine
 

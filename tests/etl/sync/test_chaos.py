@@ -13,7 +13,7 @@ import pytest
 
 from etl.sandbox import Sandbox
 from etl.sync import runs
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from schemas.rules import is_masked_vtex_email, is_valid_email
 from tests.etl.sync.conftest import (
     WHOLE_RANGE,

@@ -19,8 +19,8 @@ from etl.state.chunks import ChunkOutcome
 from etl.state.runs import PlanningMovedError
 from etl.state.store import StateStore
 from etl.sync import runs
-from etl.sync.context import Engine
-from etl.sync.producer import plan_windows, produce
+from etl.sync.engine import Engine
+from etl.sync.producer import plan_chunks, plan_windows
 from etl.sync.streams import Fetched, Stream
 from etl.sync.windows import Window
 from etl.synerise.client import BatchResult, SyneriseClient
@@ -154,11 +154,11 @@ class Crash(Exception):
     pass
 
 
-def test_produce_plans_every_record_once_in_chunks(state):
+def test_plan_chunks_plans_every_record_once_in_chunks(state):
     run_id = running_run(state)
     enqueued: list[int] = []
     stream = FakeStream(spread(100), cap=12)
-    final = produce(run_id, state, stream, 9, enqueued.append, lambda: None)
+    final = plan_chunks(run_id, state, stream, 9, enqueued.append, lambda: None)
     assert final is None  # chunks are pending: planning alone does not end the run
     run = state.runs.get(run_id)
     assert run.planning_done and run.records_total == 100
@@ -168,7 +168,7 @@ def test_produce_plans_every_record_once_in_chunks(state):
 
 def test_a_range_without_records_ends_when_planned(state):
     run_id = running_run(state)
-    final = produce(run_id, state, FakeStream([], cap=12), 9, lambda _: None, lambda: None)
+    final = plan_chunks(run_id, state, FakeStream([], cap=12), 9, lambda _: None, lambda: None)
     assert final == "done"
     assert state.runs.get(run_id).chunks_total == 0
 
@@ -187,10 +187,10 @@ def test_a_producer_that_died_continues_after_its_last_chunk(state, dies_at):
             raise Crash
 
     with pytest.raises(Crash):
-        produce(run_id, state, stream, 5, lambda _: None, dies)
+        plan_chunks(run_id, state, stream, 5, lambda _: None, dies)
     before = planned_keys(state, run_id)
     assert 0 < len(before) < 100
-    produce(run_id, state, stream, 5, lambda _: None, lambda: None)
+    plan_chunks(run_id, state, stream, 5, lambda _: None, lambda: None)
     keys = planned_keys(state, run_id)
     assert sorted(keys) == [f"r{i:05d}" for i in range(100)]  # each exactly once
     assert state.runs.get(run_id).records_total == 100
@@ -207,7 +207,7 @@ def test_a_second_producer_behind_the_cursor_writes_nothing(state):
     assert planned_keys(state, run_id) == ["x"]
     assert not state.runs.get(run_id).planning_done
     # The producer that is where the cursor says goes on.
-    produce(run_id, state, stream, 10, lambda _: None, lambda: None)
+    plan_chunks(run_id, state, stream, 10, lambda _: None, lambda: None)
     assert len(planned_keys(state, run_id)) == 40  # "x" stood for record 1 of the window
 
 
@@ -397,7 +397,7 @@ def test_a_producer_out_of_time_hands_over_after_a_commit(state):
     while True:
         slices += 1
         try:
-            produce(run_id, state, stream, 9, lambda _: None, lambda: None, deadline=0.0)
+            plan_chunks(run_id, state, stream, 9, lambda _: None, lambda: None, deadline=0.0)
             break
         except PlanningSliceEnded:
             assert slices < 100

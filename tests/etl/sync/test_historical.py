@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from etl.sync import runs
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from tests.etl.sync.conftest import (
     RANGE_ARGS,
     WHOLE_RANGE,

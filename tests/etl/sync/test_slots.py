@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 
 from etl.sync import runs
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from tests.etl.sync.conftest import (
     RANGE_ARGS,
     WHOLE_RANGE,

@@ -30,7 +30,7 @@ from etl.sandbox import Sandbox, start_sandbox
 from etl.sandbox.synerise import SANDBOX_WORKSPACE_GUID
 from etl.state.runs import Run
 from etl.state.store import StateStore
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from etl.sync.realtime import Realtime
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, WebhookApp
 from etl.webhooks.auth import HEADER

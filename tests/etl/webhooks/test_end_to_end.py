@@ -8,7 +8,7 @@ import pytest
 
 from etl.sandbox import Sandbox
 from etl.state.store import StateStore
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from tests.etl.webhooks.harness import (
     Service,
     processed,

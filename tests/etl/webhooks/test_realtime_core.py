@@ -19,7 +19,7 @@ from etl.state.store import StateStore
 from etl.sync import runs
 from etl.sync.changes import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.consent import apply_consent
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from etl.sync.realtime import (
     DELIVERY_FAILED,
     Realtime,
