@@ -21,7 +21,7 @@ from tests.etl.webhooks.harness import (
 )
 from workers.dispatch import enqueue
 
-# The realtime fixtures, over the same names the folder's conftest gives the sync fixtures.
+# The realtime fixtures, over the same names tests/conftest.py gives the sync fixtures.
 broker, sandbox, rt_env = harness.broker, harness.sandbox, harness.rt_env
 engine, store, worker = harness.engine, harness.store, harness.worker
 

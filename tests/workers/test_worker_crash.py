@@ -14,7 +14,7 @@ import pytest
 
 from etl.sync import runs
 from etl.sync.engine import Engine
-from tests.etl.sync.conftest import (
+from tests.helpers.sync import (
     WHOLE_RANGE,
     assert_profiles_arrived,
     cli_argv,

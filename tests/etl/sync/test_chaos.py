@@ -15,7 +15,7 @@ from etl.sandbox import Sandbox
 from etl.sync import runs
 from etl.sync.engine import Engine
 from schemas.rules import is_masked_vtex_email, is_valid_email
-from tests.etl.sync.conftest import (
+from tests.helpers.sync import (
     WHOLE_RANGE,
     assert_profiles_arrived,
     expected,

@@ -15,7 +15,7 @@ import requests
 
 from etl.sync import runs
 from etl.sync.engine import Engine
-from tests.etl.sync.conftest import (
+from tests.helpers.sync import (
     RANGE_ARGS,
     WHOLE_RANGE,
     assert_profiles_arrived,

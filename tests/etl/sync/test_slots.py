@@ -12,7 +12,7 @@ import pytest
 
 from etl.sync import runs
 from etl.sync.engine import Engine
-from tests.etl.sync.conftest import (
+from tests.helpers.sync import (
     RANGE_ARGS,
     WHOLE_RANGE,
     assert_profiles_arrived,
