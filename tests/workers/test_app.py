@@ -118,6 +118,22 @@ def test_importing_the_app_starts_no_server(tmp_path):
     assert not (tmp_path / "infra.json").exists()
 
 
+def test_a_worker_connects_its_upkeep_when_it_loads_its_tasks(tmp_path):
+    """The worker_ready handler lives in workers.tasks.sync (workers.app never imports its task
+    modules): loading the included modules, as a worker does before it is ready, connects it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env["ETL_STATE_DIR"] = str(tmp_path)
+    code = (
+        "import weakref; from celery import signals; from workers.app import app\n"
+        "live = lambda r: r() if isinstance(r, weakref.ReferenceType) else r\n"
+        "names = lambda: [live(r).__qualname__ for _, r in signals.worker_ready.receivers]\n"
+        "before = names(); app.loader.import_default_modules(); print(before, names())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["[]", "['_start_upkeep']"]
+
+
 def test_broker_falls_back_to_the_infra_state_file(tmp_path):
     (tmp_path / "infra.json").write_text(json.dumps({"redis_url": "redis://127.0.0.1:1/0"}))
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
