@@ -128,9 +128,7 @@ class Chunks:
         Raises:
             ChunkNotFoundError: no such chunk.
         """
-        with self.db.transaction() as cur:
-            cur.execute("SELECT * FROM sync_chunk WHERE id = %s", (chunk_id,))
-            row = cur.fetchone()
+        row = self.db.fetch_one("SELECT * FROM sync_chunk WHERE id = %s", (chunk_id,))
         if row is None:
             raise ChunkNotFoundError(chunk_id)
         return from_row(Chunk, row)

@@ -18,10 +18,8 @@ class Cursors:
 
     def get(self, stream: str) -> datetime | None:
         """Where the last successful incremental sync of a stream ended."""
-        with self.db.transaction() as cur:
-            cur.execute("SELECT cursor_value FROM sync_cursor WHERE stream = %s", (stream,))
-            row = cur.fetchone()
-            return row["cursor_value"] if row else None
+        row = self.db.fetch_one("SELECT cursor_value FROM sync_cursor WHERE stream = %s", (stream,))
+        return row["cursor_value"] if row else None
 
     def advance(self, stream: str, value: datetime) -> None:
         """Advance a stream's cursor (never backwards)."""

@@ -91,6 +91,13 @@ class Connections:
             if conn.closed:
                 self._local.conn = None  # lost midway: the next transaction reconnects
 
+    def fetch_one(self, query: str, params: Any) -> dict[str, Any] | None:
+        """The first row of one query in its own transaction (a dict), or ``None``."""
+        with self.transaction() as cur:
+            cur.execute(query, params)
+            row = cur.fetchone()
+        return dict(row) if row is not None else None
+
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
         conn = getattr(self._local, "conn", None)

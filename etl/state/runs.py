@@ -139,9 +139,7 @@ class Runs:
         Raises:
             RunNotFoundError: no such run.
         """
-        with self.db.transaction() as cur:
-            cur.execute("SELECT * FROM sync_run WHERE id = %s", (run_id,))
-            row = cur.fetchone()
+        row = self.db.fetch_one("SELECT * FROM sync_run WHERE id = %s", (run_id,))
         if row is None:
             raise RunNotFoundError(run_id)
         return from_row(Run, row)
@@ -152,9 +150,7 @@ class Runs:
         Raises:
             RunNotFoundError: no such run.
         """
-        with self.db.transaction() as cur:
-            cur.execute("SELECT status FROM sync_run WHERE id = %s", (run_id,))
-            row = cur.fetchone()
+        row = self.db.fetch_one("SELECT status FROM sync_run WHERE id = %s", (run_id,))
         if row is None:
             raise RunNotFoundError(run_id)
         return str(row["status"])
@@ -256,13 +252,12 @@ class Runs:
 
     def planning_stalled(self, run_id: int, stale_after: timedelta) -> bool:
         """True when a run still planning has not moved for ``stale_after`` (producer lost)."""
-        with self.db.transaction() as cur:
-            cur.execute(
-                """SELECT 1 FROM sync_run WHERE id = %s AND NOT planning_done
-                   AND updated_at < now() - %s""",
-                (run_id, stale_after),
-            )
-            return cur.fetchone() is not None
+        stalled = self.db.fetch_one(
+            """SELECT 1 FROM sync_run WHERE id = %s AND NOT planning_done
+               AND updated_at < now() - %s""",
+            (run_id, stale_after),
+        )
+        return stalled is not None
 
 
 # -- inside the caller's transaction -----------------------------------------------------------

@@ -35,6 +35,7 @@ from etl.sync.realtime import Realtime
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, WebhookApp
 from etl.webhooks.auth import HEADER
 from tests.etl.wiring import wired_engine
+from tests.helpers.sync import wait_until as poll
 
 SECRET = "webhook-test-secret-1"
 FAST = {"VTEX_RATE_LIMIT": "5000", "SYNERISE_RATE_LIMIT": "5000", "SYNC_FETCH_CONCURRENCY": "4"}
@@ -161,14 +162,7 @@ def webhooks(rt_env: dict[str, str]) -> Iterator[Service]:
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
     """Poll ``condition`` until it is truthy and return it; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
+    return poll(condition, timeout, 0.05, what)
 
 
 def realtime_runs(store: StateStore) -> list[Run]:
