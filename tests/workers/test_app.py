@@ -121,8 +121,9 @@ def test_importing_the_app_starts_no_server(tmp_path):
 def test_a_worker_connects_its_upkeep_when_it_loads_its_tasks(tmp_path):
     """The worker_ready handler lives in workers.tasks.sync (workers.app never imports its task
     modules): loading the included modules, as a worker does before it is ready, connects it."""
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env["ETL_STATE_DIR"] = str(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # A broker URL nobody listens on: loading the app must not start (or reach) any server.
+    env.update(ETL_STATE_DIR=str(tmp_path), REDIS_URL="redis://127.0.0.1:1/0")
     code = (
         "import weakref; from celery import signals; from workers.app import app\n"
         "live = lambda r: r() if isinstance(r, weakref.ReferenceType) else r\n"
@@ -132,6 +133,7 @@ def test_a_worker_connects_its_upkeep_when_it_loads_its_tasks(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.split() == ["[]", "['_start_upkeep']"]
+    assert not (tmp_path / "infra.json").exists()
 
 
 def test_broker_falls_back_to_the_infra_state_file(tmp_path):
