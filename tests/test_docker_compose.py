@@ -15,7 +15,7 @@ import yaml
 
 import celeryconfig
 from etl.cli import main
-from etl.dispatch import QUEUES
+from etl.sync.queues import QUEUES
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker" / "compose.yaml"

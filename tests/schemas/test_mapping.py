@@ -18,26 +18,16 @@ from schemas.mapping import (
     transaction_from_order,
 )
 from schemas.reasons import RejectReason
+from tests.helpers.specs import require_specs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HARD_ALIAS = "ff2e63a9bd47441795a0d5e01cb91328@ct.vtex.com.br"
 SOFT_ALIAS = "rodrigo.smith@email.com-207700027841b.ct.vtex.com.br"
 
 
-def _vtex_specs() -> Path | None:
-    """``/work/shared/specs/vtex`` found from this file: ``<parent>/../shared/specs/vtex``."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = (parent / ".." / "shared" / "specs" / "vtex").resolve()
-        if (candidate / "orders-api.json").is_file():
-            return candidate
-    return None
-
-
 @cache
 def _spec_order() -> dict[str, Any]:
-    specs = _vtex_specs()
-    if specs is None:
-        pytest.skip("the VTEX OpenAPI specs (../shared/specs/vtex/orders-api.json) are absent")
+    specs = require_specs("vtex", ["orders-api.json"])  # fails in CI, skips locally
     spec = json.loads((specs / "orders-api.json").read_text(encoding="utf-8"))
     operation = spec["paths"]["/api/oms/pvt/orders/{orderId}"]["get"]
     return operation["responses"]["200"]["content"]["application/json"]["example"]

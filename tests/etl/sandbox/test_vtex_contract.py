@@ -1,9 +1,10 @@
 """Contract tests: the VTEX emulator's real HTTP answers against VTEX's own OpenAPI specs.
 
-The specs are read from ``/work/shared/specs/vtex`` (next to the repository); schemas are
+The specs are read from ``../shared/specs/vtex`` (next to the repository); schemas are
 resolved in place with ``referencing`` (no copied schemas) and checked with
 ``openapi_schema_validator.OAS30Validator`` (a ``jsonschema`` validator that knows OpenAPI 3.0's
-``nullable``). The module is skipped when the specs are absent.
+``nullable``). Without the specs every test here fails in CI and is skipped locally, with a
+message saying what is missing (``tests.helpers.specs``).
 
 Where a spec's schema and its own example disagree the sandbox follows the schema:
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,14 +35,16 @@ from referencing.jsonschema import DRAFT4
 from etl.sandbox.data import CUSTOMER_DIRTY_KINDS, ORDER_DIRTY_KINDS, Dataset
 from etl.sandbox.server import SandboxServer
 from etl.sandbox.vtex import VtexSandbox
+from tests.helpers.specs import require_specs, specs_folder
 
-SPECS = Path(__file__).resolve().parents[3] / ".." / "shared" / "specs" / "vtex"
+SPECS = specs_folder("vtex")
 FILES = ("orders-api.json", "masterdata-v10.2.json", "catalog-api.json", "pricing-api.json")
 
-pytestmark = pytest.mark.skipif(
-    not all((SPECS / name).is_file() for name in FILES),
-    reason=f"VTEX OpenAPI specs not found in {SPECS.resolve()} (needed: {', '.join(FILES)})",
-)
+
+@pytest.fixture(scope="module", autouse=True)
+def _specs_present() -> None:
+    """First of the module's fixtures: no sandbox is started for tests that cannot run."""
+    require_specs("vtex", FILES)
 
 
 @cache

@@ -159,7 +159,7 @@ def test_serve_answers_and_enqueues(mode, redis_url, database_url, broker, tmp_p
         assert session.post(base + CUSTOMER_TRIGGER_PATH, json={"id": "x"},
                             timeout=5).status_code == 401  # fmt: skip
         assert broker.llen("realtime") == 5
-        # The service sends without task-sent events (etl.dispatch.prepare_sender).
+        # The service sends without task-sent events (workers.dispatch.prepare_sender).
         published = [events.get_message(timeout=0.2) for _ in range(5)]
         assert [m for m in published if m] == []
         events.close()

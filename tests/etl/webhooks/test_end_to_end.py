@@ -8,7 +8,7 @@ import pytest
 
 from etl.sandbox import Sandbox
 from etl.state.store import StateStore
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from tests.etl.webhooks.harness import (
     Service,
     processed,
@@ -89,7 +89,7 @@ def test_a_customer_sync_reject_is_listed_by_sync_rejects(
     wait_processed(store, 2)
     assert synerise_writes(sandbox) == {}
     rejects = {
-        r.record_key: r.reason for run in realtime_runs(store) for r in store.rejects(run.id)
+        r.record_key: r.reason for run in realtime_runs(store) for r in store.rejects.find(run.id)
     }
     assert rejects == {doc["id"]: "INVALID_PHONE", "no-such-document": "NOT_FOUND"}
 
