@@ -37,9 +37,7 @@ __all__ = ["fit", "run"]
 
 def _xact_commit(stack: Stack) -> int:
     with stack.store.db.transaction() as cur:
-        cur.execute(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-        )
+        cur.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
         return int(cur.fetchone()["xact_commit"])
 
 
@@ -160,4 +158,3 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
          ["transactions per chunk", fitted["transactions_per_chunk"], "", ""]],
     ))  # fmt: skip
     return rows + summary
-
