@@ -106,6 +106,7 @@ class Settings:
     sync_fetch_concurrency: int
     sync_max_active_runs: int
     sync_lease_ttl: float
+    sync_claim_ttl: float
     sync_stale_after: float
     profile_phone_fields: tuple[str, ...]
     profile_extra_attributes: tuple[str, ...]
@@ -181,6 +182,7 @@ class Settings:
             sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
             sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
             sync_lease_ttl=get("SYNC_LEASE_TTL", _positive_float, 60.0),
+            sync_claim_ttl=get("SYNC_CLAIM_TTL", _positive_float, 15.0),
             sync_stale_after=get("SYNC_STALE_AFTER", _positive_float, 300.0),
             profile_phone_fields=get(
                 "PROFILE_PHONE_FIELDS", _names, ("phone", "homePhone", "cellPhone", "businessPhone")

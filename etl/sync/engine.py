@@ -12,16 +12,26 @@ from etl.config import Settings
 from etl.lease import SlotLease
 from etl.ratelimit import RedisTokenBucket
 from etl.state.store import StateStore
+from etl.sync.heartbeat import WorkerHeartbeat
 from etl.sync.queues import BACKFILL, INCREMENTAL, TASK_PROCESS_CHUNK, TASK_PRODUCE
 from etl.sync.streams import Stream, stream_for_scope
 from etl.synerise.client import SyneriseClient
 from etl.vtex.client import VtexClient
 from schemas.mapping import MappingConfig
 
-__all__ = ["Engine", "Enqueue"]
+__all__ = ["Engine", "Enqueue", "EnqueueMany", "run_token"]
 
 Enqueue = Callable[[str, list[Any], str], object]
 """``(task name, JSON args, queue) -> task id``: how the engine sends work (``etl.sync.queues``)."""
+
+EnqueueMany = Callable[[str, list[list[Any]], str], object]
+"""``(task name, one JSON args list per task, queue)``: several tasks of one name in one go
+(``workers.dispatch.enqueue_many``: one Redis round trip)."""
+
+
+def run_token(run_id: int) -> str:
+    """The lease token of a run: any process working on the run may renew it."""
+    return f"run:{run_id}"
 
 
 @dataclass
@@ -36,22 +46,27 @@ class Engine:
     synerise: SyneriseClient
     mapping: MappingConfig
     enqueue: Enqueue
+    heartbeat: WorkerHeartbeat
+    enqueue_many: EnqueueMany | None = None
     _streams: dict[str, Stream] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings, enqueue: Enqueue) -> Engine:
+    def from_settings(
+        cls, settings: Settings, enqueue: Enqueue, enqueue_many: EnqueueMany | None = None
+    ) -> Engine:
         """Wire the real clients; ``enqueue`` sends tasks (``workers.dispatch.enqueue`` under
-        Celery: the caller injects it, so the engine never imports the Celery layer)."""
+        Celery: the caller injects it, so the engine never imports the Celery layer) and
+        ``enqueue_many`` sends several at once (one ``enqueue`` each when not given)."""
         settings = settings.with_infra()
         assert settings.redis_url and settings.database_url  # with_infra() sets both
         client = redis.Redis.from_url(settings.redis_url)
+        store = StateStore(settings.database_url)
+        lease = SlotLease(client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl)
         return cls(
             settings=settings,
-            store=StateStore(settings.database_url),
+            store=store,
             redis=client,
-            lease=SlotLease(
-                client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl
-            ),
+            lease=lease,
             vtex=VtexClient.from_settings(
                 settings, budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit)
             ),
@@ -68,6 +83,8 @@ class Engine:
                 cents_divisor_mode=settings.vtex_cents_divisor_mode,  # type: ignore[arg-type]
             ),
             enqueue=enqueue,
+            enqueue_many=enqueue_many,
+            heartbeat=WorkerHeartbeat(store, lease, settings.sync_claim_ttl, run_token),
         )
 
     def stream(self, scope: str) -> Stream:
@@ -78,11 +95,26 @@ class Engine:
             )
         return self._streams[scope]
 
-    def enqueue_chunk(self, chunk_id: int, kind: str = "backfill") -> None:
-        """Send a chunk to its run's queue: incremental chunks never wait behind a backfill."""
+    def enqueue_chunks(self, chunk_ids: list[int], kind: str = "backfill") -> None:
+        """Send chunks to their run's queue, in one go: incremental chunks never wait behind a
+        backfill."""
+        if not chunk_ids:
+            return
         queue = INCREMENTAL if kind == "incremental" else BACKFILL
-        self.enqueue(TASK_PROCESS_CHUNK, [chunk_id], queue)
+        if self.enqueue_many is not None:
+            self.enqueue_many(TASK_PROCESS_CHUNK, [[chunk_id] for chunk_id in chunk_ids], queue)
+            return
+        for chunk_id in chunk_ids:
+            self.enqueue(TASK_PROCESS_CHUNK, [chunk_id], queue)
 
     def enqueue_producer(self, run_id: int) -> None:
         """Send a run's producer to the backfill queue."""
         self.enqueue(TASK_PRODUCE, [run_id], BACKFILL)
+
+    def close(self) -> None:
+        """Stop the heartbeat and close the clients (the calling thread's database connection)."""
+        self.heartbeat.stop()
+        self.vtex.close()
+        self.synerise.close()
+        self.redis.close()
+        self.store.close()

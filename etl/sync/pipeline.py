@@ -1,8 +1,9 @@
 """The middle of a chunk's path: map each fetched record, diff it against the ledger, send.
 
 ``etl.sync.runs.run_chunk`` fetches a claimed chunk's records (``Stream.fetch``, the VTEX
-client), passes them through ``map_diff_send`` and records the outcome with
-``Chunks.complete``; the realtime work does the same for one record at a time. Every step here
+client), passes them through ``map_diff_send`` with the ledger hashes its claim read, and records
+the outcome with ``Chunks.complete``; the realtime work does the same for one record at a time,
+reading the ledger itself. Every step here
 is repeatable: Synerise profile upserts are upserts and transactions carry a stable
 ``eventSalt`` and ``recordedAt``, so a chunk that dies half-way and runs again has one effect.
 """
@@ -10,14 +11,13 @@ is repeatable: Synerise profile upserts are upserts and transactions carry a sta
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from etl.errors import SkippableRecordError
 from etl.redaction import redact_payload
 from etl.state.chunks import ChunkOutcome
-from etl.state.ledger import Ledger
 from etl.sync.streams import Fetched, Stream, not_found
 from etl.synerise.client import SyneriseClient
 from schemas.mapping import payload_hash
@@ -41,14 +41,15 @@ def map_diff_send(
     fetched: list[Fetched],
     stream: Stream,
     synerise: SyneriseClient,
-    ledger: Ledger,
+    known_hashes: Callable[[list[str]], Mapping[str, str]],
     *,
     full_resync: bool = False,
     dry_run: bool = False,
     check_alive: Callable[[], None] = lambda: None,
 ) -> ChunkOutcome:
-    """Map records to Synerise payloads (``schemas/``), skip those the ledger already holds,
-    send the rest; return the outcome for the caller to record (chunk, webhook, replay).
+    """Map records to Synerise payloads (``schemas/``), skip those the ledger already holds
+    (``known_hashes(keys)``: key -> content hash of the payload Synerise last accepted), send
+    the rest; return the outcome for the caller to record (chunk, webhook, replay).
 
     A record that cannot be mapped is rejected with its reason and kept for replay; its
     batch-mates go through. ``dry_run`` counts what would be created or updated, sending nothing.
@@ -73,7 +74,7 @@ def map_diff_send(
         else:
             candidates.append(Candidate(item.key, payload, payload_hash(payload)))
 
-    known = {} if not candidates else ledger.hashes(stream.ledger, [c.key for c in candidates])
+    known = {} if not candidates else known_hashes([c.key for c in candidates])
     changed = [c for c in candidates if full_resync or known.get(c.key) != c.digest]
     outcome.skipped = len(candidates) - len(changed)
     if dry_run:

@@ -37,7 +37,7 @@ from etl.sync.changes import CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.engine import Engine
 from etl.sync.guards import EchoGuard, OnceGuard
 from etl.sync.pipeline import map_diff_send
-from etl.sync.streams import Fetched, OrdersStream
+from etl.sync.streams import Fetched, OrdersStream, Stream
 from etl.sync.windows import parse_time
 from schemas.mapping import transaction_from_order
 from schemas.reasons import RejectReason
@@ -95,6 +95,10 @@ class Realtime:
     def count(self, scope: str, *, read: int = 0, sent: int = 0, skipped: int = 0) -> None:
         self.runs.count(self.runs.run_id(scope), read=read, sent=sent, skipped=skipped)
 
+    def ledger_hashes(self, stream: Stream) -> Callable[[list[str]], dict[str, str]]:
+        """The ledger lookup ``map_diff_send`` diffs a stream's records against."""
+        return lambda keys: self.engine.store.ledger.hashes(stream.ledger, keys)
+
 
 def recorded(
     rt: Realtime,
@@ -142,7 +146,7 @@ def sync_customer(rt: Realtime, change: CustomerChange, *, final_attempt: bool =
             # Our own consent write (or an older read): Synerise's value is the newest one.
             document = {**document, "isNewsletterOptIn": echo.value}
         outcome = map_diff_send([Fetched(change.id, document)], stream, rt.engine.synerise,
-                                rt.engine.store.ledger)  # fmt: skip
+                                rt.ledger_hashes(stream))  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 
@@ -266,7 +270,7 @@ def sync_order(
                 context["customer"] = vtex.find_customer_by_user_id(user_id, fields)
             context["status"] = reported_status(order, notice)
         outcome = map_diff_send([Fetched(notice.order_id, order, context)], stream,
-                                rt.engine.synerise, rt.engine.store.ledger)  # fmt: skip
+                                rt.engine.synerise, rt.ledger_hashes(stream))  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 

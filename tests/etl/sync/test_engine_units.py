@@ -16,15 +16,17 @@ import pytest
 
 from etl.config import Settings
 from etl.state.chunks import ChunkOutcome
-from etl.state.runs import PlanningMovedError
+from etl.state.runs import PlanningMovedError, RunNotRunningError
 from etl.state.store import StateStore
 from etl.sync import runs
 from etl.sync.engine import Engine
+from etl.sync import producer
 from etl.sync.producer import plan_chunks, plan_windows
 from etl.sync.streams import Fetched, Stream
 from etl.sync.windows import Window
 from etl.synerise.client import BatchResult, SyneriseClient
 
+HOLDER = "host:1:test"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 
@@ -158,7 +160,7 @@ def test_plan_chunks_plans_every_record_once_in_chunks(state):
     run_id = running_run(state)
     enqueued: list[int] = []
     stream = FakeStream(spread(100), cap=12)
-    final = plan_chunks(run_id, state, stream, 9, enqueued.append, lambda: None)
+    final = plan_chunks(run_id, state, stream, 9, enqueued.extend, lambda: None)
     assert final is None  # chunks are pending: planning alone does not end the run
     run = state.runs.get(run_id)
     assert run.planning_done and run.records_total == 100
@@ -173,10 +175,14 @@ def test_a_range_without_records_ends_when_planned(state):
     assert state.runs.get(run_id).chunks_total == 0
 
 
-@pytest.mark.parametrize("dies_at", [2, 5, 10, 19, 20])
-def test_a_producer_that_died_continues_after_its_last_chunk(state, dies_at):
+@pytest.mark.parametrize(
+    ("batch", "dies_at"), [(5, 2), (5, 5), (5, 10), (5, 19), (5, 20), (1000, 2), (1000, 7)]
+)
+def test_a_producer_that_died_continues_after_its_last_chunk(state, monkeypatch, batch, dies_at):
     """Also where a re-split from the cursor would cut the range elsewhere (10, 19, 20 with
-    these numbers): the resumed producer splits the run's whole range again."""
+    these numbers, a write per chunk): the resumed producer splits the run's whole range again.
+    With batches, a crash between two batches loses nothing either."""
+    monkeypatch.setattr(producer, "PLAN_BATCH_RECORDS", batch)
     run_id = running_run(state)
     stream = FakeStream(spread(100), cap=12)
     writes = {"n": 0}
@@ -199,9 +205,9 @@ def test_a_producer_that_died_continues_after_its_last_chunk(state, dies_at):
 def test_a_second_producer_behind_the_cursor_writes_nothing(state):
     run_id = running_run(state)
     stream = FakeStream(spread(40), cap=100)
-    state.chunks.append(run_id, ["x"], None, (T0, 1))  # another producer got there first
+    state.chunks.append(run_id, [(["x"], None)], (T0, 1))  # another producer got there first
     with pytest.raises(PlanningMovedError):
-        state.chunks.append(run_id, ["y"], None, (T0, 1), expected=(None, 0))
+        state.chunks.append(run_id, [(["y"], None)], (T0, 1), expected=(None, 0))
     with pytest.raises(PlanningMovedError):
         state.runs.mark_planning_done(run_id, expected=(None, 0))
     assert planned_keys(state, run_id) == ["x"]
@@ -230,16 +236,38 @@ def planned_run(store: StateStore, chunks: Sequence[Sequence[str]]) -> tuple[int
     return run_id, ids
 
 
-def test_a_stale_attempt_completes_nothing(state):
+def expire_claims(store: StateStore, chunk_ids: Sequence[int] = (), run_id: int | None = None):
+    """As if the holders' heartbeats stopped: their claims run out."""
+    with store.db.transaction() as cur:
+        cur.execute(
+            "UPDATE sync_chunk SET claim_expires_at = now() - interval '1 second' "
+            "WHERE id = ANY(%s)",
+            (list(chunk_ids),),
+        )
+        cur.execute(
+            "UPDATE sync_run SET planning_claim_expires_at = now() - interval '1 second' "
+            "WHERE id = %s",
+            (run_id,),
+        )
+
+
+def test_an_expired_claim_is_handed_on_once_and_its_late_holder_writes_nothing(state):
     run_id, [chunk_id] = planned_run(state, [["a", "b", "c"]])
-    first = state.chunks.claim(chunk_id)
-    assert first is not None and first.attempts == 1
-    state.chunks.reset_unfinished(run_id)  # resume: its worker looked dead
-    second = state.chunks.claim(chunk_id)
+    first = state.chunks.claim(chunk_id, "frozen")
+    assert first is not None and first.attempts == 1 and first.claimed_by == "frozen"
+    assert state.chunks.recover_expired() == [], "a live claim stays with its holder"
+    expire_claims(state, [chunk_id])  # its worker froze: no heartbeat
+    assert state.chunks.recover_expired() == [(chunk_id, "backfill")]
+    assert state.chunks.recover_expired() == [], "handed on once"
+    second = state.chunks.claim(chunk_id, "healthy")
     assert second is not None and second.attempts == 2
-    assert state.chunks.complete(second, outcome(["a", "b"], ["c"])) == "done"
-    # The first attempt was alive after all and finishes late: nothing is written twice.
+    # The frozen worker wakes up: its heartbeat finds the claim gone, its writes do nothing.
+    assert state.claims.extend("frozen", [chunk_id], [], [run_id], 15).chunks == frozenset()
     assert state.chunks.complete(first, outcome(["a", "b"], ["c"])) is None
+    assert state.chunks.fail(first, "late failure") is None
+    state.chunks.release(first)
+    assert state.chunks.get(chunk_id).claimed_by == "healthy"
+    assert state.chunks.complete(second, outcome(["a", "b"], ["c"])) == "done"
     assert state.chunks.complete(second, outcome(["a", "b"], ["c"])) is None
     run = state.runs.get(run_id)
     assert (run.read_count, run.sent_count, run.rejected_count) == (3, 2, 1)
@@ -248,12 +276,57 @@ def test_a_stale_attempt_completes_nothing(state):
     assert state.ledger.hashes("profiles", ["a", "b"]) == {"a": "hash-a", "b": "hash-b"}
 
 
+def test_the_heartbeat_extends_only_its_own_live_claims(state):
+    run_id, [mine, theirs, done] = planned_run(state, [["a"], ["b"], ["c"]])
+    for chunk_id in (mine, done):
+        state.chunks.claim(chunk_id, "me", ttl=1)
+    state.chunks.claim(theirs, "them", ttl=1)
+    state.chunks.complete(state.chunks.get(done), outcome(["c"]))
+    before = state.chunks.get(mine).claim_expires_at
+    found = state.claims.extend("me", [mine, theirs, done], [], [run_id], 60)
+    assert found.chunks == {mine} and found.run_status == {run_id: "running"}
+    assert state.chunks.get(mine).claim_expires_at > before
+    assert state.chunks.get(theirs).claimed_by == "them"
+
+
+def test_an_outcome_needs_its_run_running(state):
+    run_id, [chunk_id, _] = planned_run(state, [["a"], ["b"]])
+    chunk = state.chunks.claim(chunk_id, HOLDER)
+    assert state.runs.transition(run_id, "paused", ("running",))
+    with pytest.raises(RunNotRunningError):
+        state.chunks.complete(chunk, outcome(["a"]))
+    assert state.chunks.get(chunk_id).status == "running"  # rolled back: the caller releases it
+    assert state.ledger.hashes("profiles", ["a"]) == {}
+    assert state.runs.get(run_id).read_count == 0
+
+
+def test_only_one_producer_plans_a_run_and_an_expired_one_is_replaced_once(state):
+    run_id = running_run(state)
+    assert state.runs.claim_planning(run_id, "first", 15) is not None
+    assert state.runs.claim_planning(run_id, "second", 15) is None, "a live claim is exclusive"
+    assert state.runs.recover_planning() == []
+    expire_claims(state, run_id=run_id)
+    assert state.runs.recover_planning() == [(run_id, "backfill")]
+    assert state.runs.recover_planning() == [], "handed on once"
+    assert state.runs.claim_planning(run_id, "second", 15) is not None
+    # The first producer wakes up: whatever it writes is refused.
+    with pytest.raises(PlanningMovedError):
+        state.chunks.append(run_id, [(["x"], None)], (T0, 1), expected=(None, 0), holder="first")
+    with pytest.raises(PlanningMovedError):
+        state.runs.mark_planning_done(run_id, expected=(None, 0), holder="first")
+    state.chunks.append(run_id, [(["x"], None)], (T0, 1), expected=(None, 0), holder="second")
+    assert planned_keys(state, run_id) == ["x"]
+    assert state.runs.mark_planning_done(run_id, expected=(T0, 1), holder="second") is None
+    assert state.runs.get(run_id).planning_claimed_by is None
+
+
 def test_the_last_chunk_ends_the_run_and_a_failed_one_fails_it(state):
     run_id, [one, two] = planned_run(state, [["a"], ["b"]])
-    assert state.chunks.complete(state.chunks.claim(one), outcome(["a"])) is None
+    assert state.chunks.complete(state.chunks.claim(one, HOLDER), outcome(["a"])) is None
     assert state.runs.get(run_id).status == "running"
-    assert state.chunks.claim(two) is not None
-    assert state.chunks.fail(two, "Synerise answered 503") == "failed"
+    claimed = state.chunks.claim(two, HOLDER)
+    assert claimed is not None
+    assert state.chunks.fail(claimed, "Synerise answered 503") == "failed"
     run = state.runs.get(run_id)
     assert run.status == "failed" and run.finished_at is not None
     assert f"sync resume {run_id}" in (run.error or "")
@@ -263,34 +336,35 @@ def test_the_last_chunk_ends_the_run_and_a_failed_one_fails_it(state):
 def test_planning_done_after_the_last_chunk_ends_the_run(state):
     run_id = running_run(state)
     [chunk_id] = state.chunks.add(run_id, [["a"]])
-    assert state.chunks.complete(state.chunks.claim(chunk_id), outcome(["a"])) is None
+    assert state.chunks.complete(state.chunks.claim(chunk_id, HOLDER), outcome(["a"])) is None
     assert state.runs.get(run_id).status == "running"  # more chunks may still come
     assert state.runs.mark_planning_done(run_id) == "done"
     assert state.runs.settle(run_id) is None  # ended once
 
 
-def test_reset_unfinished_chunks_puts_back_failed_and_running_ones(state):
-    run_id, [done, failed, running, pending] = planned_run(
-        state, [["a"], ["b", "c"], ["d"], ["e"]]
+def test_resume_puts_back_failed_chunks_and_those_of_dead_holders_only(state):
+    run_id, [done, failed, dead, live, pending] = planned_run(
+        state, [["a"], ["b", "c"], ["d"], ["e"], ["f"]]
     )
-    state.chunks.complete(state.chunks.claim(done), outcome(["a"]))
-    state.chunks.claim(failed)
-    state.chunks.fail(failed, "boom")
-    state.chunks.claim(running)
+    state.chunks.complete(state.chunks.claim(done, HOLDER), outcome(["a"]))
+    state.chunks.fail(state.chunks.claim(failed, HOLDER), "boom")
+    state.chunks.claim(dead, "dead")
+    state.chunks.claim(live, "alive")
+    expire_claims(state, [dead])
     run = state.runs.get(run_id)
     assert (run.chunks_failed, run.failed_count) == (1, 2)
     assert state.chunks.reset_unfinished(run_id) == 2
     run = state.runs.get(run_id)
     assert (run.chunks_done, run.chunks_failed, run.failed_count) == (1, 0, 0)
-    assert state.chunks.ids(run_id, ("pending",)) == [failed, running, pending]
+    assert state.chunks.ids(run_id, ("pending",)) == [failed, dead, pending]
+    assert state.chunks.ids(run_id, ("running",)) == [live]  # its worker is alive: left to it
     assert state.chunks.ids(run_id, ("done",)) == [done]
 
 
 def test_claiming_a_failed_chunk_takes_its_records_out_of_the_failed_count(state):
     run_id, [chunk_id, _] = planned_run(state, [["a", "b"], ["c"]])
-    state.chunks.claim(chunk_id)
-    state.chunks.fail(chunk_id, "boom")
-    assert state.chunks.claim(chunk_id) is not None  # a late delivery retries it
+    state.chunks.fail(state.chunks.claim(chunk_id, HOLDER), "boom")
+    assert state.chunks.claim(chunk_id, HOLDER) is not None  # a late delivery retries it
     run = state.runs.get(run_id)
     assert (run.chunks_failed, run.failed_count) == (0, 0)
 
@@ -317,8 +391,7 @@ def quiet_engine(database_url, redis_url, sync_redis) -> Iterator[tuple[Engine, 
         Settings.from_env(env), enqueue=lambda name, args, queue: sent.append((name, args))
     )
     yield engine, sent
-    engine.store.close()
-    engine.redis.close()
+    engine.close()
 
 
 def start(engine: Engine, **options: Any) -> int:
@@ -375,11 +448,11 @@ def test_an_empty_replay_ends_at_once(quiet_engine):
 
 def test_a_replay_resolves_rejects_sent_since_by_any_run(state):
     _, [chunk] = planned_run(state, [["stale"]])
-    state.chunks.complete(state.chunks.claim(chunk), outcome(["stale"]))  # in the ledger first
+    state.chunks.complete(state.chunks.claim(chunk, HOLDER), outcome(["stale"]))  # in the ledger first
     source, [chunk] = planned_run(state, [["fixed", "stale", "still-bad"]])
-    state.chunks.complete(state.chunks.claim(chunk), outcome([], ["fixed", "stale", "still-bad"]))
+    state.chunks.complete(state.chunks.claim(chunk, HOLDER), outcome([], ["fixed", "stale", "still-bad"]))
     _, [chunk] = planned_run(state, [["fixed"]])  # e.g. an incremental sync after the fix
-    state.chunks.complete(state.chunks.claim(chunk), outcome(["fixed"]))
+    state.chunks.complete(state.chunks.claim(chunk, HOLDER), outcome(["fixed"]))
     replay = state.replays.create(state.runs.get(source), ["fixed", "stale", "still-bad"], 10, {})
     assert state.rejects.resolve_replayed(replay) == 1
     resolved = {r.record_key for r in state.rejects.find(source) if r.resolved_at}
