@@ -147,8 +147,8 @@ def _start(
         sys.exit(EXIT_NO_SLOT)
     except NetworkError as error:
         click.echo(
-            f"error: {error}; no run was recorded: check REDIS_URL and that Redis is up, "
-            "then start it again",
+            f"error: {error}; no run was recorded: check that Redis (REDIS_URL: the broker and "
+            "the run slots) is up, then start it again",
             err=True,
         )
         sys.exit(EXIT_UNREACHABLE)

@@ -187,7 +187,8 @@ def test_claim_needs_a_running_run(store):
     assert claimed is not None
     assert (claimed.id, claimed.status, claimed.attempts, claimed.keys) == (
         chunk_id, "running", 1, ["o-1"])
-    assert store.chunks.claim(chunk_id, HOLDER) is None, "a duplicate delivery must not run it twice"
+    duplicate = store.chunks.claim(chunk_id, HOLDER)
+    assert duplicate is None, "a duplicate delivery must not run it twice"
     with pytest.raises(ChunkNotFoundError):
         store.chunks.claim(424242, HOLDER)
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from etl.config import Settings
+from etl.errors import ClaimLostError, NetworkError, RunStoppedError
 from etl.state.chunks import ChunkOutcome
 from etl.state.runs import PlanningMovedError, RunNotRunningError
 from etl.state.store import StateStore
-from etl.sync import runs
+from etl.sync import producer, runs
 from etl.sync.engine import Engine
-from etl.sync import producer
 from etl.sync.producer import plan_chunks, plan_windows
 from etl.sync.streams import Fetched, Stream
 from etl.sync.windows import Window
@@ -448,9 +448,10 @@ def test_an_empty_replay_ends_at_once(quiet_engine):
 
 def test_a_replay_resolves_rejects_sent_since_by_any_run(state):
     _, [chunk] = planned_run(state, [["stale"]])
-    state.chunks.complete(state.chunks.claim(chunk, HOLDER), outcome(["stale"]))  # in the ledger first
+    state.chunks.complete(state.chunks.claim(chunk, HOLDER), outcome(["stale"]))  # ledger first
     source, [chunk] = planned_run(state, [["fixed", "stale", "still-bad"]])
-    state.chunks.complete(state.chunks.claim(chunk, HOLDER), outcome([], ["fixed", "stale", "still-bad"]))
+    rejected = outcome([], ["fixed", "stale", "still-bad"])
+    state.chunks.complete(state.chunks.claim(chunk, HOLDER), rejected)
     _, [chunk] = planned_run(state, [["fixed"]])  # e.g. an incremental sync after the fix
     state.chunks.complete(state.chunks.claim(chunk, HOLDER), outcome(["fixed"]))
     replay = state.replays.create(state.runs.get(source), ["fixed", "stale", "still-bad"], 10, {})
@@ -489,3 +490,150 @@ def test_the_producer_task_enqueues_its_continuation(quiet_engine, monkeypatch):
     while not engine.store.runs.get(run_id).planning_done:
         runs.run_producer(engine, run_id, planning_slice=0.0)
     assert sorted(planned_keys(engine.store, run_id)) == [f"r{i:05d}" for i in range(30)]
+
+
+# -- claims, health, the cost of a chunk -----------------------------------------------------------
+
+
+class SendingStream(FakeStream):
+    """A FakeStream whose records map to themselves and which Synerise accepts, without HTTP."""
+
+    def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
+        return [Fetched(key, {"id": key}) for key in keys]
+
+    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
+        assert fetched.record is not None
+        return {"customId": fetched.record["id"]}
+
+    def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
+        return BatchResult(accepted=list(range(len(payloads))))
+
+
+def committed_transactions(engine: Engine, reader: StateStore) -> int:
+    """The database's committed transactions, the engine's and the reader's counts flushed
+    (PostgreSQL publishes a backend's counts when it goes idle after
+    ``pg_stat_force_next_flush``)."""
+    with engine.store.db.transaction() as cur:
+        cur.execute("SELECT pg_stat_force_next_flush()")
+    with reader.db.transaction() as cur:
+        cur.execute("SELECT pg_stat_force_next_flush()")
+    with reader.db.transaction() as cur:
+        cur.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        return int(cur.fetchone()["xact_commit"])
+
+
+def test_a_chunk_costs_two_postgresql_transactions(quiet_engine, database_url, monkeypatch):
+    """One to claim it (with its run's settings and its ledger hashes), one for its outcome.
+
+    Counted over twenty chunks, less what reading the counter costs; the slack of two covers a
+    transaction of another backend landing in the window (an autovacuum visit, a heartbeat).
+    """
+    engine, _ = quiet_engine
+    monkeypatch.setattr(engine, "stream", lambda scope: SendingStream([], cap=10))
+    run_id = start(engine)
+    keys = [[f"k{i}-{j}" for j in range(50)] for i in range(22)]
+    chunk_ids = engine.store.chunks.add(run_id, keys)
+    engine.store.runs.mark_planning_done(run_id)
+    reader = StateStore(database_url)
+    assert runs.run_chunk(engine, chunk_ids[0]) == "done"  # warm: the heartbeat thread starts
+    first = committed_transactions(engine, reader)
+    reading = committed_transactions(engine, reader) - first
+    for chunk_id in chunk_ids[1:21]:
+        assert runs.run_chunk(engine, chunk_id) == "done"
+    spent = committed_transactions(engine, reader) - first - 2 * reading
+    reader.close()
+    assert spent <= 2 * 20 + 2, f"{spent} transactions for 20 chunks"
+    assert runs.run_chunk(engine, chunk_ids[21]) == "done"
+    run = engine.store.runs.get(run_id)
+    assert (run.status, run.sent_count) == ("done", 22 * 50)
+
+
+def test_resume_leaves_a_healthy_run_alone(quiet_engine):
+    engine, sent = quiet_engine
+    run_id = start(engine)
+    working, waiting = engine.store.chunks.add(run_id, [["a"], ["b"]])
+    engine.store.runs.mark_planning_done(run_id)
+    claimed = engine.store.chunks.claim(working, "a-live-worker", 60)
+    sent.clear()
+    assert runs.health(engine, run_id) == []
+    assert runs.resume(engine, run_id).status == "running"
+    assert sent == [], "a healthy run's work is not sent again"
+    assert engine.store.chunks.get(working) == claimed or (
+        engine.store.chunks.get(working).claimed_by == "a-live-worker"
+    )
+    # Its worker stops answering: the run is not healthy any more, and resume hands it on.
+    expire_claims(engine.store, [working])
+    assert runs.health(engine, run_id) == ["1 chunk(s) held by a worker that stopped answering"]
+    runs.resume(engine, run_id)
+    assert sorted(args[0] for name, args in sent if name == "etl.process_chunk") == sorted(
+        [working, waiting]
+    )
+    assert engine.store.chunks.get(working).status == "pending"
+
+
+def test_health_names_what_is_wrong(quiet_engine):
+    engine, _ = quiet_engine
+    run_id = start(engine)
+    assert runs.health(engine, run_id) == ["no live producer is planning it"]
+    assert engine.store.runs.claim_planning(run_id, "producer", 60) is not None
+    assert runs.health(engine, run_id) == []
+    [chunk_id] = engine.store.chunks.add(run_id, [["a"]])
+    engine.store.chunks.fail(engine.store.chunks.claim(chunk_id, HOLDER), "boom")
+    engine.lease.release(runs.token(run_id))
+    assert runs.health(engine, run_id) == ["it holds no slot lease", "1 chunk(s) failed"]
+    runs.cancel(engine, run_id)
+    assert runs.health(engine, run_id) == ["it is cancelled"]
+
+
+def broker_down(name: str, args: list, queue: str) -> None:
+    raise NetworkError("the broker unreachable: ConnectionError")
+
+
+def test_a_start_that_cannot_send_its_first_task_records_no_run(quiet_engine, monkeypatch):
+    engine, _ = quiet_engine
+    monkeypatch.setattr(engine, "enqueue", broker_down)
+    with pytest.raises(NetworkError):
+        start(engine)
+    assert engine.store.runs.find() == []
+    assert engine.lease.holders() == []
+
+
+def test_a_waiting_run_that_cannot_be_started_keeps_waiting(quiet_engine, monkeypatch):
+    engine, _ = quiet_engine
+    first, second, third = start(engine), start(engine), start(engine)
+    monkeypatch.setattr(engine, "enqueue", broker_down)
+    with pytest.raises(NetworkError):
+        runs.cancel(engine, first)  # frees a slot: the third run's start fails
+    assert engine.store.runs.get(third).status == "queued"
+    assert runs.token(third) not in [holder for holder, _ in engine.lease.holders()]
+    monkeypatch.undo()
+    runs.activate_waiting(engine)
+    assert engine.store.runs.get(third).status == "running"
+    assert engine.store.runs.get(second).status == "running"
+
+
+def test_the_heartbeat_keeps_claims_and_tells_a_task_what_changed(quiet_engine):
+    engine, _ = quiet_engine
+    heartbeat = engine.heartbeat
+    run_id = start(engine)
+    mine, other = engine.store.chunks.add(run_id, [["a"], ["b"]])
+    engine.store.runs.mark_planning_done(run_id)
+    claimed = engine.store.chunks.claim(mine, heartbeat.token, ttl=60)
+    assert claimed is not None
+    heartbeat.hold_chunk(mine, run_id)
+    heartbeat.check(run_id, mine)  # nothing wrong
+    # Upkeep handed the claim on (as if this process had been frozen past its TTL).
+    expire_claims(engine.store, [mine])
+    assert engine.store.chunks.recover_expired() == [(mine, "backfill")]
+    heartbeat.beat()
+    with pytest.raises(ClaimLostError):
+        heartbeat.check(run_id, mine)
+    heartbeat.drop_chunk(mine)
+    # A cancelled run stops its tasks at the next check; so does a lost slot.
+    engine.store.chunks.claim(other, heartbeat.token, ttl=60)
+    heartbeat.hold_chunk(other, run_id)
+    runs.cancel(engine, run_id)
+    heartbeat.beat()
+    with pytest.raises(RunStoppedError):
+        heartbeat.check(run_id, other)
+    heartbeat.drop_chunk(other)
