@@ -5,11 +5,17 @@ sizes on one stack, each size with its own worker (``-P prefork -c 2``) and a wa
 sizes taking turns. For each run it records the CPU seconds of the worker (producer and chunk
 tasks), of PostgreSQL (postmaster and every backend) and of Redis (psutil), and the database's
 committed transactions (``pg_stat_database.xact_commit``, minus this benchmark's own polls).
+PostgreSQL publishes a backend's counts once it has been idle for up to 10 s
+(``PGSTAT_IDLE_INTERVAL``), so the counter is read after 11 s of quiet before and after a run.
 
 With ``N`` records and ``c = N / size`` chunks, a run costs ``fixed * c + per_record * N``, so a
 least-squares line through (chunks, CPU) over the sizes gives the fixed CPU per chunk (slope)
 and the per-record CPU (intercept / N, which also carries the run's own one-off cost: planning
 counts, start, end). Transactions per chunk is the slope of (chunks, transactions).
+
+Celery's own share of a chunk is measured apart: the same worker runs a few hundred no-op
+tasks (``celery.accumulate``) sent in batches of ten, as the producer sends chunks; the worker's
+and Redis's CPU per task is the floor any one-task-per-chunk design pays.
 
 CPU, not wall time: the machine is shared, and CPU time is what another process's load does
 not inflate much (cache and frequency effects aside).
@@ -17,10 +23,14 @@ not inflate much (cache and frequency effects aside).
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from typing import Any
 
-from bench.harness import SandboxConfig, Stack, cpu_meter, log, median, table
+import redis
+
+from bench.harness import PYTHON, ROOT, SandboxConfig, Stack, cpu_meter, log, median, table
 
 NAME = "chunk_cost"
 
@@ -31,6 +41,21 @@ PARAMS = {
 UNLIMITED = {"VTEX_RATE_LIMIT": "100000", "SYNERISE_RATE_LIMIT": "100000"}
 WORKER = {"pool": "prefork", "concurrency": 2}
 POLL = 0.5
+SETTLE = 11.0
+"""Seconds of quiet for every backend's counts to reach ``pg_stat_database``."""
+NOOP_TASKS = 400
+
+NOOP_SENDER = f"""
+import json, time
+from workers.app import app
+started = time.process_time()
+for first in range(0, {NOOP_TASKS}, 10):
+    with app.producer_or_acquire() as producer, producer.batch():
+        for i in range(first, first + 10):
+            app.send_task("celery.accumulate", args=[i], queue="backfill", producer=producer)
+print(json.dumps(time.process_time() - started))
+"""
+"""Sends the no-op tasks as ``workers.dispatch.enqueue_many`` sends chunks (in any checkout)."""
 
 __all__ = ["fit", "run"]
 
@@ -47,7 +72,7 @@ def one_run(stack: Stack, size: int) -> dict[str, Any]:
     pg = stack.postgres_pid()
     assert pg is not None
     pids["postgres"] = pg
-    time.sleep(2)  # statistics of earlier transactions reach pg_stat_database
+    time.sleep(SETTLE)
     xacts = _xact_commit(stack)
     polls = 1
     with cpu_meter(pids) as cpu:
@@ -60,8 +85,8 @@ def one_run(stack: Stack, size: int) -> dict[str, Any]:
             time.sleep(POLL)
     if run.status != "done":
         raise RuntimeError(f"run {run.id} ended {run.status}: {run.error}")
-    time.sleep(2)
-    committed = _xact_commit(stack) - xacts - polls  # the polls and this read are ours
+    time.sleep(SETTLE)
+    committed = _xact_commit(stack) - xacts - polls  # the polls and the first read are ours
     records, chunks = run.read_count, run.chunks_total
     return {
         "size": size,
@@ -72,6 +97,32 @@ def one_run(stack: Stack, size: int) -> dict[str, Any]:
         "redis_cpu_s": round(cpu["redis"], 3),
         "transactions": committed,
         "seconds": round((run.finished_at - run.started_at).total_seconds(), 2),
+    }
+
+
+def celery_floor(stack: Stack) -> dict[str, Any]:
+    """CPU per no-op task of the running worker and of Redis, and of sending it."""
+    broker = redis.Redis.from_url(stack.redis_url)
+    pids = {"worker": stack.workers[0].pid, "redis": stack.redis_pid()}
+    try:
+        with cpu_meter(pids) as cpu:
+            sent = subprocess.run(
+                [PYTHON, "-c", NOOP_SENDER], cwd=ROOT, env=stack.env, capture_output=True,
+                text=True, check=True, timeout=120,
+            )  # fmt: skip
+            deadline = time.monotonic() + 120
+            while broker.llen("backfill") or broker.hlen("unacked"):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("no-op tasks still queued after 120 s")
+                time.sleep(0.1)
+    finally:
+        broker.close()
+    return {
+        "kind": "celery_floor",
+        "tasks": NOOP_TASKS,
+        "worker_ms_per_task": round(cpu["worker"] / NOOP_TASKS * 1e3, 2),
+        "redis_ms_per_task": round(cpu["redis"] / NOOP_TASKS * 1e3, 2),
+        "sender_ms_per_task": round(json.loads(sent.stdout) / NOOP_TASKS * 1e3, 2),
     }
 
 
@@ -135,8 +186,8 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
                 result = one_run(stack, size)
                 log(f"chunk_cost size {size} round {attempt + 1}: {result}")
                 rows.append({"kind": "run", **result})
-        for worker in list(stack.workers):
-            stack.stop_worker(worker)
+        floor = celery_floor(stack)
+        log(f"chunk_cost: Celery alone: {floor}")
     summary = summarise(rows)
     sizes = [s for s in summary if s["kind"] == "size"]
     print(table(
@@ -155,6 +206,9 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
           fitted["redis_ms_per_chunk"]],
          ["CPU µs per record", fitted["worker_us_per_record"], fitted["postgres_us_per_record"],
           fitted["redis_us_per_record"]],
-         ["transactions per chunk", fitted["transactions_per_chunk"], "", ""]],
+         ["transactions per chunk", fitted["transactions_per_chunk"], "", ""],
+         ["Celery alone: CPU ms per no-op task", floor["worker_ms_per_task"], "",
+          floor["redis_ms_per_task"]],
+         ["Celery alone: sending one (batches of 10)", floor["sender_ms_per_task"], "", ""]],
     ))  # fmt: skip
-    return rows + summary
+    return [*rows, *summary, floor]

@@ -416,7 +416,7 @@ def insert_chunks(
             )
             for i, keys in enumerate(key_lists)
         ],
-        template="(%s, %s, %s::jsonb, %s::jsonb, now())",
+        template="(%s, %s, %s::jsonb, %s::json, now())",
         fetch=True,
     )
     return [row["id"] for row in sorted(rows, key=lambda r: r["seq"])]
