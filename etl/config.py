@@ -102,7 +102,8 @@ class Settings:
     synerise_api_host: str
     synerise_rate_limit: float
     synerise_batch_size: int
-    sync_chunk_size: int
+    sync_chunk_size: int | None
+    """Records per chunk for every stream; ``None``: each stream's own (``Stream.chunk_size``)."""
     sync_fetch_concurrency: int
     sync_max_active_runs: int
     sync_lease_ttl: float
@@ -178,7 +179,7 @@ class Settings:
             synerise_api_host=get("SYNERISE_API_HOST", _synerise_host, SYNERISE_HOSTS["azure"]),
             synerise_rate_limit=get("SYNERISE_RATE_LIMIT", _positive_float, 20.0),
             synerise_batch_size=get("SYNERISE_BATCH_SIZE", _int_between(1, 1000), 100),
-            sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), 100),
+            sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), None),
             sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
             sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
             sync_lease_ttl=get("SYNC_LEASE_TTL", _positive_float, 60.0),

@@ -95,6 +95,10 @@ class Engine:
             )
         return self._streams[scope]
 
+    def chunk_size(self, scope: str) -> int:
+        """Records per chunk of a scope: ``SYNC_CHUNK_SIZE``, else the stream's own."""
+        return self.settings.sync_chunk_size or self.stream(scope).chunk_size
+
     def enqueue_chunks(self, chunk_ids: list[int], kind: str = "backfill") -> None:
         """Send chunks to their run's queue, in one go: incremental chunks never wait behind a
         backfill."""

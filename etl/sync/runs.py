@@ -171,7 +171,7 @@ def run_producer(
             run_id,
             engine.store,
             engine.stream(run.scope),
-            engine.settings.sync_chunk_size,
+            engine.chunk_size(run.scope),
             lambda chunk_ids: engine.enqueue_chunks(chunk_ids, run.kind),
             lambda: heartbeat.check(run_id, planning=True),
             deadline=time.monotonic() + planning_slice,
@@ -374,7 +374,7 @@ def replay(engine: Engine, run_id: int) -> Run:
     source = engine.store.runs.get(run_id)
     keys = engine.store.rejects.unresolved_keys(run_id)
     replay_id = engine.store.replays.create(
-        source, keys, engine.settings.sync_chunk_size, config=engine.settings.snapshot()
+        source, keys, engine.chunk_size(source.scope), config=engine.settings.snapshot()
     )
     _activate(engine, replay_id)
     return engine.store.runs.get(replay_id)
