@@ -9,12 +9,13 @@ sandbox pass their own ``enqueue`` callable instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from etl.errors import unreachable
 from etl.sync.queues import QUEUES
 
-__all__ = ["enqueue", "enqueue_many", "prepare_sender"]
+__all__ = ["enqueue", "enqueue_many", "prepare_sender", "queue_sizes"]
 
 
 def enqueue(task_name: str, args: list[Any], queue: str) -> str:
@@ -70,6 +71,25 @@ def enqueue_many(task_name: str, args_list: list[list[Any]], queue: str) -> list
             str(app.send_task(task_name, args=args, queue=queue, producer=producer).id)
             for args in args_list
         ]
+
+
+def queue_sizes(queues: Iterable[str]) -> dict[str, int]:
+    """Messages waiting in each queue (not those a worker has taken already).
+
+    Raises:
+        NetworkError: the broker could not be reached.
+    """
+    from kombu.exceptions import OperationalError
+    from redis import ConnectionError as RedisConnectionError
+
+    from workers.app import app
+
+    with (
+        unreachable("the broker", OperationalError, RedisConnectionError),
+        app.connection_or_acquire() as connection,
+    ):
+        channel = connection.default_channel
+        return {queue: int(channel.queue_declare(queue=queue).message_count) for queue in queues}
 
 
 def prepare_sender() -> None:

@@ -232,13 +232,16 @@ class Chunks:
                 known=known,
             )
 
-    def release(self, chunk: Chunk) -> None:
-        """Put back a chunk this attempt claimed but must not finish (its run lost the slot)."""
+    def release(self, chunk: Chunk, due_in: float = 0.0) -> None:
+        """Put back a chunk this attempt claimed but must not finish now (its run lost the slot,
+        or its task retries later); ``due_in``: seconds until its retry message may run, so
+        upkeep does not take that message for lost before then."""
         with self.db.transaction() as cur:
             cur.execute(
-                f"""UPDATE sync_chunk SET status = 'pending', {_UNCLAIMED}
+                f"""UPDATE sync_chunk SET status = 'pending', {_UNCLAIMED},
+                           enqueued_at = now() + make_interval(secs => %(due)s)
                     WHERE {_HELD_BY_ATTEMPT}""",
-                _attempt(chunk),
+                {**_attempt(chunk), "due": due_in},
             )
 
     def complete(self, chunk: Chunk, outcome: ChunkOutcome) -> str | None:
@@ -340,6 +343,24 @@ class Chunks:
                     WHERE r.id = c.run_id AND r.status = 'running' AND c.status = 'running'
                       AND c.claim_expires_at < now()
                     RETURNING c.id, r.kind""",
+            )
+            return [(row["id"], row["kind"]) for row in cur.fetchall()]
+
+    def recover_undelivered(self, kinds: Sequence[str], after: float) -> list[tuple[int, str]]:
+        """Pending chunks of running runs of ``kinds`` (whose queue is empty) enqueued more than
+        ``after`` seconds ago: nobody took their message, so it was lost (a frozen or cut-off
+        worker's pending fetch took it); marked enqueued now, ``(chunk id, run kind)`` for the
+        caller to enqueue again. A compare-and-set on ``enqueued_at``, like ``recover_expired``.
+        """
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_chunk c SET enqueued_at = now()
+                   FROM sync_run r
+                   WHERE r.id = c.run_id AND r.status = 'running' AND r.kind = ANY(%(kinds)s)
+                     AND c.status = 'pending'
+                     AND c.enqueued_at < now() - make_interval(secs => %(after)s)
+                   RETURNING c.id, r.kind""",
+                {"kinds": list(kinds), "after": after},
             )
             return [(row["id"], row["kind"]) for row in cur.fetchall()]
 

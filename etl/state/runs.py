@@ -14,7 +14,7 @@ Planning writes check both the planning cursor and the claim's holder.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -325,26 +325,49 @@ class Runs:
         )
         return from_row(Run, row) if row is not None else None
 
-    def release_planning(self, run_id: int, holder: str) -> None:
-        """Drop ``holder``'s planning claim (its producer stopped or handed over)."""
+    def release_planning(
+        self, run_id: int, holder: str, expect_within: float | None = None
+    ) -> None:
+        """Drop ``holder``'s planning claim (its producer stopped or handed over); with
+        ``expect_within``, a producer message was (or is about to be) sent and should claim the
+        planning within that many seconds (see ``expect_producer``)."""
         with self.db.transaction() as cur:
             cur.execute(
-                f"UPDATE sync_run SET {_UNCLAIMED} WHERE id = %s AND planning_claimed_by = %s",
-                (run_id, holder),
+                """UPDATE sync_run SET planning_claimed_by = NULL,
+                          planning_claim_expires_at =
+                              now() + make_interval(secs => %(within)s::float8)
+                   WHERE id = %(id)s AND planning_claimed_by = %(holder)s""",
+                {"id": run_id, "holder": holder, "within": expect_within},
             )
 
-    def recover_planning(self) -> list[tuple[int, str]]:
-        """Running runs whose producer's claim expired (it died, froze or was cut off): the
-        claim is dropped; ``(run id, kind)`` for the caller to enqueue a new producer.
+    def expect_producer(self, run_id: int, within: float) -> None:
+        """A producer message is about to be sent: it should claim the planning within
+        ``within`` seconds; after that, and with its queue empty, upkeep takes it for lost."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_run
+                   SET planning_claim_expires_at = now() + make_interval(secs => %s)
+                   WHERE id = %s AND planning_claimed_by IS NULL AND NOT planning_done""",
+                (within, run_id),
+            )
+
+    def recover_planning(self, idle_kinds: Sequence[str], within: float) -> list[tuple[int, str]]:
+        """Running runs whose producer's claim expired (it died, froze or was cut off), or whose
+        expected producer never came while its queue is empty (runs of ``idle_kinds``: the
+        message was lost): a new producer is expected ``within`` seconds; ``(run id, kind)`` for
+        the caller to enqueue it.
 
         A compare-and-set: of two sweepers, only one gets each run.
         """
         with self.db.transaction() as cur:
             cur.execute(
-                f"""UPDATE sync_run SET {_UNCLAIMED}
-                    WHERE status = 'running' AND NOT planning_done
-                      AND planning_claim_expires_at < now()
-                    RETURNING id, kind"""
+                """UPDATE sync_run SET planning_claimed_by = NULL,
+                          planning_claim_expires_at = now() + make_interval(secs => %(within)s)
+                   WHERE status = 'running' AND NOT planning_done
+                     AND planning_claim_expires_at < now()
+                     AND (planning_claimed_by IS NOT NULL OR kind = ANY(%(idle)s))
+                   RETURNING id, kind""",
+                {"within": within, "idle": list(idle_kinds)},
             )
             return [(row["id"], row["kind"]) for row in cur.fetchall()]
 

@@ -49,6 +49,7 @@ from etl.sync.producer import PlanningSliceEnded, plan_chunks
 from etl.sync.windows import Window
 
 __all__ = [
+    "RETRY_WITHIN",
     "NoFreeSlotError",
     "RunStoppedError",
     "activate_waiting",
@@ -67,6 +68,11 @@ log = logging.getLogger(__name__)
 
 TWO_YEARS = timedelta(days=730)
 """VTEX OMS only serves orders from the last two years."""
+
+RETRY_WITHIN = 60.0
+"""The longest wait before a chunk or producer task that hit a retriable error runs again
+(``workers.tasks.sync`` caps its backoff at it). Until then its message sits in a worker, so
+upkeep does not count it as lost."""
 
 PLANNING_SLICE = 300.0
 """Seconds one producer task plans before it hands over to a fresh one (well under the task
@@ -161,10 +167,11 @@ def run_producer(
     if run is None:  # not running, planned already, planned by a live producer, or unknown
         return
     heartbeat.hold_planning(run_id)
+    ttl = engine.settings.sync_claim_ttl
 
-    def let_go() -> None:
+    def let_go(next_producer_within: float | None = None) -> None:
         heartbeat.drop_planning(run_id)
-        engine.store.runs.release_planning(run_id, holder)
+        engine.store.runs.release_planning(run_id, holder, next_producer_within)
 
     try:
         final = plan_chunks(
@@ -178,7 +185,7 @@ def run_producer(
             holder=holder,
         )
     except PlanningSliceEnded:
-        let_go()
+        let_go(next_producer_within=ttl)
         engine.enqueue_producer(run_id)  # continues from the cursor
         return
     except (ClaimLostError, PlanningMovedError) as moved:
@@ -190,7 +197,7 @@ def run_producer(
         _on_paused(engine, run_id, signal)
         return
     except (RetriableError, BudgetExhaustedError) as error:
-        let_go()
+        let_go(next_producer_within=RETRY_WITHIN + ttl if not final_attempt else None)
         if not final_attempt:
             raise
         fail_run(engine, run_id, f"planning stopped: {error}; run `sync resume {run_id}`")
@@ -280,7 +287,7 @@ def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
         # A long-blocked rate budget is waited out like a 429: the chunk goes back and the
         # task retries later instead of holding a worker.
         if not final_attempt:
-            engine.store.chunks.release(chunk)
+            engine.store.chunks.release(chunk, due_in=RETRY_WITHIN)
             raise
         _fail_chunk(engine, chunk, str(error))
         return "failed"
@@ -406,7 +413,14 @@ def start_incremental(
 
 def maintain(engine: Engine, stale_after: timedelta) -> None:
     """Periodic upkeep from every worker and from beat: renew leases, hand expired claims to
-    other workers, recover lost messages, start waiting runs."""
+    other workers, recover lost messages, start waiting runs.
+
+    A message is lost when a frozen or cut-off worker's pending fetch takes it (Redis hands a
+    new message to the longest-waiting consumer) or the broker drops it. Upkeep sees it when the
+    work's queue is empty yet nobody claimed the work within ``SYNC_CLAIM_TTL``; without a way
+    to count the queues, only once the whole run stood still for ``SYNC_STALE_AFTER``.
+    """
+    ttl = engine.settings.sync_claim_ttl
     running = []
     for run in engine.store.runs.find(status="running"):
         if not engine.lease.renew(token(run.id)):
@@ -417,20 +431,34 @@ def maintain(engine: Engine, stale_after: timedelta) -> None:
                 engine.lease.release(token(run.id))  # it ended meanwhile: give the slot back
                 continue
         running.append(run)
-    expired: dict[str, list[int]] = {}
-    for chunk_id, kind in engine.store.chunks.recover_expired():
-        expired.setdefault(kind, []).append(chunk_id)
-    for kind, chunk_ids in expired.items():
-        log.warning("chunks %s: their worker stopped answering; re-enqueued", chunk_ids)
-        engine.enqueue_chunks(chunk_ids, kind)
-    for run_id, _ in engine.store.runs.recover_planning():
+    idle = engine.idle_kinds()
+    _resend(engine, engine.store.chunks.recover_expired(), "their worker stopped answering")
+    if idle is not None:
+        lost = engine.store.chunks.recover_undelivered(idle[0], ttl)
+        _resend(engine, lost, "nobody took their task (a frozen worker's fetch took it?)")
+    for run_id, _ in engine.store.runs.recover_planning(idle[1] if idle else (), ttl):
         log.warning("run %s: its producer stopped answering; a new one is enqueued", run_id)
         engine.enqueue_producer(run_id)
     for run in running:  # messages lost with a broker restart, or before claims existed
         engine.enqueue_chunks(engine.store.chunks.recover_stale(run.id, stale_after), run.kind)
         if not run.planning_done and engine.store.runs.planning_stalled(run.id, stale_after):
-            engine.enqueue_producer(run.id)
+            _send_producer(engine, run.id)
     activate_waiting(engine)
+
+
+def _resend(engine: Engine, chunks: list[tuple[int, str]], why: str) -> None:
+    by_kind: dict[str, list[int]] = {}
+    for chunk_id, kind in chunks:
+        by_kind.setdefault(kind, []).append(chunk_id)
+    for kind, chunk_ids in by_kind.items():
+        log.warning("chunks %s re-enqueued: %s", chunk_ids, why)
+        engine.enqueue_chunks(chunk_ids, kind)
+
+
+def _send_producer(engine: Engine, run_id: int) -> None:
+    """Enqueue a run's producer, expected to claim the planning within the claim TTL."""
+    engine.store.runs.expect_producer(run_id, engine.settings.sync_claim_ttl)
+    engine.enqueue_producer(run_id)
 
 
 def activate_waiting(engine: Engine) -> None:
@@ -469,7 +497,7 @@ def _activate(engine: Engine, run_id: int) -> bool:
 def _enqueue_unfinished(engine: Engine, run_id: int) -> None:
     run = engine.store.runs.get(run_id)
     if not run.planning_done:
-        engine.enqueue_producer(run_id)
+        _send_producer(engine, run_id)
     engine.enqueue_chunks(engine.store.chunks.mark_enqueued(run_id), run.kind)
     # A run with nothing left to do (an empty replay) ends here; settle() checks that in SQL.
     if engine.store.runs.settle(run_id):

@@ -13,6 +13,7 @@ import pytest
 from etl.state.store import StateStore
 from etl.sync import runs
 from etl.sync.engine import Engine
+from etl.sync.queues import TASK_PRODUCE
 from tests.helpers.sync import (
     WHOLE_RANGE,
     assert_profiles_arrived,
@@ -79,8 +80,10 @@ def test_a_frozen_workers_chunk_finishes_elsewhere_and_its_late_answer_writes_no
     sandbox, engine: Engine, celery_app, sync_env, sync_redis, spawn_worker, tmp_path
 ):
     set_faults(sandbox, {"route": "synerise.*_batch", "latency_ms": 1500})  # chunks take a while
-    frozen = spawn_worker("frozen", concurrency=1)
-    spawn_worker("healthy", concurrency=1)
+    # Two pool processes each: the frozen worker keeps a fetch pending in Redis, which takes
+    # the next message sent (its own chunk's, re-sent), so that loss must be recovered too.
+    frozen = spawn_worker("frozen", concurrency=2)
+    spawn_worker("healthy", concurrency=2)
     run = runs.start(engine, runs.StartRequest("customers_created", WHOLE_RANGE))
 
     chunk_id = freeze_while_holding(engine.store, run.id, frozen.pid, tmp_path)
@@ -145,3 +148,38 @@ def test_a_producer_killed_mid_planning_is_taken_over_within_the_claim_ttl(
     assert len(keys) == len(set(keys)) == truth["total"], "every record planned exactly once"
     assert (ended.read_count, ended.sent_count) == (truth["total"], truth["sent"])
     assert_profiles_arrived(sandbox)
+
+
+@pytest.mark.sandbox(customers=60, orders=0)
+@pytest.mark.sync_env(SYNC_CHUNK_SIZE="10", **CLAIMS)
+def test_messages_a_frozen_worker_took_are_sent_again(sandbox, engine: Engine, worker, monkeypatch):
+    """Redis hands a new message to the longest-waiting fetch: a frozen or cut-off worker's. Such
+    messages are lost to the others; here the first producer message and the first chunks'
+    messages are dropped, and upkeep must send them again once their queue is empty."""
+    lost: list[str] = []
+    send_one, send_many = engine.enqueue, engine.enqueue_many
+    assert send_many is not None
+
+    def lose_the_first_producer(name: str, args: list, queue: str) -> object:
+        if name == TASK_PRODUCE and not lost:
+            lost.append(name)
+            return "taken by a frozen worker"
+        return send_one(name, args, queue)
+
+    def lose_the_first_chunks(name: str, args_list: list, queue: str) -> object:
+        if "chunks" not in lost:
+            lost.append("chunks")
+            return []
+        return send_many(name, args_list, queue)
+
+    monkeypatch.setattr(engine, "enqueue", lose_the_first_producer)
+    monkeypatch.setattr(engine, "enqueue_many", lose_the_first_chunks)
+    run = runs.start(engine, runs.StartRequest("customers_created", WHOLE_RANGE))
+    ended = wait_for_run(engine.store, run.id, timeout=60)  # the stale timeout is 300 s
+    assert lost == [TASK_PRODUCE, "chunks"]
+    truth = expected(sandbox)["customers"]
+    assert (ended.status, ended.read_count, ended.sent_count) == (
+        "done",
+        truth["total"],
+        truth["sent"],
+    )

@@ -33,7 +33,7 @@ from etl.sync.queues import (
     TASK_SWEEP,
 )
 from workers.app import app
-from workers.dispatch import enqueue, enqueue_many
+from workers.dispatch import enqueue, enqueue_many, queue_sizes
 
 __all__ = [
     "engine",
@@ -53,7 +53,7 @@ MAX_RETRIES = 6
 @functools.cache
 def engine() -> Engine:
     """One engine per worker process (pooled HTTP sessions, one DB connection per thread)."""
-    return Engine.from_settings(Settings.from_env(), enqueue, enqueue_many)
+    return Engine.from_settings(Settings.from_env(), enqueue, enqueue_many, queue_sizes)
 
 
 @functools.lru_cache(maxsize=8)
@@ -63,8 +63,9 @@ def _store(dsn: str) -> StateStore:
 
 
 def _countdown(retries: int) -> float:
-    """Exponential backoff with full jitter, capped well under the visibility timeout."""
-    return random.uniform(0, min(60.0, 2.0 * 2**retries))
+    """Exponential backoff with full jitter, capped well under the visibility timeout and at
+    ``runs.RETRY_WITHIN`` (the engine counts a message as lost only after that)."""
+    return random.uniform(0, min(runs.RETRY_WITHIN, 2.0 * 2**retries))
 
 
 @app.task(name=TASK_PRODUCE, bind=True, max_retries=MAX_RETRIES)

@@ -304,10 +304,10 @@ def test_only_one_producer_plans_a_run_and_an_expired_one_is_replaced_once(state
     run_id = running_run(state)
     assert state.runs.claim_planning(run_id, "first", 15) is not None
     assert state.runs.claim_planning(run_id, "second", 15) is None, "a live claim is exclusive"
-    assert state.runs.recover_planning() == []
+    assert state.runs.recover_planning([], 15) == []
     expire_claims(state, run_id=run_id)
-    assert state.runs.recover_planning() == [(run_id, "backfill")]
-    assert state.runs.recover_planning() == [], "handed on once"
+    assert state.runs.recover_planning([], 15) == [(run_id, "backfill")]
+    assert state.runs.recover_planning([], 15) == [], "handed on once"
     assert state.runs.claim_planning(run_id, "second", 15) is not None
     # The first producer wakes up: whatever it writes is refused.
     with pytest.raises(PlanningMovedError):
@@ -318,6 +318,35 @@ def test_only_one_producer_plans_a_run_and_an_expired_one_is_replaced_once(state
     assert planned_keys(state, run_id) == ["x"]
     assert state.runs.mark_planning_done(run_id, expected=(T0, 1), holder="second") is None
     assert state.runs.get(run_id).planning_claimed_by is None
+
+
+def test_a_message_nobody_took_while_its_queue_is_empty_is_sent_again_once(state):
+    """A frozen worker's pending fetch takes the message meant for its successor: upkeep sees
+    the chunk still pending, its queue empty, and sends it again."""
+    run_id, [lost, retrying, queued] = planned_run(state, [["a"], ["b"], ["c"]])
+    state.chunks.release(state.chunks.claim(retrying, HOLDER), due_in=60)  # a retry on its way
+    with state.db.transaction() as cur:
+        cur.execute(
+            "UPDATE sync_chunk SET enqueued_at = now() - interval '30 seconds' WHERE id = ANY(%s)",
+            ([lost, queued],),
+        )
+    assert state.chunks.recover_undelivered([], 15) == [], "the queue holds messages: they wait"
+    assert sorted(state.chunks.recover_undelivered(["backfill"], 15)) == [
+        (lost, "backfill"),
+        (queued, "backfill"),
+    ]
+    assert state.chunks.recover_undelivered(["backfill"], 15) == [], "sent again once"
+
+
+def test_a_producer_that_never_came_is_sent_again_once_its_queue_is_empty(state):
+    run_id = running_run(state)
+    state.runs.expect_producer(run_id, 15)
+    assert state.runs.recover_planning(["backfill"], 15) == [], "it may still come"
+    expire_claims(state, run_id=run_id)
+    assert state.runs.recover_planning([], 15) == [], "its queue holds messages: it waits"
+    assert state.runs.recover_planning(["backfill"], 15) == [(run_id, "backfill")]
+    assert state.runs.recover_planning(["backfill"], 15) == [], "sent again once"
+    assert state.runs.claim_planning(run_id, "the new producer", 15) is not None
 
 
 def test_the_last_chunk_ends_the_run_and_a_failed_one_fails_it(state):
@@ -574,6 +603,8 @@ def test_resume_leaves_a_healthy_run_alone(quiet_engine):
 def test_health_names_what_is_wrong(quiet_engine):
     engine, _ = quiet_engine
     run_id = start(engine)
+    assert runs.health(engine, run_id) == [], "its producer is on its way"
+    expire_claims(engine.store, run_id=run_id)
     assert runs.health(engine, run_id) == ["no live producer is planning it"]
     assert engine.store.runs.claim_planning(run_id, "producer", 60) is not None
     assert runs.health(engine, run_id) == []
