@@ -67,6 +67,7 @@ def one_run(stack: Stack) -> dict[str, Any]:
             time.sleep(0.1)
         moved = time.monotonic() - frozen_at
         run = stack.wait_run(run_id, timeout=600)
+        ended = time.monotonic() - frozen_at
         before = _rows(stack, run_id)
     finally:
         os.killpg(frozen.pid, signal.SIGCONT)
@@ -75,6 +76,7 @@ def one_run(stack: Stack) -> dict[str, Any]:
     expected = truth["customers"]
     return {
         "seconds_to_move": round(moved, 1),
+        "seconds_to_end": round(ended, 1),
         "status": run.status,
         "counts_exact": (run.read_count, run.sent_count, run.rejected_count)
         == (expected["total"], expected["sent"], expected["rejected"]),
@@ -104,9 +106,9 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
             rows.append({"kind": "run", **result})
     print(table(
         "A worker frozen (SIGSTOP) while it holds a chunk, default SYNC_CLAIM_TTL (15 s)",
-        ["run", "s until its chunk is done elsewhere", "run", "counts exact",
-         "late answer wrote nothing"],
-        [[i + 1, r["seconds_to_move"], r["status"], r["counts_exact"],
+        ["run", "s until its chunk is done elsewhere", "s until the run ended", "run",
+         "counts exact", "late answer wrote nothing"],
+        [[i + 1, r["seconds_to_move"], r["seconds_to_end"], r["status"], r["counts_exact"],
           r["late_answer_wrote_nothing"]] for i, r in enumerate(rows)],
     ))  # fmt: skip
     return rows
