@@ -36,6 +36,7 @@ from etl.errors import (
     BudgetExhaustedError,
     ClaimLostError,
     FatalError,
+    NetworkError,
     PausedError,
     RetriableError,
     RunStoppedError,
@@ -166,7 +167,6 @@ def run_producer(
     run = engine.store.runs.claim_planning(run_id, holder, engine.settings.sync_claim_ttl)
     if run is None:  # not running, planned already, planned by a live producer, or unknown
         return
-    heartbeat.hold_planning(run_id)
     ttl = engine.settings.sync_claim_ttl
 
     def let_go(next_producer_within: float | None = None) -> None:
@@ -174,6 +174,7 @@ def run_producer(
         engine.store.runs.release_planning(run_id, holder, next_producer_within)
 
     try:
+        heartbeat.hold_planning(run_id)  # may renew the run's lease: Redis may be away
         final = plan_chunks(
             run_id,
             engine.store,
@@ -431,7 +432,11 @@ def maintain(engine: Engine, stale_after: timedelta) -> None:
                 engine.lease.release(token(run.id))  # it ended meanwhile: give the slot back
                 continue
         running.append(run)
-    idle = engine.idle_kinds()
+    try:
+        idle = engine.idle_kinds()
+    except NetworkError as error:  # the broker is away: lost messages wait for the next sweep
+        log.warning("upkeep cannot count the queues: %s", error)
+        idle = None
     _resend(engine, engine.store.chunks.recover_expired(), "their worker stopped answering")
     if idle is not None:
         lost = engine.store.chunks.recover_undelivered(idle[0], ttl)
