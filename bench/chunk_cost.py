@@ -57,7 +57,7 @@ print(json.dumps(time.process_time() - started))
 """
 """Sends the no-op tasks as ``workers.dispatch.enqueue_many`` sends chunks (in any checkout)."""
 
-__all__ = ["fit", "run"]
+__all__ = ["fit", "measure", "run"]
 
 
 def _xact_commit(stack: Stack) -> int:
@@ -98,6 +98,20 @@ def one_run(stack: Stack, size: int) -> dict[str, Any]:
         "transactions": committed,
         "seconds": round((run.finished_at - run.started_at).total_seconds(), 2),
     }
+
+
+def measure(stack: Stack, size: int, batch: int) -> dict[str, Any]:
+    """A fresh worker with these chunk and batch sizes, a warm-up run, then ``one_run``."""
+    for worker in list(stack.workers):
+        stack.stop_worker(worker)
+    stack.workers.clear()
+    stack.start_worker(
+        **WORKER,  # type: ignore[arg-type]
+        extra_env={"SYNC_CHUNK_SIZE": str(size), "SYNERISE_BATCH_SIZE": str(batch)},
+    )
+    stack.wait_workers_ready()
+    stack.warm_up("customers_created")
+    return one_run(stack, size)
 
 
 def celery_floor(stack: Stack) -> dict[str, Any]:
@@ -173,17 +187,7 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
     with Stack(NAME, config, UNLIMITED) as stack:
         for attempt in range(params["rounds"]):
             for size in params["sizes"]:
-                for worker in list(stack.workers):
-                    stack.stop_worker(worker)
-                stack.workers.clear()
-                batch = str(min(size, 1000))
-                stack.start_worker(
-                    **WORKER,  # type: ignore[arg-type]
-                    extra_env={"SYNC_CHUNK_SIZE": str(size), "SYNERISE_BATCH_SIZE": batch},
-                )
-                stack.wait_workers_ready()
-                stack.warm_up("customers_created")
-                result = one_run(stack, size)
+                result = measure(stack, size, min(size, 1000))
                 log(f"chunk_cost size {size} round {attempt + 1}: {result}")
                 rows.append({"kind": "run", **result})
         floor = celery_floor(stack)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.chunk_cost import UNLIMITED, WORKER, one_run
+from bench.chunk_cost import UNLIMITED, measure
 from bench.harness import SandboxConfig, Stack, log, median, table
 
 NAME = "chunk_size"
@@ -26,16 +26,7 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
     with Stack(NAME, config, UNLIMITED) as stack:
         for _ in range(params["rounds"]):
             for size, batch in VARIANTS:
-                for worker in list(stack.workers):
-                    stack.stop_worker(worker)
-                stack.workers.clear()
-                stack.start_worker(
-                    **WORKER,  # type: ignore[arg-type]
-                    extra_env={"SYNC_CHUNK_SIZE": str(size), "SYNERISE_BATCH_SIZE": str(batch)},
-                )
-                stack.wait_workers_ready()
-                stack.warm_up("customers_created")
-                result = one_run(stack, size)
+                result = measure(stack, size, batch)
                 log(f"chunk_size {size}, batches of {batch}: {result}")
                 rows.append({"kind": "run", "batch": batch, **result})
     summary = []
