@@ -323,7 +323,7 @@ def test_only_one_producer_plans_a_run_and_an_expired_one_is_replaced_once(state
 def test_a_message_nobody_took_while_its_queue_is_empty_is_sent_again_once(state):
     """A frozen worker's pending fetch takes the message meant for its successor: upkeep sees
     the chunk still pending, its queue empty, and sends it again."""
-    run_id, [lost, retrying, queued] = planned_run(state, [["a"], ["b"], ["c"]])
+    _, [lost, retrying, queued] = planned_run(state, [["a"], ["b"], ["c"]])
     state.chunks.release(state.chunks.claim(retrying, HOLDER), due_in=60)  # a retry on its way
     with state.db.transaction() as cur:
         cur.execute(
