@@ -183,7 +183,7 @@ class Settings:
             sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
             sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
             sync_lease_ttl=get("SYNC_LEASE_TTL", _positive_float, 60.0),
-            sync_claim_ttl=get("SYNC_CLAIM_TTL", _positive_float, 15.0),
+            sync_claim_ttl=get("SYNC_CLAIM_TTL", _seconds_from(1.0), 15.0),
             sync_stale_after=get("SYNC_STALE_AFTER", _positive_float, 300.0),
             profile_phone_fields=get(
                 "PROFILE_PHONE_FIELDS", _names, ("phone", "homePhone", "cellPhone", "businessPhone")
@@ -286,6 +286,19 @@ def _positive_float(variable: str, raw: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(variable, "a positive number", raw)
     return value
+
+
+def _seconds_from(low: float) -> Callable[[str, str], float]:
+    """A number of seconds of at least ``low`` (a shorter claim TTL would have every worker's
+    heartbeat write to PostgreSQL several times a second)."""
+
+    def parse(variable: str, raw: str) -> float:
+        value = _positive_float(variable, raw)
+        if value < low:
+            raise ConfigError(variable, f"a number of seconds of at least {low:g}", raw)
+        return value
+
+    return parse
 
 
 def _int_between(low: int, high: int) -> Callable[[str, str], int]:

@@ -86,6 +86,7 @@ def test_synerise_host_aliases(alias):
         ("SYNERISE_BATCH_SIZE", "1001"),
         ("SYNERISE_BATCH_SIZE", "1.5"),
         ("SYNC_CHUNK_SIZE", "0"),
+        ("SYNC_CLAIM_TTL", "0.5"),
         ("SYNC_FETCH_CONCURRENCY", "many"),
         ("SYNC_MAX_ACTIVE_RUNS", "-1"),
         ("SYNERISE_API_HOST", "aws"),
