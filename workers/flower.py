@@ -25,7 +25,7 @@ def protect_metrics() -> None:
     if not getattr(handler.get, "requires_login", False):
         protected = tornado.web.authenticated(handler.get)
         protected.requires_login = True  # type: ignore[attr-defined]
-        handler.get = protected  # type: ignore[method-assign]
+        handler.get = protected
 
 
 def main(argv: Sequence[str]) -> int:
