@@ -12,6 +12,8 @@ one. Every ``/v4`` and ``/catalogs`` route needs ``Authorization: Bearer <jwt>``
 ``"error": "Token expired."``. ``expire_tokens()`` expires every token issued so far;
 ``token_expiry_interval`` does that periodically (chaos). POST bodies must be
 ``application/json`` (else 415, checked after auth). ``Api-Version`` is accepted and counted.
+``POST /uauth/api-key/permission-check`` (§1.4, either auth) answers which of
+``permissionsToCheck`` the key holds: all of them unless ``permissions`` names the granted ones.
 
 Sandbox rules for UNCONFIRMED behaviour:
 
@@ -184,6 +186,9 @@ class SyneriseSandbox:
         catalog_batch_max_items / catalog_batch_max_bytes: UNCONFIRMED limits.
         faults: a shared `FaultInjector` (one is created from ``seed`` otherwise).
         jwt_secret: HMAC key signing the sandbox JWTs.
+        permissions: what ``POST /uauth/api-key/permission-check`` says the key holds (``None``:
+            every permission); the other routes do not check them.
+        business_profile_name: the workspace name that route answers with.
     """
 
     def __init__(
@@ -202,6 +207,8 @@ class SyneriseSandbox:
         faults: FaultInjector | None = None,
         seed: int | None = None,
         jwt_secret: str = SANDBOX_JWT_SECRET,
+        permissions: Iterable[str] | None = None,
+        business_profile_name: str = "sandbox",
     ) -> None:
         if token_lifetime <= 0:
             raise ValueError("token_lifetime must be positive")
@@ -218,6 +225,8 @@ class SyneriseSandbox:
         self.catalog_batch_max_items = catalog_batch_max_items
         self.catalog_batch_max_bytes = catalog_batch_max_bytes
         self.faults = faults if faults is not None else FaultInjector(seed)
+        self.permissions = None if permissions is None else frozenset(permissions)
+        self.business_profile_name = business_profile_name
         self._secret = jwt_secret.encode()
         self._basic = "Basic " + base64.b64encode(f"{workspace_guid}:{api_key}".encode()).decode()
         self._token_seq = itertools.count(1)
@@ -524,6 +533,22 @@ class SyneriseSandbox:
         if problem is not None:
             return problem
         return web.json_response({"token": self._issue_token()})
+
+    async def permission_check(self, request: web.Request) -> web.Response:
+        """Which of ``permissionsToCheck`` the authenticated key holds (§1.4)."""
+        body, problem = await self._body(request, 64 * 1024)
+        if problem is not None:
+            return problem
+        asked = body.get("permissionsToCheck") if isinstance(body, dict) else None
+        if not isinstance(asked, list) or not all(isinstance(name, str) for name in asked):
+            return self.error(
+                request, 400, "Bad Request", "permissionsToCheck must be an array of strings"
+            )
+        granted = self.permissions
+        return web.json_response({
+            "businessProfileName": self.business_profile_name,
+            "permissions": {name: granted is None or name in granted for name in asked},
+        })  # fmt: skip
 
     # -- profiles --------------------------------------------------------------------------
     def _check_profile(self, item: Any, path: str) -> tuple[list[FieldError], Any]:
@@ -975,6 +1000,9 @@ class SyneriseSandbox:
         route.add_post("/uauth/v2/auth/login/profile", self.login, name="synerise.login")
         route.add_post("/v4/auth/login/profile", self.login, name="synerise.login_legacy")
         route.add_get("/v4/auth/refresh/profile", self.refresh, name="synerise.refresh")
+        route.add_post(
+            "/uauth/api-key/permission-check", self.permission_check, name="synerise.permissions"
+        )
         route.add_post("/v4/clients/batch", self.clients_batch, name="synerise.clients_batch")
         route.add_post("/v4/clients", self.clients_create, name="synerise.clients_create")
         route.add_delete(

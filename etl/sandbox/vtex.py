@@ -665,6 +665,9 @@ class VtexSandbox:
         hook_retry_delays: waits before each notification retry.
         clock: monotonic seconds (scroll expiry); tests pass a fake one.
         wall_clock: epoch seconds for ``updatedIn``/``lastChange`` written at run time.
+        denied_routes: route-name patterns (``fnmatch``, e.g. ``catalog.*``) the app key's role
+            lacks: valid credentials get 403 there, as a License Manager role without that
+            resource does.
     """
 
     def __init__(
@@ -681,8 +684,10 @@ class VtexSandbox:
         hook_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        denied_routes: tuple[str, ...] = (),
     ) -> None:
         self.source = dataset
+        self.denied_routes = denied_routes
         self.store = Store(dataset, wall_clock=wall_clock)
         self.app_key, self.app_token, self.account = app_key, app_token, account
         self.faults = faults if faults is not None else FaultInjector(error_body=vtex_error_body)
@@ -832,6 +837,9 @@ class VtexSandbox:
             token_ok = hmac.compare_digest(given_token.encode(), token)
             if not (key_ok and token_ok):
                 return _error(request, 403, "Forbidden: invalid app key or app token")
+            route = request.match_info.route.name or ""
+            if any(fnmatch.fnmatchcase(route, denied) for denied in self.denied_routes):
+                return _error(request, 403, f"Forbidden: the app key's role lacks {route}")
             return await handler(request)
 
         return auth
