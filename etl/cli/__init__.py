@@ -16,6 +16,7 @@ import click
 
 from etl.cli.db import db
 from etl.cli.demo import demo
+from etl.cli.doctor import doctor
 from etl.cli.infra import infra
 from etl.cli.sandbox import sandbox
 from etl.cli.sync import sync
@@ -64,5 +65,5 @@ def main(ctx: click.Context, log_level: str) -> None:
     ctx.obj = {"log_level": log_level.upper()}
 
 
-for _command in (infra, db, worker, beat, flower, demo, sync, sandbox, webhooks, vtex):
+for _command in (infra, db, worker, beat, flower, demo, doctor, sync, sandbox, webhooks, vtex):
     main.add_command(_command)
