@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from etl.cli.console import console
 from etl.cli.db import db
 from etl.cli.demo import demo
 from etl.cli.doctor import doctor
@@ -65,5 +66,7 @@ def main(ctx: click.Context, log_level: str) -> None:
     ctx.obj = {"log_level": log_level.upper()}
 
 
-for _command in (infra, db, worker, beat, flower, demo, doctor, sync, sandbox, webhooks, vtex):
+for _command in (
+    infra, db, worker, beat, flower, demo, doctor, sync, sandbox, webhooks, vtex, console
+):
     main.add_command(_command)
