@@ -18,6 +18,7 @@ from etl.cli.console import console
 from etl.cli.db import db
 from etl.cli.demo import demo
 from etl.cli.doctor import doctor
+from etl.cli.health import health
 from etl.cli.infra import infra
 from etl.cli.sandbox import sandbox
 from etl.cli.sync import sync
@@ -67,6 +68,6 @@ def main(ctx: click.Context, log_level: str) -> None:
 
 
 for _command in (
-    infra, db, worker, beat, flower, demo, doctor, sync, sandbox, webhooks, vtex, console
+    infra, db, worker, beat, flower, demo, doctor, sync, sandbox, webhooks, vtex, console, health
 ):
     main.add_command(_command)
