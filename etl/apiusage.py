@@ -34,6 +34,7 @@ __all__ = [
     "FLUSH_EVERY",
     "ApiUsage",
     "FamilyUsage",
+    "flush_all",
     "read_usage",
     "status_field",
 ]
@@ -211,7 +212,9 @@ def read_usage(client: redis.Redis) -> dict[str, dict[str, float]]:
 _LIVE: weakref.WeakSet[ApiUsage] = weakref.WeakSet()
 
 
-def _flush_all_at_exit() -> None:
+def flush_all() -> None:
+    """Send every tally of this process now (at exit; pool children that end with ``_exit``
+    call it themselves); an unreachable Redis loses them, with a warning."""
     for usage in list(_LIVE):
         try:
             usage.flush()
@@ -225,5 +228,5 @@ def _forget_all_after_fork() -> None:
         usage._forget_after_fork()
 
 
-atexit.register(_flush_all_at_exit)
+atexit.register(flush_all)
 os.register_at_fork(after_in_child=_forget_all_after_fork)

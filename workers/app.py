@@ -37,6 +37,14 @@ def _redact_logs(logger: logging.Logger, **_: Any) -> None:
             handler.addFilter(log_filter)
 
 
+@signals.worker_process_shutdown.connect
+def _flush_api_usage(**_: Any) -> None:
+    """A prefork child ends with ``os._exit`` (no atexit): send its API traffic counts first."""
+    from etl.apiusage import flush_all
+
+    flush_all()
+
+
 @signals.worker_ready.connect
 def _start_upkeep(sender: Any, **_: Any) -> None:
     """Each worker renews its runs' leases and recovers lost chunks, beat or no beat.
