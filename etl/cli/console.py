@@ -17,6 +17,7 @@ import click
 import redis
 
 from etl.cli import runtime
+from etl.cli.webhooks import check_bind
 from etl.config import Settings
 from etl.console import Services, build_app
 from etl.dispatch import QUEUES
@@ -36,16 +37,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        parse_bind(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    return value
-
-
 @click.command()
-@click.option("--bind", default="127.0.0.1:8080", show_default=True, callback=_bind,
+@click.option("--bind", default="127.0.0.1:8080", show_default=True, callback=check_bind,
               help="HOST:PORT to listen on (0.0.0.0:8080 in a container).")
 @click.option("--no-auth", is_flag=True,
               help="Serve without authentication; only allowed on a loopback address.")

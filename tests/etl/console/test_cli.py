@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +13,7 @@ from click.testing import CliRunner
 
 from etl import infra
 from etl.cli import main
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.serving import cli_service
 
 
 @pytest.fixture
@@ -47,40 +44,17 @@ def test_no_auth_only_on_loopback(clean_env, bind):
     assert "--no-auth is only allowed on a loopback address" in result.stderr
 
 
-def serve(env: dict[str, str], tmp_path: Path, *args: str) -> Iterator[str]:
-    port = infra.free_port()
-    log = (tmp_path / "console.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "etl.cli", "console", "--bind", f"127.0.0.1:{port}", *args],
-        env={**os.environ, **env, "PYTHONPATH": str(REPO)}, cwd=tmp_path,
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the console did not start: {(tmp_path / 'console.log').read_text()}")
-            time.sleep(0.2)
+@contextlib.contextmanager
+def serve(env: dict[str, str], folder: Path, *args: str) -> Iterator[str]:
+    url = f"http://127.0.0.1:{infra.free_port()}"
+    bind = url.removeprefix("http://")
+    with cli_service(["console", "--bind", bind, *args], env, folder, f"{url}/healthz"):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_gunicorn_serves_it_behind_basic_auth(clean_env, tmp_path):
     env = {**clean_env, "CONSOLE_BASIC_AUTH": "ops:pw-1,prometheus:pw-2"}
-    for url in serve(env, tmp_path, "--workers", "2", "--threads", "2"):
+    with serve(env, tmp_path, "--workers", "2", "--threads", "2") as url:
         assert "gunicorn" in (tmp_path / "console.log").read_text()
         for path in ("/runs", "/metrics", "/api/runs"):
             assert requests.get(url + path, timeout=10).status_code == 401
@@ -92,7 +66,7 @@ def test_gunicorn_serves_it_behind_basic_auth(clean_env, tmp_path):
 
 
 def test_dev_server_without_auth_on_loopback(clean_env, tmp_path):
-    for url in serve(clean_env, tmp_path, "--dev", "--no-auth"):
+    with serve(clean_env, tmp_path, "--dev", "--no-auth") as url:
         page = requests.get(url + "/runs", timeout=10)
         assert page.status_code == 200 and "No runs yet" in page.text
     assert "development server" in (tmp_path / "console.log").read_text()
