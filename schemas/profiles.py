@@ -43,6 +43,15 @@ _GENDER_TO_SEX = {
 }
 """Only unambiguous values; anything else leaves ``sex`` out rather than guessing."""
 
+_OPTIONAL_FIELDS = {
+    "firstName": "firstName",
+    "lastName": "lastName",
+    "birthDate": "birthDate",
+    "gender": "sex",
+    "isNewsletterOptIn": "agreements.email",
+}
+"""``CL`` fields a profile can do without -> the Synerise field each one feeds."""
+
 _DATE_PREFIX_RE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[T ].*)?", re.DOTALL)
 
 
@@ -63,16 +72,8 @@ def profile_from_customer(
             ``MAPPING_ERROR`` for an identifier or phone of the wrong shape.
     """
     key = record_key(doc, "id")
-    optional = {
-        "firstName": "firstName",
-        "lastName": "lastName",
-        "birthDate": "birthDate",
-        "gender": "sex",
-        "isNewsletterOptIn": "agreements.email",
-    }
-    data = load(
-        customer_schema(config.extra_attributes, config.phone_fields), doc, key, optional, warnings
-    )
+    schema = customer_schema(config.extra_attributes, config.phone_fields)
+    data = load(schema, doc, key, _OPTIONAL_FIELDS, warnings)
     profile: dict[str, Any] = {}
 
     raw_email = clean(data.get("email"))
