@@ -11,8 +11,9 @@
 Input is loaded with `schemas.vtex`, output is dumped with `schemas.synerise`. A record that
 cannot be sent raises `etl.errors.SkippableRecordError` with a `RejectReason`; an optional field
 that cannot be sent is left out and, when the caller passes a ``warnings`` list, reported there
-as a `FieldWarning` (one list per record: the functions keep no state). Field by field, the
-mapping is documented in ``docs/mapping.md``.
+as a `FieldWarning` (one list per record: the functions keep no state; when a function raises,
+discard the list with the record). Field by field, the mapping is documented in
+``docs/mapping.md``.
 """
 
 from __future__ import annotations
