@@ -33,7 +33,8 @@ invalid_email          INVALID_EMAIL        an e-mail Synerise's rule refuses (n
 phone_with_letters     INVALID_PHONE        ``phone`` with letters (``+55 11 9ABC-4321``)
 phone_too_long         INVALID_PHONE        ``phone`` longer than 20 characters
 missing_identifier     MISSING_IDENTIFIER   no ``email`` and no ``userId`` (a form sign-up)
-invalid_birthdate      INVALID_BIRTHDATE    ``birthDate`` not a real date in 1900..today
+invalid_birthdate      (sent)               ``birthDate`` not a real date in 1900..today (sent
+                                            without it, with a BIRTHDATE_DROPPED warning)
 empty_names            (sent)               blank ``firstName`` / ``lastName``
 phone_only_secondary   (sent)               ``phone`` empty, a valid ``cellPhone``/``homePhone``
 unicode_names          (sent)               names in other scripts, emoji included
@@ -46,9 +47,9 @@ masked_email           (sent)               a hard Conversation Tracker alias as
 A clean customer always has ``userId``, a valid e-mail, valid names, a valid (or no) phone and
 a valid (or no) birth date. Because a record has one defect only, no precedence question
 arises in generated data; for records changed at run time the mapping's own order applies:
-``INVALID_EMAIL`` > ``MISSING_IDENTIFIER`` > ``MAPPING_ERROR`` (names) > ``INVALID_PHONE`` (the
-first non-blank phone field decides, a valid secondary phone does not rescue a bad ``phone``)
-> ``INVALID_BIRTHDATE``. So a customer with an invalid e-mail and no valid phone is
+``INVALID_EMAIL`` > ``MISSING_IDENTIFIER`` > ``MAPPING_ERROR`` (identifiers) > ``INVALID_PHONE``
+(the first non-blank phone field decides, a valid secondary phone does not rescue a bad
+``phone``). So a customer with an invalid e-mail and no valid phone is
 ``INVALID_EMAIL``; one with no e-mail, no ``userId`` and a valid phone is
 ``MISSING_IDENTIFIER`` (a phone is not an identifier for this ETL).
 
@@ -121,7 +122,7 @@ CUSTOMER_DIRTY_KINDS: dict[str, RejectReason | None] = {
     "phone_with_letters": RejectReason.INVALID_PHONE,
     "phone_too_long": RejectReason.INVALID_PHONE,
     "missing_identifier": RejectReason.MISSING_IDENTIFIER,
-    "invalid_birthdate": RejectReason.INVALID_BIRTHDATE,
+    "invalid_birthdate": None,
     "empty_names": None,
     "phone_only_secondary": None,
     "unicode_names": None,
