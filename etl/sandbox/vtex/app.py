@@ -1,9 +1,9 @@
 """VTEX API emulator: OMS orders, Master Data ``CL``, the order hook, catalog and prices.
 
 A real aiohttp application over a `etl.sandbox.data.Source` (generated or fixtures) plus a
-`etl.sandbox.data.Store` overlay for run-time changes. It honours the contract in
-the VTEX reference notes (``shared/reference/vtex-api.md``) (§ numbers below); choices made where VTEX's behaviour is
-UNCONFIRMED are listed here and nowhere else.
+`etl.sandbox.data.Store` overlay for run-time changes. It honours the contract in the VTEX
+reference notes (``shared/reference/vtex-api.md``, § numbers below); choices made where VTEX's
+behaviour is UNCONFIRMED are listed here and nowhere else.
 
 Auth: every route outside ``/__sandbox__/`` needs ``X-VTEX-API-AppKey`` and
 ``X-VTEX-API-AppToken`` (§1): a missing header answers 401, a wrong value 403 (OMS routes with
