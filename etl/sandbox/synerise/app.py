@@ -1,8 +1,8 @@
 """Synerise API emulator: real HTTP contract, in-memory workspace, fault injection.
 
 Honours the facts in the Synerise reference notes (``shared/reference/synerise-api.md``); where
-the reference marks something UNCONFIRMED the sandbox picks a documented rule (below) and, when it matters for the ETL, makes it
-configurable.
+the reference marks something UNCONFIRMED the sandbox picks a documented rule (below) and, when
+it matters for the ETL, makes it configurable.
 
 Auth (§1): ``POST /uauth/v2/auth/login/profile`` and legacy ``POST /v4/auth/login/profile`` take
 ``{"apiKey"}`` and return ``{"token": JWT}`` (HS256, claims ``iss``, ``sub`` = workspace GUID,
