@@ -13,7 +13,7 @@ install: $(STAMP)
 
 $(STAMP): setup.cfg setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev,embedded]'
+	$(PY) -m pip install --quiet -e '.[dev,sandbox,embedded]'
 	touch $@
 
 test: install

@@ -18,7 +18,18 @@ from pathlib import Path
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
-from etl.dispatch import QUEUES
+from etl.sync.queues import (
+    BACKFILL,
+    INCREMENTAL,
+    QUEUES,
+    REALTIME,
+    TASK_INCREMENTAL,
+    TASK_ORDERS_FEED,
+    TASK_PROCESS_CHUNK,
+    TASK_PRODUCE,
+    TASK_SELFTEST,
+    TASK_SWEEP,
+)
 
 
 def _embedded_redis_url() -> str | None:
@@ -66,15 +77,16 @@ task_send_sent_event = True
 # One exchange and routing key per queue, so the bindings say what they mean (a bare Queue(name)
 # binds all three to the default exchange with the routing key "backfill").
 task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
-task_default_queue = "backfill"
+task_default_queue = BACKFILL
 task_routes = {
-    "etl.produce": {"queue": "backfill"},
-    "etl.process_chunk": {"queue": "backfill"},
-    "etl.incremental": {"queue": "incremental"},
-    "etl.sweep": {"queue": "incremental"},
-    "etl.selftest": {"queue": "realtime"},
-    "etl.realtime.*": {"queue": "realtime"},
+    TASK_PRODUCE: {"queue": BACKFILL},
+    TASK_PROCESS_CHUNK: {"queue": BACKFILL},
+    TASK_INCREMENTAL: {"queue": INCREMENTAL},
+    TASK_SWEEP: {"queue": INCREMENTAL},
+    TASK_SELFTEST: {"queue": REALTIME},
+    "etl.realtime.*": {"queue": REALTIME},
 }
+
 
 def _incremental_schedule() -> dict[str, dict[str, object]]:
     """One cron-triggered incremental sync per scope.
@@ -89,12 +101,24 @@ def _incremental_schedule() -> dict[str, dict[str, object]]:
     when = crontab(minute, hour, day_of_week, day_of_month, month_of_year)
     scopes = os.environ.get("SYNC_INCREMENTAL_SCOPES", "customers_updated,orders")
     return {
-        f"incremental-{scope}": {"task": "etl.incremental", "schedule": when, "args": (scope,)}
+        f"incremental-{scope}": {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
         for scope in (name.strip() for name in scopes.split(",")) if scope
     }
 
 
+def _orders_feed_schedule() -> dict[str, dict[str, object]]:
+    """The Orders Feed consumer (``etl.sync.feed``) every ``ORDERS_FEED_INTERVAL`` seconds
+    (default 60; 0 turns it off)."""
+    raw = os.environ.get("ORDERS_FEED_INTERVAL") or "60"
+    if not raw.isdigit() or int(raw) > 3600:
+        raise ValueError(f"ORDERS_FEED_INTERVAL: expected 0 to 3600 seconds, got {raw!r}")
+    if int(raw) == 0:
+        return {}
+    return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(raw)}}
+
+
 beat_schedule = {
-    "sweep": {"task": "etl.sweep", "schedule": 30.0},
+    "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
     **_incremental_schedule(),
+    **_orders_feed_schedule(),
 }

@@ -201,7 +201,7 @@ def reconcile(stack: Stack, params: dict[str, Any], run_ids: list[int]) -> dict[
     emails = {str(p["email"]).lower() for p in profiles if p.get("email")}
     rejected: dict[tuple[str, str], str] = {}
     for run_id in run_ids:
-        for reject in stack.store.rejects(run_id, unresolved=True):
+        for reject in stack.store.rejects.find(run_id, unresolved=True):
             rejected[(reject.stream, reject.record_key)] = reject.reason
     out: dict[str, Any] = {"lost": 0, "duplicated": 0, "rejected": len(rejected),
                            "expected_rejected": 0, "wrong_rejects": 0, "missed_rejects": 0,
@@ -263,7 +263,7 @@ def _wait_all(
     stack: Stack, run_ids: list[int], until: Callable[[], bool], poll: float = 1.0
 ) -> None:
     while not until():
-        if all(stack.store.get_run(r).status in ("done", "failed", "cancelled") for r in run_ids):
+        if all(stack.store.runs.get(r).status in ("done", "failed", "cancelled") for r in run_ids):
             return
         time.sleep(poll)
 
@@ -291,11 +291,11 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
         resumed: list[int] = []
         why: list[dict[str, Any]] = []
         for _ in range(3):
-            pending = [r for r in run_ids if stack.store.get_run(r).status != "done"]
+            pending = [r for r in run_ids if stack.store.runs.get(r).status != "done"]
             if not pending:
                 break
             for run_id in pending:
-                before = stack.store.get_run(run_id)
+                before = stack.store.runs.get(run_id)
                 errors = chunk_errors(stack, run_id)
                 log(f"chaos: run {run_id} is {before.status} ({before.error}); chunk errors: "
                     f"{errors}; vtex-synerise sync resume {run_id}")  # fmt: skip
@@ -306,7 +306,7 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
             deadline = time.monotonic() + 300
             _wait_all(stack, pending, lambda d=deadline: time.monotonic() > d)  # type: ignore[misc]
         elapsed = time.monotonic() - started
-        final = [stack.store.get_run(r) for r in run_ids]
+        final = [stack.store.runs.get(r) for r in run_ids]
         vtex, synerise = stack.vtex_stats(), stack.synerise_stats()
         log("chaos: reconciling")
         result = reconcile(stack, params, run_ids)

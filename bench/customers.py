@@ -59,18 +59,18 @@ VARIANTS = (
 )
 
 PHASES = (
-    ("mapping (profile_from_customer)", "mapping.py", "profile_from_customer"),
+    ("mapping (profile_from_customer)", "profiles.py", "profile_from_customer"),
     ("ledger hash (payload_hash)", "mapping.py", "payload_hash"),
     ("listing CL pages (HTTP + JSON)", "streams.py", "list_pages"),
     ("posting batches to Synerise", "streams.py", "send"),
-    ("claiming chunks (PostgreSQL)", "store.py", "claim_chunk"),
-    ("ledger lookups (PostgreSQL)", "store.py", "ledger_hashes"),
-    ("recording outcomes (PostgreSQL)", "store.py", "complete_chunk"),
-    ("writing chunk rows (PostgreSQL)", "store.py", "append_chunk"),
-    ("lease and status checks", "runs.py", "_check_alive"),
-    ("enqueueing chunk tasks (Celery)", "context.py", "enqueue_chunk"),
-    ("chunk task total", "runs.py", "run_chunk"),
-    ("producer task total", "runs.py", "run_producer"),
+    ("claiming chunks (PostgreSQL)", "state/chunks.py", "claim"),
+    ("ledger lookups (PostgreSQL)", "state/ledger.py", "hashes"),
+    ("recording outcomes (PostgreSQL)", "state/chunks.py", "complete"),
+    ("writing chunk rows (PostgreSQL)", "state/chunks.py", "append"),
+    ("lease and status checks", "sync/runs.py", "_check_alive"),
+    ("enqueueing chunk tasks (Celery)", "sync/engine.py", "enqueue_chunk"),
+    ("chunk task total", "sync/runs.py", "run_chunk"),
+    ("producer task total", "sync/runs.py", "run_producer"),
 )
 
 

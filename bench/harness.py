@@ -470,7 +470,7 @@ class Stack:
         """Poll PostgreSQL until the run ends; raise ``TimeoutError`` after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
-            run = self.store.get_run(run_id)
+            run = self.store.runs.get(run_id)
             if run.status in ("done", "failed", "cancelled"):
                 return run
             if time.monotonic() > deadline:

@@ -22,9 +22,10 @@ def main() -> None:
     run_id = int(sys.argv[1])
     from etl.config import Settings
     from etl.sync import runs
-    from etl.sync.context import Engine
+    from etl.sync.engine import Engine
+    from workers.dispatch import enqueue
 
-    engine = Engine.from_settings(Settings.from_env())
+    engine = Engine.from_settings(Settings.from_env(), enqueue)
     started, cpu = time.perf_counter(), time.process_time()
     runs.run_producer(engine, run_id)
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -32,7 +33,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 3),
         "cpu_s": round(time.process_time() - cpu, 3),
         "peak_rss_kib": peak_rss_kib(os.getpid()) or usage.ru_maxrss,
-        "planning_done": engine.store.get_run(run_id).planning_done,
+        "planning_done": engine.store.runs.get(run_id).planning_done,
     }))  # fmt: skip
 
 

@@ -247,15 +247,15 @@ def start_server(stack: Stack, workers: int, threads: int) -> tuple[subprocess.P
 
 
 def realtime_reads(stack: Stack) -> int:
-    return sum(run.read_count for run in stack.store.list_runs() if run.kind == "realtime")
+    return sum(run.read_count for run in stack.store.runs.find() if run.kind == "realtime")
 
 
 def realtime_rejects(stack: Stack) -> dict[str, set[str]]:
     """Rejected record keys per ledger stream, over the realtime runs."""
     found: dict[str, set[str]] = {"profiles": set(), "transactions": set()}
-    for run in stack.store.list_runs():
+    for run in stack.store.runs.find():
         if run.kind == "realtime":
-            for reject in stack.store.rejects(run.id):
+            for reject in stack.store.rejects.find(run.id):
                 found[reject.stream].add(reject.record_key)
     return found
 

@@ -35,7 +35,7 @@ import click
 from etl import infra
 from etl.config import Settings
 from etl.state import migrate
-from etl.state.store import Run
+from etl.state.runs import Run
 
 __all__ = ["DemoError", "DemoReport", "run"]
 
@@ -93,8 +93,9 @@ def run(
     """
     from etl.sandbox import start_sandbox  # local: the sandbox is heavy to import
     from etl.sync import runs
-    from etl.sync.context import Engine
+    from etl.sync.engine import Engine
     from etl.sync.windows import Window, parse_time
+    from workers.dispatch import enqueue
 
     report = DemoReport()
     started = time.monotonic()
@@ -148,7 +149,7 @@ def run(
         say(f"Flower up at {report.flower_url} (user {report.flower_user}, "
             f"password {report.flower_password}); sees worker {worker_name}")
 
-        engine = Engine.from_settings(Settings.from_env(env))
+        engine = Engine.from_settings(Settings.from_env(env), enqueue)
         window = Window(parse_time(DEMO_RANGE[0]), parse_time(DEMO_RANGE[1]))
         started_runs = [
             runs.start(engine, runs.StartRequest("customers_created", window)),
@@ -194,7 +195,7 @@ def run(
 
 def _follow(store: Any, run_id: int, timeout: float, label: str | None = None) -> Run:
     """Draw a progress bar over a run's planned records until it ends."""
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     deadline = time.monotonic() + timeout
     with click.progressbar(length=max(run.records_total, 1), label=label or run.scope,
                            file=sys.stderr, show_pos=True) as bar:
@@ -203,7 +204,7 @@ def _follow(store: Any, run_id: int, timeout: float, label: str | None = None) -
             if time.monotonic() > deadline:
                 raise DemoError(f"run {run_id} did not finish within {timeout:g} s")
             time.sleep(0.3)
-            run = store.get_run(run_id)
+            run = store.runs.get(run_id)
             bar.length = max(run.records_total, 1)
             bar.update(max(run.read_count - shown, 0))
             shown = max(shown, run.read_count)

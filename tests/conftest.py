@@ -1,17 +1,29 @@
-"""Session-wide real servers: embedded Redis and PostgreSQL (or REDIS_URL / DATABASE_URL).
+"""Fixtures shared by every test folder. Helpers are in ``tests/helpers/`` (import them from
+there, never from a conftest).
 
-Fixtures:
+Real servers, once per session: embedded Redis and PostgreSQL (or REDIS_URL / DATABASE_URL).
     infra          (session) ``.redis_url`` and ``.database_url`` (maintenance DSN)
     redis_url      (session) the broker URL (db 0)
     redis_client   (function) a client on db 2, flushed for each test
     database_url   (function) a fresh database with every migration applied
 
-Helpers for tests that need their own databases: `scratch_database`, `admin`, `with_database`.
+End-to-end syncs (``tests/etl/sync``, ``tests/workers``): the VTEX and Synerise emulators over HTTP
+on loopback, the test Redis (the broker, the lease and the rate budgets; flushed around each
+test) and a fresh migrated PostgreSQL database per test.
+    sandbox      a started sandbox; size and faults from ``@pytest.mark.sandbox(customers=...,
+                 orders=..., seed=..., faults=[...], synerise_options={...})``
+    sync_env     the environment the ETL reads (``sandbox.env()``, REDIS_URL, DATABASE_URL and
+                 fast test settings), also set in ``os.environ``; override entries with
+                 ``@pytest.mark.sync_env(SYNC_CHUNK_SIZE="20", ...)``
+    engine       an ``Engine`` on those settings; ``workers.tasks.sync.engine`` and the CLI's
+                 ``etl.cli.runtime`` return it
+    worker       a threads Celery worker on every queue, with its upkeep loop
+    store        the engine's state store
+The realtime tests (``tests/etl/webhooks``) bring their own ``sandbox``, ``engine``, ``worker``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import shutil
@@ -19,30 +31,24 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-import psycopg2
 import pytest
 import redis
 
 from etl import infra as embedded
+from etl.sandbox import Sandbox, start_sandbox
+from etl.state.store import StateStore
+from etl.sync.engine import Engine
+from tests.etl.wiring import wired_engine
+from tests.helpers.databases import admin, scratch_database, with_database, with_redis_db
+from tests.helpers.sync import FAST_SETTINGS
 
 
 @dataclass(frozen=True)
 class Infra:
     redis_url: str
     database_url: str
-
-
-def with_database(dsn: str, name: str) -> str:
-    """Return ``dsn`` pointing at database ``name`` (works for socket and TCP URIs)."""
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def with_redis_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
 @pytest.fixture(scope="session")
@@ -101,26 +107,121 @@ def database_url(infra: Infra, _template_database: str) -> Iterator[str]:
         yield dsn
 
 
-@contextlib.contextmanager
-def scratch_database(dsn: str, name: str, template: str | None = None) -> Iterator[str]:
-    """Create database ``name`` (a copy of ``template`` if given), yield its DSN, then drop it.
+# -- end-to-end syncs ---------------------------------------------------------------------------
 
-    ``dsn`` is a maintenance connection (``infra.database_url``).
+
+_CLEARED = ("VTEX_", "SYNERISE_", "SYNC_", "PROFILE_", "ORDER_", "STORE_BASE_URL")
+"""Variables of the developer's environment that must not leak into a test's settings."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sandbox(**kwargs): arguments of start_sandbox")
+    config.addinivalue_line("markers", "sync_env(**variables): settings for the ETL")
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """The broker database, flushed before and after: leases, budgets and queues start empty.
+
+    One database for the broker and the engine: Celery's producer pool keeps the URL it was
+    first given, so every test shares it.
     """
-    from_template = f' TEMPLATE "{template}"' if template else ""
-    admin(dsn, f'CREATE DATABASE "{name}"{from_template}')
-    try:
-        yield with_database(dsn, name)
-    finally:
-        admin(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
 
 
-def admin(dsn: str, statement: str) -> None:
-    """Run one statement outside a transaction (``CREATE``/``DROP DATABASE``)."""
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    marker = request.node.get_closest_marker("sandbox")
+    options: dict[str, Any] = {"customers": 200, "orders": 300, "seed": 7}
+    if marker is not None:
+        options.update(marker.kwargs)
+    with start_sandbox(**options) as started:
+        yield started
+
+
+@pytest.fixture
+def sync_env(
+    request: pytest.FixtureRequest,
+    sandbox: Sandbox,
+    sync_redis: redis.Redis,
+    redis_url: str,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, str]:
+    """The ETL's variables (also put in ``os.environ`` for in-process code)."""
+    for variable in list(os.environ):
+        if variable.startswith(_CLEARED):
+            monkeypatch.delenv(variable)
+    env = {
+        **sandbox.env(),
+        **FAST_SETTINGS,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "ETL_STATE_DIR": str(tmp_path / "state"),
+    }
+    marker = request.node.get_closest_marker("sync_env")
+    if marker is not None:
+        env.update({k: str(v) for k, v in marker.kwargs.items()})
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no stray ./.env
+    _clear_caches()
+    yield env
+    _clear_caches()
+
+
+def _clear_caches() -> None:
+    from etl.cli import runtime
+    from workers.tasks import sync as tasks
+
+    for cached in (runtime.settings, runtime.store, runtime.engine, tasks.engine):
+        clear = getattr(cached, "cache_clear", None)  # not while monkeypatched
+        if clear is not None:
+            clear()
+
+
+@pytest.fixture
+def engine(sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The engine tests, the in-process CLI and the in-process worker all share."""
+    with wired_engine(sync_env, monkeypatch) as built:
+        yield built
+
+
+@pytest.fixture
+def store(engine: Engine) -> StateStore:
+    return engine.store
+
+
+@pytest.fixture
+def celery_app(sync_env: dict[str, str]) -> Any:
+    from workers.app import app
+
+    app.conf.broker_url = sync_env["REDIS_URL"]
+    return app
+
+
+@pytest.fixture
+def worker(celery_app: Any, engine: Engine) -> Iterator[Any]:
+    """A real Celery worker (threads) consuming every queue, with its upkeep loop."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.tasks.sync import start_upkeep
+
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        queues=["backfill", "incremental", "realtime"],
+        shutdown_timeout=30,
+    ) as started:
+        stop = start_upkeep()
+        try:
+            yield started
+        finally:
+            stop.set()

@@ -22,7 +22,7 @@ import yaml
 import celeryconfig
 from etl.cli import main
 from etl.config import Settings
-from etl.dispatch import QUEUES
+from etl.sync.queues import QUEUES
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"

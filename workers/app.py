@@ -1,6 +1,7 @@
 """The Celery application: ``celery -A workers.app worker``.
 
-Settings come from ``celeryconfig``; task modules are thin wrappers over ``etl``.
+Settings come from ``celeryconfig``; task modules are thin wrappers over ``etl`` and import this
+module, never the other way round (``include`` names them; the worker imports them at start-up).
 """
 
 from __future__ import annotations
@@ -44,24 +45,3 @@ def _flush_api_usage(**_: Any) -> None:
 
     flush_all()
 
-
-@signals.worker_ready.connect
-def _start_upkeep(sender: Any, **_: Any) -> None:
-    """Each worker renews its runs' leases and recovers lost chunks, beat or no beat.
-
-    While workers live, their runs keep their slots even with tasks waiting in the queue; when
-    the last worker dies, nobody renews, and the slots free themselves after the lease TTL.
-    """
-    from etl.errors import ConfigError
-    from workers.tasks.sync import start_upkeep
-
-    try:
-        stop = start_upkeep()
-    except ConfigError as error:  # a worker without credentials (selftest) has no runs to keep
-        logging.getLogger(__name__).warning("run upkeep disabled: %s", error)
-        return
-
-    def _stop(**_: Any) -> None:
-        stop.set()
-
-    signals.worker_shutdown.connect(_stop, weak=False)

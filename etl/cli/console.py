@@ -20,8 +20,8 @@ from etl.cli import runtime
 from etl.cli.webhooks import check_bind
 from etl.config import Settings
 from etl.console import Services, build_app
-from etl.dispatch import QUEUES
 from etl.errors import ConfigError
+from etl.sync.queues import QUEUES
 from etl.webhooks.server import THREADS, WORKERS, GunicornServer, parse_bind, serve_dev
 
 __all__ = ["console", "is_loopback"]

@@ -10,7 +10,8 @@ import functools
 from etl.config import Settings
 from etl.state.migrate import upgrade
 from etl.state.store import StateStore
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
+from workers.dispatch import enqueue
 
 __all__ = ["engine", "settings", "store"]
 
@@ -34,5 +35,5 @@ def store() -> StateStore:
 
 @functools.cache
 def engine() -> Engine:
-    """The full engine: needs VTEX and Synerise credentials."""
-    return Engine.from_settings(settings(("vtex", "synerise")))
+    """The full engine: needs VTEX and Synerise credentials; it sends tasks through Celery."""
+    return Engine.from_settings(settings(("vtex", "synerise")), enqueue)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import click
 
-from etl.state.store import Run, RunNotFoundError
+from etl.state.runs import Run, RunNotFoundError
 from etl.sync import runs
 from etl.sync.report import progress_line, summary
 from etl.sync.windows import Window, parse_time
@@ -167,11 +167,11 @@ def _finish(run: Run, as_json: bool) -> None:
 def _follow(run_id: int, *, quiet: bool = False, interval: float = 0.5) -> Run:
     """Poll the run until it ends, drawing a progress bar over planned records."""
     store = _store()
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     if quiet:
         while run.status not in END_STATES:
             time.sleep(interval)
-            run = store.get_run(run_id)
+            run = store.runs.get(run_id)
         return run
     with click.progressbar(
         length=max(run.records_total, 1),
@@ -182,7 +182,7 @@ def _follow(run_id: int, *, quiet: bool = False, interval: float = 0.5) -> Run:
     ) as bar:
         shown = 0
         while True:
-            run = store.get_run(run_id)
+            run = store.runs.get(run_id)
             bar.length = max(run.records_total, 1)
             bar.update(max(run.read_count - shown, 0), progress_line(run).split(" | ")[1])
             shown = max(shown, run.read_count)
@@ -195,7 +195,7 @@ def _follow(run_id: int, *, quiet: bool = False, interval: float = 0.5) -> Run:
 
 def _load(run_id: int) -> Run:
     try:
-        return _store().get_run(run_id)
+        return _store().runs.get(run_id)
     except RunNotFoundError:
         click.echo(f"error: no run {run_id}", err=True)
         sys.exit(EXIT_NOT_FOUND)
@@ -207,7 +207,7 @@ def _load(run_id: int) -> Run:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 def list_runs(limit: int, status_filter: str | None, as_json: bool) -> None:
     """List recent runs."""
-    for run in _store().list_runs(limit=limit, status=status_filter):
+    for run in _store().runs.find(limit=limit, status=status_filter):
         if as_json:
             click.echo(json.dumps(summary(run)))
         else:
@@ -271,7 +271,7 @@ def rejects(run_id: int, reason: str | None, unresolved: bool, as_json: bool) ->
     """List the records a run rejected: key, reason code, message (and whether a replay fixed
     it)."""
     _load(run_id)
-    for rejected in _store().rejects(run_id, reason=reason, unresolved=unresolved):
+    for rejected in _store().rejects.find(run_id, reason=reason, unresolved=unresolved):
         if as_json:
             click.echo(json.dumps(rejected.as_dict(), default=str))
         else:

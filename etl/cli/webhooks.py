@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import click
 
 from etl.config import Settings
-from etl.dispatch import prepare_sender
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, create_app
 from etl.webhooks.auth import HEADER
 from etl.webhooks.server import THREADS, WORKERS, GunicornServer, parse_bind, serve_dev
+from workers.dispatch import prepare_sender
 
 __all__ = ["check_bind", "trigger_settings", "webhooks"]
 

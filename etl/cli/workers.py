@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 
 from etl.config import Settings
-from etl.dispatch import QUEUES
 from etl.errors import ConfigError
+from etl.sync.queues import QUEUES
 
 __all__ = ["beat", "celery_argv", "flower", "worker"]
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from etl import connections
-from etl.state.store import SCOPES, Run
+from etl.state.runs import SCOPES, Run
 from etl.sync import runs
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from etl.sync.windows import Window, parse_time
 
 __all__ = ["ActionError", "StartForm", "cancel", "replay", "resume", "start"]

@@ -188,7 +188,7 @@ class ConsoleApp:
 
     def _done(self, api: bool, run_id: int, notice: str, status: int) -> Response:
         if api:
-            run = self.services.store().get_run(run_id)
+            run = self.services.store().runs.get(run_id)
             return _json({"notice": views.NOTICES[notice], "run": run_view(run)}, status)
         return redirect(f"/runs/{run_id}?notice={notice}", 303)
 

@@ -30,7 +30,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from etl import connections
 from etl.apiusage import STATUS_FIELDS, read_usage
 from etl.console import reads
-from etl.state.store import RUN_STATUSES, SCOPES, StateStore
+from etl.state.runs import RUN_STATUSES, SCOPES
+from etl.state.store import StateStore
 
 __all__ = ["CONTENT_TYPE", "METRICS", "MetricDef", "Scrape", "sample_names"]
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from etl.console.reads import CursorState, RejectGroup
-from etl.state.store import END_STATUSES, Run
+from etl.state.runs import END_STATUSES, Run
 from etl.sync.report import summary
 from etl.sync.runs import horizon_warning
 from etl.sync.windows import Window

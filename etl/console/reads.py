@@ -1,6 +1,6 @@
 """What the console and ``/metrics`` read from PostgreSQL: runs, chunks, rejects, cursors, totals.
 
-Read-only. Runs come through the state store (``StateStore.get_run`` / ``list_runs``); the
+Read-only. Runs come through the state store (``store.runs.get`` / ``store.runs.find``); the
 aggregates the store has no method for are plain ``SELECT``s here, on the store's connections,
 so the console never writes a row except through the engine's own functions
 (``etl.console.actions``). Every query is bounded (a page, a ``LIMIT``, or an aggregate), so a
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from etl.state.store import SCOPES, Rejection, Run, StateStore
+from etl.state.rejects import Rejection
+from etl.state.runs import SCOPES, Run
+from etl.state.store import StateStore
 
 __all__ = [
     "CursorState",
@@ -39,12 +41,12 @@ _REJECT_PAGE = 1000
 
 def get_run(store: StateStore, run_id: int) -> Run:
     """The run (``RunNotFoundError`` when there is none)."""
-    return store.get_run(run_id)
+    return store.runs.get(run_id)
 
 
 def list_runs(store: StateStore, limit: int, status: str | None = None) -> list[Run]:
     """Newest runs first, optionally in one status."""
-    return store.list_runs(limit=limit, status=status)
+    return store.runs.find(limit=limit, status=status)
 
 
 def chunks(store: StateStore, run_id: int, limit: int = CHUNK_PAGE) -> list[dict[str, Any]]:
@@ -178,7 +180,7 @@ def realtime_runs(store: StateStore, day: date) -> list[Run]:
             (start,),
         )
         ids = [int(row["id"]) for row in cur.fetchall()]
-    return [store.get_run(run_id) for run_id in ids]
+    return [store.runs.get(run_id) for run_id in ids]
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from werkzeug.wrappers import Request, Response
 from etl import connections
 from etl.console import actions, reads
 from etl.console.present import cursor_view, group_view, run_view, warnings
-from etl.state.store import RUN_STATUSES, SCOPES, Run, RunNotFoundError, StateStore
-from etl.sync.context import Engine
+from etl.state.runs import RUN_STATUSES, SCOPES, Run, RunNotFoundError
+from etl.state.store import StateStore
+from etl.sync.engine import Engine
 
 __all__ = ["NOTICES", "VIEWS", "Services", "View", "act", "rejects_csv", "rejects_data", "start"]
 
@@ -161,7 +162,7 @@ def act(services: Services, run_id: int, action: str) -> tuple[Run, str]:
     _run(engine.store, run_id)
     if action == "cancel":
         actions.cancel(engine, run_id)
-        return engine.store.get_run(run_id), "cancelled"
+        return engine.store.runs.get(run_id), "cancelled"
     if action == "resume":
         return actions.resume(engine, run_id), "resumed"
     return actions.replay(engine, run_id), "replay"

@@ -20,6 +20,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from etl.errors import MissingExtraError
+
+try:
+    import aiohttp  # noqa: F401  (the emulators' server: the `sandbox` extra)
+except ImportError:
+    raise MissingExtraError("sandbox", "the sandbox") from None
+
 from etl.sandbox.data import Dataset, FixtureDataset, Source
 from etl.sandbox.faults import FaultInjector
 from etl.sandbox.server import SandboxServer

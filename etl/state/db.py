@@ -1,5 +1,7 @@
 """PostgreSQL connections for the state store: connect with retry, explicit transactions.
 
+Also the two row helpers every aggregate module uses (``from_row``, ``check_choice``).
+
 Workers start together with (or right after) the database, and the server may restart under a
 long-lived worker, so connecting retries for a few seconds and a connection that died while idle
 is replaced before a transaction starts. A transaction that fails midway is never replayed here:
@@ -13,17 +15,20 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extras
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
-__all__ = ["Connections", "connect", "transaction"]
+__all__ = ["Connections", "check_choice", "connect", "from_row", "transaction"]
 
 log = logging.getLogger(__name__)
+
+Row = TypeVar("Row")
 
 
 def connect(dsn: str, *, attempts: int = 10, delay: float = 0.2) -> Connection:
@@ -86,6 +91,13 @@ class Connections:
             if conn.closed:
                 self._local.conn = None  # lost midway: the next transaction reconnects
 
+    def fetch_one(self, query: str, params: Any) -> dict[str, Any] | None:
+        """The first row of one query in its own transaction (a dict), or ``None``."""
+        with self.transaction() as cur:
+            cur.execute(query, params)
+            row = cur.fetchone()
+        return dict(row) if row is not None else None
+
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
         conn = getattr(self._local, "conn", None)
@@ -121,3 +133,15 @@ def _alive(conn: Connection) -> bool:
         with contextlib.suppress(psycopg2.Error):
             conn.close()
         return False
+
+
+def from_row(cls: type[Row], row: dict[str, Any]) -> Row:
+    """Build the dataclass ``cls`` from the row's columns it declares (later migrations may add
+    columns)."""
+    return cls(**{field.name: row[field.name] for field in fields(cls)})  # type: ignore[arg-type]
+
+
+def check_choice(value: str, allowed: Sequence[str], what: str) -> None:
+    """Refuse a value the schema's CHECK constraint would refuse, with a readable message."""
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")

@@ -1,4 +1,4 @@
-"""Realtime bookkeeping in PostgreSQL: the daily ``realtime`` runs and two ledger writes they need.
+"""Realtime bookkeeping in PostgreSQL: the daily ``realtime`` runs that hold webhook outcomes.
 
 Webhook work has no chunks, so its outcomes are recorded against one run of kind ``realtime``
 per scope and UTC day (``window_from`` = the day's midnight, ``window_to`` = the next one). Such a
@@ -7,8 +7,7 @@ starts ``queued``/``paused`` runs and renews ``running`` ones, and a realtime ru
 one of the two sync slots. Its counters keep growing through the day; ``sync list``, ``sync
 status``, ``sync rejects`` and ``sync replay`` work on it as on any run.
 
-Kept apart from ``StateStore`` (which the chunk engine owns) but in the same transactions style;
-everything here is safe to call from many processes at once.
+Everything here is safe to call from many processes at once.
 """
 
 from __future__ import annotations
@@ -19,13 +18,15 @@ from typing import Any
 
 from psycopg2.extras import Json
 
-from etl.state.store import SCOPES, StateStore
+from etl.state import runs
+from etl.state.chunks import ChunkOutcome, write_outcome
+from etl.state.store import StateStore
 
 __all__ = ["RealtimeRuns"]
 
 
 class RealtimeRuns:
-    """The ``realtime`` run of each scope and day, plus counter and ledger writes outside chunks.
+    """The ``realtime`` run of each scope and day, and the writes of work done outside chunks.
 
     Args:
         store: the state store (its per-thread connections are reused).
@@ -43,8 +44,8 @@ class RealtimeRuns:
 
         An advisory lock per (scope, day) makes concurrent first uses agree on one run.
         """
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}")
+        if scope not in runs.SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(runs.SCOPES)}; got {scope!r}")
         day = (now or datetime.now(UTC)).astimezone(UTC).date()
         with self._lock:
             cached = self._ids.get((scope, day))
@@ -72,35 +73,13 @@ class RealtimeRuns:
             self._ids[(scope, day)] = run_id
         return run_id
 
+    def record(self, run_id: int, outcome: ChunkOutcome) -> None:
+        """Record records processed outside a chunk (ledger, rejects, counters) in one
+        transaction."""
+        with self.store.db.transaction() as cur:
+            write_outcome(cur, run_id, outcome)
+
     def count(self, run_id: int, *, read: int = 0, sent: int = 0, skipped: int = 0) -> None:
         """Add to a run's counters for work that wrote no ledger row (deletes, consent writes)."""
         with self.store.db.transaction() as cur:
-            cur.execute(
-                """UPDATE sync_run SET read_count = read_count + %s, sent_count = sent_count + %s,
-                          skipped_count = skipped_count + %s
-                   WHERE id = %s""",
-                (read, sent, skipped, run_id),
-            )
-
-    def swap_ledger_hash(
-        self, stream: str, key: str, expected: str | None, digest: str, run_id: int
-    ) -> bool:
-        """Set a ledger hash only if the current one is ``expected`` (``None``: no row yet).
-
-        Compare-and-set, so a concurrent sync that recorded a newer payload is never overwritten.
-        Returns True when the hash was written.
-        """
-        with self.store.db.transaction() as cur:
-            if expected is None:
-                cur.execute(
-                    """INSERT INTO entity_ledger (stream, record_key, content_hash, run_id)
-                       VALUES (%s, %s, %s, %s) ON CONFLICT (stream, record_key) DO NOTHING""",
-                    (stream, key, digest, run_id),
-                )
-            else:
-                cur.execute(
-                    """UPDATE entity_ledger SET content_hash = %s, synced_at = now(), run_id = %s
-                       WHERE stream = %s AND record_key = %s AND content_hash = %s""",
-                    (digest, run_id, stream, key, expected),
-                )
-            return bool(cur.rowcount == 1)
+            runs.add_counts(cur, run_id, read_count=read, sent_count=sent, skipped_count=skipped)

@@ -26,10 +26,10 @@ from typing import Any
 
 from etl.errors import SkippableRecordError
 from etl.redaction import fingerprint
+from etl.sync.changes import ConsentChange
 from etl.sync.realtime import Realtime, recorded
 from etl.sync.streams import Fetched, Stream
 from etl.vtex.client import VtexClient
-from etl.webhooks.payloads import ConsentChange
 from schemas.mapping import payload_hash
 from schemas.reasons import RejectReason
 
@@ -131,7 +131,7 @@ def _adopt(
         old = payload_hash(stream.to_payload(Fetched(key, before))) if before else None
     except SkippableRecordError:
         return  # the document cannot become a profile at all; nothing to keep in step
-    known = rt.engine.store.ledger_hashes(stream.ledger, [key]).get(key)
+    known = rt.engine.store.ledger.hashes(stream.ledger, [key]).get(key)
     if known == old:
         run_id = rt.runs.run_id(SCOPE)
-        rt.runs.swap_ledger_hash(stream.ledger, key, old, new, run_id)
+        rt.engine.store.ledger.swap_hash(stream.ledger, key, old, new, run_id)

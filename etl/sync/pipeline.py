@@ -1,10 +1,10 @@
-"""One chunk: fetch, map, validate, diff against the ledger, post, record. Once.
+"""The middle of a chunk's path: map each fetched record, diff it against the ledger, send.
 
-Every step before the final transaction is repeatable: Synerise profile upserts are upserts and
-transactions carry a stable ``eventSalt`` and ``recordedAt``, so a chunk that dies half-way and
-runs again has one effect. The outcome (ledger hashes of accepted payloads, rejected records,
-counters, the chunk's status, and the run's completion) is written in one PostgreSQL
-transaction that only succeeds for the attempt that claimed the chunk, so counts never double.
+``etl.sync.runs.run_chunk`` fetches a claimed chunk's records (``Stream.fetch``, the VTEX
+client), passes them through ``map_diff_send`` and records the outcome with
+``Chunks.complete``; the realtime work does the same for one record at a time. Every step here
+is repeatable: Synerise profile upserts are upserts and transactions carry a stable
+``eventSalt`` and ``recordedAt``, so a chunk that dies half-way and runs again has one effect.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Any
 
 from etl.errors import SkippableRecordError
 from etl.redaction import redact_payload
-from etl.state.store import Chunk, ChunkOutcome, StateStore
+from etl.state.chunks import ChunkOutcome
+from etl.state.ledger import Ledger
 from etl.sync.streams import Fetched, Stream, not_found
 from etl.synerise.client import SyneriseClient
 from schemas.mapping import payload_hash
 from schemas.reasons import RejectReason
 
-__all__ = ["Candidate", "process_chunk", "process_records"]
+__all__ = ["Candidate", "map_diff_send"]
 
 log = logging.getLogger(__name__)
 
@@ -36,40 +37,22 @@ class Candidate:
     digest: str
 
 
-def process_chunk(
-    chunk: Chunk,
-    store: StateStore,
-    stream: Stream,
-    synerise: SyneriseClient,
-    check_alive: Callable[[], None],
-) -> str | None:
-    """Process a claimed chunk; return the run's final status when this chunk ended the run."""
-    run = store.get_run(chunk.run_id)
-    fetched = stream.fetch(chunk.keys, chunk.payload)
-    outcome = process_records(
-        fetched,
-        stream,
-        synerise,
-        store,
-        full_resync=run.full_resync,
-        dry_run=run.dry_run,
-        check_alive=check_alive,
-    )
-    check_alive()
-    return store.complete_chunk(chunk, outcome)
-
-
-def process_records(
+def map_diff_send(
     fetched: list[Fetched],
     stream: Stream,
     synerise: SyneriseClient,
-    store: StateStore,
+    ledger: Ledger,
     *,
     full_resync: bool = False,
     dry_run: bool = False,
     check_alive: Callable[[], None] = lambda: None,
 ) -> ChunkOutcome:
-    """Map, diff and send records; the caller records the outcome (chunk, webhook, replay)."""
+    """Map records to Synerise payloads (``schemas/``), skip those the ledger already holds,
+    send the rest; return the outcome for the caller to record (chunk, webhook, replay).
+
+    A record that cannot be mapped is rejected with its reason and kept for replay; its
+    batch-mates go through. ``dry_run`` counts what would be created or updated, sending nothing.
+    """
     outcome = ChunkOutcome(stream=stream.ledger, read=len(fetched))
     candidates: list[Candidate] = []
     for item in fetched:
@@ -90,9 +73,7 @@ def process_records(
         else:
             candidates.append(Candidate(item.key, payload, payload_hash(payload)))
 
-    known = (
-        {} if not candidates else store.ledger_hashes(stream.ledger, [c.key for c in candidates])
-    )
+    known = {} if not candidates else ledger.hashes(stream.ledger, [c.key for c in candidates])
     changed = [c for c in candidates if full_resync or known.get(c.key) != c.digest]
     outcome.skipped = len(candidates) - len(changed)
     if dry_run:

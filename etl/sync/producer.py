@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from etl.state.store import Cursor, StateStore
+from etl.state.runs import PlanningCursor
+from etl.state.store import StateStore
 from etl.sync.streams import Stream
 from etl.sync.windows import Window
 
-__all__ = ["PlanningSliceEnded", "plan_windows", "produce"]
+__all__ = ["PlanningSliceEnded", "plan_chunks", "plan_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def plan_windows(
         yield window, total
 
 
-def produce(
+def plan_chunks(
     run_id: int,
     store: StateStore,
     stream: Stream,
@@ -76,11 +77,11 @@ def produce(
     than a task may run, so past it, right after a commit, ``PlanningSliceEnded`` is raised and
     the caller runs the producer again to go on from the cursor.
     """
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     if run.planning_done:
         return None
     resume_at, resume_offset = run.planning_cursor, run.planning_offset
-    position: Cursor = (resume_at, resume_offset)  # where the cursor is in the database
+    position: PlanningCursor = (resume_at, resume_offset)  # where the cursor is in the database
     for window, total in plan_windows(stream, Window(run.window_from, run.window_to), resume_at):
         # Only the window the cursor points into was partly chunked; a window that starts
         # earlier (the counts changed since) is planned whole: records twice, never lost.
@@ -109,11 +110,11 @@ def produce(
                 enqueue_chunk, check_alive,
             )  # fmt: skip
         check_alive()
-        store.advance_planning(run_id, (window.end, 0), expected=position)
+        store.runs.advance_planning(run_id, (window.end, 0), expected=position)
         position = (window.end, 0)
         _check_deadline(deadline)
     check_alive()
-    return store.mark_planning_done(run_id, expected=position)
+    return store.runs.mark_planning_done(run_id, expected=position)
 
 
 def _check_deadline(deadline: float | None) -> None:
@@ -126,12 +127,12 @@ def _flush(
     run_id: int,
     keys: list[str],
     docs: list[dict[str, Any]],
-    cursor: Cursor,
-    expected: Cursor,
+    cursor: PlanningCursor,
+    expected: PlanningCursor,
     enqueue_chunk: Callable[[int], None],
     check_alive: Callable[[], None],
-) -> Cursor:
+) -> PlanningCursor:
     """Commit one chunk row (moving the cursor past it), then enqueue its task."""
     check_alive()
-    enqueue_chunk(store.append_chunk(run_id, keys, docs or None, cursor, expected=expected))
+    enqueue_chunk(store.chunks.append(run_id, keys, docs or None, cursor, expected=expected))
     return cursor

@@ -31,25 +31,20 @@ from typing import Any
 
 from etl.errors import FatalError, SkippableRecordError
 from etl.redaction import fingerprint, redact_text
+from etl.state.chunks import ChunkOutcome
 from etl.state.realtime import RealtimeRuns
-from etl.state.store import ChunkOutcome
-from etl.sync.context import Engine
+from etl.sync.changes import CustomerChange, CustomerDeletion, OrderNotice
+from etl.sync.engine import Engine
 from etl.sync.guards import EchoGuard, OnceGuard
-from etl.sync.pipeline import process_records
+from etl.sync.pipeline import map_diff_send
 from etl.sync.streams import Fetched, OrdersStream
 from etl.sync.windows import parse_time
-from etl.webhooks.payloads import CustomerChange, CustomerDeletion, OrderNotice
 from schemas.mapping import transaction_from_order
 from schemas.reasons import RejectReason
 from schemas.rules import is_masked_vtex_email, is_valid_email, unmask_soft_alias
 
 __all__ = [
     "DELIVERY_FAILED",
-    "QUEUE",
-    "TASK_CONSENT",
-    "TASK_CUSTOMER",
-    "TASK_CUSTOMER_DELETED",
-    "TASK_ORDER",
     "Realtime",
     "delete_customer",
     "sync_customer",
@@ -57,12 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-QUEUE = "realtime"
-TASK_CUSTOMER = "etl.realtime.customer"
-TASK_CUSTOMER_DELETED = "etl.realtime.customer_deleted"
-TASK_ORDER = "etl.realtime.order"
-TASK_CONSENT = "etl.realtime.consent"
 
 DELIVERY_FAILED = "DELIVERY_FAILED"
 """Reject reason of a notification whose retries ran out (replay it with ``sync replay``)."""
@@ -92,7 +81,7 @@ class Realtime:
 
     def record(self, scope: str, outcome: ChunkOutcome) -> None:
         """Record a pipeline outcome (ledger, rejects, counters) in today's run of ``scope``."""
-        self.engine.store.record_outcome(self.runs.run_id(scope), outcome)
+        self.runs.record(self.runs.run_id(scope), outcome)
 
     def reject(
         self, scope: str, stream: str, key: str, reason: str, message: str, read: int = 1
@@ -152,8 +141,8 @@ def sync_customer(rt: Realtime, change: CustomerChange, *, final_attempt: bool =
         if document is not None and echo is not None and echo.covers(document):
             # Our own consent write (or an older read): Synerise's value is the newest one.
             document = {**document, "isNewsletterOptIn": echo.value}
-        outcome = process_records([Fetched(change.id, document)], stream, rt.engine.synerise,
-                                  rt.engine.store)  # fmt: skip
+        outcome = map_diff_send([Fetched(change.id, document)], stream, rt.engine.synerise,
+                                rt.engine.store.ledger)  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 
@@ -264,7 +253,7 @@ def sync_order(
 
     def work() -> str:
         settings, vtex = rt.engine.settings, rt.engine.vtex
-        known = rt.engine.store.ledger_hashes(stream.ledger, [notice.order_id])
+        known = rt.engine.store.ledger.hashes(stream.ledger, [notice.order_id])
         if notice.order_id in known and notice.state not in settings.order_update_statuses:
             rt.count(scope, read=1, skipped=1)
             return "skipped"
@@ -276,8 +265,8 @@ def sync_order(
                 fields = list(rt.engine.mapping.order_customer_fields)
                 context["customer"] = vtex.find_customer_by_user_id(user_id, fields)
             context["status"] = reported_status(order, notice)
-        outcome = process_records([Fetched(notice.order_id, order, context)], stream,
-                                  rt.engine.synerise, rt.engine.store)  # fmt: skip
+        outcome = map_diff_send([Fetched(notice.order_id, order, context)], stream,
+                                rt.engine.synerise, rt.engine.store.ledger)  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 

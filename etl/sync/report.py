@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from etl.state.store import Run
+from etl.state.runs import Run
 
 __all__ = ["progress_line", "summary"]
 

@@ -33,10 +33,11 @@ from etl.errors import (
     RetriableError,
     SlotLostError,
 )
-from etl.state.store import ChunkNotFoundError, PlanningMovedError, Run, RunNotFoundError
-from etl.sync.context import Engine
-from etl.sync.pipeline import process_chunk
-from etl.sync.producer import PlanningSliceEnded, produce
+from etl.state.chunks import ChunkNotFoundError
+from etl.state.runs import PlanningMovedError, Run, RunNotFoundError
+from etl.sync.engine import Engine
+from etl.sync.pipeline import map_diff_send
+from etl.sync.producer import PlanningSliceEnded, plan_chunks
 from etl.sync.windows import Window
 
 __all__ = [
@@ -90,7 +91,7 @@ def token(run_id: int) -> str:
 
 def start(engine: Engine, request: StartRequest) -> Run:
     """Record a run and start it if a slot is free; otherwise queue it (or refuse)."""
-    run_id = engine.store.create_run(
+    run_id = engine.store.runs.create(
         kind=request.kind,
         scope=request.scope,
         window_from=request.window.start,
@@ -101,15 +102,15 @@ def start(engine: Engine, request: StartRequest) -> Run:
     )
     # Oldest first: a run that has been waiting gets a free slot before this new one.
     activate_waiting(engine)
-    run = engine.store.get_run(run_id)
+    run = engine.store.runs.get(run_id)
     if run.status == "queued" and not request.queue_if_busy:
-        if engine.store.transition(
+        if engine.store.runs.transition(
             run_id, "cancelled", ("queued",), error="refused: no free slot (--no-queue)"
         ):
             raise NoFreeSlotError(
                 f"run {run_id} refused: {engine.lease.limit} syncs are already active"
             )
-        run = engine.store.get_run(run_id)  # a slot freed meanwhile and the run took it
+        run = engine.store.runs.get(run_id)  # a slot freed meanwhile and the run took it
     return run
 
 
@@ -138,14 +139,14 @@ def run_producer(
     After ``planning_slice`` seconds the producer enqueues its continuation and returns.
     """
     try:
-        run = engine.store.get_run(run_id)
+        run = engine.store.runs.get(run_id)
     except RunNotFoundError:
         log.warning("produce: run %s does not exist (a message from another database?)", run_id)
         return
     if run.status != "running":
         return
     try:
-        final = produce(
+        final = plan_chunks(
             run_id,
             engine.store,
             engine.stream(run.scope),
@@ -185,36 +186,51 @@ def run_producer(
 def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> str:
     """Body of the ``etl.process_chunk`` task; returns what happened (for logs and tests).
 
+    The chunk's path: claim it (``Chunks.claim``), fetch what the listing lacks from VTEX
+    (``Stream.fetch``), map, diff against the ledger and send to Synerise
+    (``pipeline.map_diff_send``), then record the outcome in one transaction
+    (``Chunks.complete``). The run's lease is checked before each write.
+
     A retriable error puts the chunk back and propagates so the task retries it with backoff;
     on the final attempt the chunk is marked ``failed`` (``resume`` retries it). A fatal error
     (credentials, permissions) fails the whole run: every other chunk would fail the same way.
     """
     try:
-        chunk = engine.store.claim_chunk(chunk_id)
+        chunk = engine.store.chunks.claim(chunk_id)
     except ChunkNotFoundError:
         log.warning("chunk %s does not exist (a message from another database?)", chunk_id)
         return "missing"
     if chunk is None:
         return "skipped"
-    run = engine.store.get_run(chunk.run_id)
-    try:
+    run = engine.store.runs.get(chunk.run_id)
+
+    def alive() -> None:
         _check_alive(engine, run.id)
-        final = process_chunk(
-            chunk,
-            engine.store,
-            engine.stream(run.scope),
+
+    try:
+        alive()
+        stream = engine.stream(run.scope)
+        fetched = stream.fetch(chunk.keys, chunk.payload)
+        outcome = map_diff_send(
+            fetched,
+            stream,
             engine.synerise,
-            lambda: _check_alive(engine, run.id),
+            engine.store.ledger,
+            full_resync=run.full_resync,
+            dry_run=run.dry_run,
+            check_alive=alive,
         )
+        alive()
+        final = engine.store.chunks.complete(chunk, outcome)
     except (SlotLostError, RunStoppedError) as signal:
-        engine.store.release_chunk(chunk)
+        engine.store.chunks.release(chunk)
         _on_paused(engine, run.id, signal)
         return "paused"
     except (RetriableError, BudgetExhaustedError) as error:
         # A long-blocked rate budget is waited out like a 429: the chunk goes back and the
         # task retries later instead of holding a worker.
         if not final_attempt:
-            engine.store.release_chunk(chunk)
+            engine.store.chunks.release(chunk)
             raise
         _fail_chunk(engine, chunk.id, run.id, str(error))
         return "failed"
@@ -231,19 +247,19 @@ def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> s
 
 
 def _fail_chunk(engine: Engine, chunk_id: int, run_id: int, error: str) -> None:
-    if engine.store.fail_chunk(chunk_id, error):
+    if engine.store.chunks.fail(chunk_id, error):
         _on_finished(engine, run_id)
 
 
 def fail_run(engine: Engine, run_id: int, error: str) -> None:
     """A fatal error (bad credentials, missing permission): fail the run and free its slot."""
-    if engine.store.transition(run_id, "failed", ("queued", "running", "paused"), error=error):
+    if engine.store.runs.transition(run_id, "failed", ("queued", "running", "paused"), error=error):
         _on_finished(engine, run_id)
 
 
 def cancel(engine: Engine, run_id: int) -> bool:
     """Cancel a run; its queued tasks become no-ops when they see the status."""
-    changed = engine.store.transition(
+    changed = engine.store.runs.transition(
         run_id, "cancelled", ("queued", "running", "paused"), error="cancelled by user"
     )
     if changed:
@@ -258,31 +274,31 @@ def resume(engine: Engine, run_id: int) -> Run:
     takes a slot again (or queues for one) and every unfinished chunk is enqueued once more.
     A chunk done in the meantime is skipped when claimed, so nothing is processed twice.
     """
-    run = engine.store.get_run(run_id)
+    run = engine.store.runs.get(run_id)
     if run.status in ("done", "cancelled"):
         return run
-    engine.store.reset_unfinished_chunks(run_id)
+    engine.store.chunks.reset_unfinished(run_id)
     if run.status == "running":
         if engine.lease.try_acquire(token(run_id)):
             _enqueue_unfinished(engine, run_id)
         else:
-            engine.store.transition(run_id, "paused", ("running",), error="waiting for a slot")
-        return engine.store.get_run(run_id)
+            engine.store.runs.transition(run_id, "paused", ("running",), error="waiting for a slot")
+        return engine.store.runs.get(run_id)
     if run.status == "failed":
-        engine.store.transition(run_id, "queued", ("failed",), error=None)
+        engine.store.runs.transition(run_id, "queued", ("failed",), error=None)
     _activate(engine, run_id)
-    return engine.store.get_run(run_id)
+    return engine.store.runs.get(run_id)
 
 
 def replay(engine: Engine, run_id: int) -> Run:
     """Start a run that re-reads the records a run rejected and tries them again."""
-    source = engine.store.get_run(run_id)
-    keys = engine.store.unresolved_reject_keys(run_id)
-    replay_id = engine.store.create_replay_run(
+    source = engine.store.runs.get(run_id)
+    keys = engine.store.rejects.unresolved_keys(run_id)
+    replay_id = engine.store.replays.create(
         source, keys, engine.settings.sync_chunk_size, config=engine.settings.snapshot()
     )
     _activate(engine, replay_id)
-    return engine.store.get_run(replay_id)
+    return engine.store.runs.get(replay_id)
 
 
 def start_incremental(
@@ -298,11 +314,11 @@ def start_incremental(
     if any(
         run.kind == "incremental" and run.scope == scope
         for status in ("queued", "running", "paused")
-        for run in engine.store.list_runs(status=status)
+        for run in engine.store.runs.find(status=status)
     ):
         return None
     end = datetime.now(UTC) - lag
-    cursor = engine.store.get_cursor(scope)
+    cursor = engine.store.cursors.get(scope)
     begin = (cursor or end) - lookback
     if begin >= end:
         return None
@@ -311,24 +327,24 @@ def start_incremental(
 
 def maintain(engine: Engine, stale_after: timedelta) -> None:
     """Periodic upkeep from every worker and from beat: renew, recover, start waiting runs."""
-    for run in engine.store.list_runs(status="running"):
+    for run in engine.store.runs.find(status="running"):
         if not engine.lease.renew(token(run.id)):
             if not engine.lease.try_acquire(token(run.id)):
-                engine.store.transition(run.id, "paused", ("running",), error="lease lost")
+                engine.store.runs.transition(run.id, "paused", ("running",), error="lease lost")
                 continue
-            if engine.store.get_run_status(run.id) != "running":
+            if engine.store.runs.status(run.id) != "running":
                 engine.lease.release(token(run.id))  # it ended meanwhile: give the slot back
                 continue
-        for chunk_id in engine.store.stale_chunks(run.id, stale_after):
+        for chunk_id in engine.store.chunks.recover_stale(run.id, stale_after):
             engine.enqueue_chunk(chunk_id, run.kind)
-        if not run.planning_done and engine.store.planning_stalled(run.id, stale_after):
+        if not run.planning_done and engine.store.runs.planning_stalled(run.id, stale_after):
             engine.enqueue_producer(run.id)
     activate_waiting(engine)
 
 
 def activate_waiting(engine: Engine) -> None:
     """Start queued and paused runs, oldest first, while slots are free."""
-    for run in engine.store.waiting_runs():
+    for run in engine.store.runs.waiting():
         if engine.lease.free_slots() <= 0:
             break
         _activate(engine, run.id)  # False: another process started it, or took the slot
@@ -338,10 +354,10 @@ def _activate(engine: Engine, run_id: int) -> bool:
     """Take a slot for a queued or paused run and set it going; False if no slot is free."""
     if not engine.lease.try_acquire(token(run_id)):
         return False
-    if not engine.store.transition(run_id, "running", ("queued", "paused"), error=None):
+    if not engine.store.runs.transition(run_id, "running", ("queued", "paused"), error=None):
         # Someone else started (or ended) it first. The token names the run, not this
         # process: when the run is running, the slot is the winner's and must stay taken.
-        if engine.store.get_run_status(run_id) != "running":
+        if engine.store.runs.status(run_id) != "running":
             engine.lease.release(token(run_id))
         return False
     _enqueue_unfinished(engine, run_id)
@@ -349,19 +365,19 @@ def _activate(engine: Engine, run_id: int) -> bool:
 
 
 def _enqueue_unfinished(engine: Engine, run_id: int) -> None:
-    run = engine.store.get_run(run_id)
+    run = engine.store.runs.get(run_id)
     if not run.planning_done:
         engine.enqueue_producer(run_id)
-    for chunk_id in engine.store.unfinished_chunks(run_id):
+    for chunk_id in engine.store.chunks.mark_enqueued(run_id):
         engine.enqueue_chunk(chunk_id, run.kind)
     # A run with nothing left to do (an empty replay) ends here; settle() checks that in SQL.
-    if engine.store.settle(run_id):
+    if engine.store.runs.settle(run_id):
         _on_finished(engine, run_id)
 
 
 def _check_alive(engine: Engine, run_id: int) -> None:
     """Raise unless this run may still write: it is running and holds its lease."""
-    if engine.store.get_run_status(run_id) != "running":
+    if engine.store.runs.status(run_id) != "running":
         raise RunStoppedError(f"run {run_id} is no longer running")
     if not engine.lease.renew(token(run_id)):
         raise SlotLostError(f"run {run_id} lost its slot lease")
@@ -370,16 +386,16 @@ def _check_alive(engine: Engine, run_id: int) -> None:
 def _on_paused(engine: Engine, run_id: int, signal: Exception) -> None:
     if isinstance(signal, SlotLostError):
         log.warning("run %s paused: %s", run_id, signal)
-        engine.store.transition(run_id, "paused", ("running",), error=str(signal))
+        engine.store.runs.transition(run_id, "paused", ("running",), error=str(signal))
         activate_waiting(engine)
 
 
 def _on_finished(engine: Engine, run_id: int) -> None:
     """The run reached an end state: free its slot and start whoever waits."""
     engine.lease.release(token(run_id))
-    run = engine.store.get_run(run_id)
+    run = engine.store.runs.get(run_id)
     if run.status == "done" and run.kind == "incremental" and not run.dry_run:
-        engine.store.set_cursor(run.scope, run.window_to)
+        engine.store.cursors.advance(run.scope, run.window_to)
     if run.kind == "replay" and run.status == "done":
-        engine.store.resolve_replayed(run_id)
+        engine.store.rejects.resolve_replayed(run_id)
     activate_waiting(engine)

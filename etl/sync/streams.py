@@ -1,8 +1,8 @@
 """Streams: what a sync reads from VTEX and where it lands in Synerise, one small class each.
 
 After the Singer SDK: a stream declares its name, its ledger and its listing cap, and implements
-four hooks. The producer calls ``count`` and ``list_pages`` to plan chunks; the pipeline calls
-``fetch``, ``to_payload`` and ``send`` for each chunk.
+four hooks. The producer calls ``count`` and ``list_pages`` to plan chunks; a chunk task calls
+``fetch`` (``runs.run_chunk``), then ``to_payload`` and ``send`` (``pipeline.map_diff_send``).
 
 ============================  =====================  ==========================================
 stream                        listing                details fetched per record

@@ -32,7 +32,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from etl.redaction import redact_text
-from etl.sync.realtime import QUEUE
+from etl.sync.queues import REALTIME
 from etl.webhooks.auth import HEADER, SecretCheck
 from etl.webhooks.handlers import CUSTOMER_METHODS, Job, consent_job, customer_job, order_job
 from etl.webhooks.payloads import PayloadError, is_ping, parse_json
@@ -80,7 +80,7 @@ class WebhookApp:
 
     Args:
         secret: ``WEBHOOK_SECRET``.
-        enqueue: ``(task, args, queue) -> task id``; ``etl.dispatch.enqueue`` in production.
+        enqueue: ``(task, args, queue) -> task id``; ``workers.dispatch.enqueue`` in production.
         ready: a check for ``/readyz`` (e.g. Redis ``ping``); always ready when omitted.
         max_body: the largest body accepted, in bytes.
     """
@@ -153,7 +153,7 @@ class WebhookApp:
         else:
             job = consent_job(data)
         try:
-            task_id = self.enqueue(job.task, job.args, QUEUE)
+            task_id = self.enqueue(job.task, job.args, REALTIME)
         except Exception as error:  # whatever stopped it, the message is not in Redis
             log.error("could not enqueue %s: %s", job.task, redact_text(repr(error)))
             return _json(
@@ -196,7 +196,7 @@ def create_app(
         secret = settings.webhook_secret.reveal()
         redis_url = redis_url or settings.redis_url
     if enqueue is None:
-        from etl.dispatch import enqueue as celery_enqueue
+        from workers.dispatch import enqueue as celery_enqueue
 
         enqueue = celery_enqueue
     ready = None

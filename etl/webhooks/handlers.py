@@ -10,13 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from etl.sync.realtime import (
-    TASK_CONSENT,
-    TASK_CUSTOMER,
-    TASK_CUSTOMER_DELETED,
-    TASK_ORDER,
-    received_now,
-)
+from etl.sync.queues import TASK_CONSENT, TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER
+from etl.sync.realtime import received_now
 from etl.webhooks.payloads import (
     parse_consent,
     parse_customer_change,

@@ -16,25 +16,21 @@ consent POST                   ``{"customId": "...", "email": "...", "agreements
                                {"email": true}}``; customId or email required
 =============================  ==========================================================
 
-Records are plain dataclasses of JSON values: the webhook sends ``asdict(record)`` as the task
-argument and the task rebuilds it with ``Record(**args)``.
+The records are the engine's (``etl.sync.changes``): plain dataclasses of JSON values; the webhook
+sends ``asdict(record)`` as the task argument and the task rebuilds it with ``Record(**args)``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from etl.sync.changes import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.windows import parse_time
 from schemas.rules import is_valid_email
 
 __all__ = [
-    "ConsentChange",
-    "CustomerChange",
-    "CustomerDeletion",
-    "OrderNotice",
     "PayloadError",
     "is_ping",
     "parse_consent",
@@ -52,50 +48,6 @@ UNSEARCHABLE = frozenset('*"=!\'')
 
 class PayloadError(ValueError):
     """A body we refuse; the message is the reason sent back with the 400 (no personal data)."""
-
-
-@dataclass(frozen=True)
-class CustomerChange:
-    """A ``CL`` document was created or changed: read it and upsert its profile."""
-
-    id: str
-    change: str  # "created" | "updated"
-
-
-@dataclass(frozen=True)
-class CustomerDeletion:
-    """A ``CL`` document was deleted; what is left to name its profile."""
-
-    email: str | None
-    user_id: str | None
-    document_id: str | None
-
-
-@dataclass(frozen=True)
-class OrderNotice:
-    """One VTEX Orders Hook notification (the order itself is read again by the task)."""
-
-    order_id: str
-    state: str
-    last_change: str
-    last_state: str | None = None
-    current_change: str | None = None
-    domain: str | None = None
-    origin_account: str | None = None
-
-    @property
-    def dedupe_key(self) -> str:
-        """(OrderId, State, LastChange): equal for redeliveries of one status change."""
-        return f"hook:{self.order_id}:{self.state}:{self.last_change}"
-
-
-@dataclass(frozen=True)
-class ConsentChange:
-    """A marketing-consent change made in Synerise (outgoing webhook of an automation)."""
-
-    custom_id: str | None
-    email: str | None
-    email_agreement: bool
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

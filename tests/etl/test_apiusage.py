@@ -79,7 +79,7 @@ def test_a_failed_flush_keeps_the_counts(redis_client):
 
 
 def test_the_background_thread_flushes(redis_client):
-    from tests.etl.sync.conftest import wait_until
+    from tests.helpers.sync import wait_until
 
     usage = ApiUsage(redis_client, flush_every=0.05)
     usage.family("synerise").response(202)

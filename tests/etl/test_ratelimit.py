@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ import redis
 
 from etl.errors import BudgetExhaustedError
 from etl.ratelimit import RateBudget, RedisTokenBucket
+from tests.etl.httpfakes import RecordingBudget
 
 SLOW = 0.01  # tokens per second: no token refills while a test runs
 
@@ -28,9 +30,15 @@ def client_url(client: redis.Redis) -> str:
     return f"redis://{password}{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
 
 
-def test_is_a_rate_budget(redis_client):
-    bucket: RateBudget = RedisTokenBucket(redis_client, "vtex", rate=80)
-    assert isinstance(bucket, RedisTokenBucket)
+@pytest.mark.parametrize("budget_class", [RedisTokenBucket, RecordingBudget])
+def test_implements_the_rate_budget_protocol(budget_class):
+    """The clients take any ``RateBudget``: the Redis bucket (and the tests' recording fake) must
+    offer each of its methods with the same signature, or a client calls what is not there."""
+    methods = [name for name in vars(RateBudget) if not name.startswith("_")]
+    assert methods == ["acquire", "penalize"]
+    for name in methods:
+        expected = inspect.signature(getattr(RateBudget, name))
+        assert inspect.signature(getattr(budget_class, name)) == expected, name
 
 
 def test_default_burst_is_one_request(redis_client):

@@ -8,7 +8,8 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from etl.config import Settings
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
+from workers.dispatch import enqueue
 
 
 @contextlib.contextmanager
@@ -17,7 +18,7 @@ def wired_engine(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
     from etl.cli import runtime
     from workers.tasks import sync as sync_tasks
 
-    built = Engine.from_settings(Settings.from_env(dict(env)))
+    built = Engine.from_settings(Settings.from_env(dict(env)), enqueue)
     monkeypatch.setattr(sync_tasks, "engine", lambda: built)
     monkeypatch.setattr(runtime, "engine", lambda: built)
     monkeypatch.setattr(runtime, "store", lambda: built.store)

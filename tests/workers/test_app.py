@@ -15,7 +15,8 @@ import pytest
 import redis
 
 import celeryconfig
-from etl.dispatch import QUEUES, enqueue
+from etl.sync.queues import QUEUES
+from workers.dispatch import enqueue
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,6 +81,21 @@ def test_a_message_lands_in_its_queue_only(app, redis_url):
         broker.delete(*QUEUES)
 
 
+def test_beat_runs_the_orders_feed_every_orders_feed_interval(monkeypatch):
+    import celeryconfig
+
+    assert celeryconfig.beat_schedule["orders-feed"] == {
+        "task": "etl.realtime.orders_feed", "schedule": 60.0,
+    }  # fmt: skip
+    monkeypatch.setenv("ORDERS_FEED_INTERVAL", "15")
+    assert celeryconfig._orders_feed_schedule()["orders-feed"]["schedule"] == 15.0
+    monkeypatch.setenv("ORDERS_FEED_INTERVAL", "0")
+    assert celeryconfig._orders_feed_schedule() == {}
+    monkeypatch.setenv("ORDERS_FEED_INTERVAL", "soon")
+    with pytest.raises(ValueError, match="ORDERS_FEED_INTERVAL"):
+        celeryconfig._orders_feed_schedule()
+
+
 def test_beat_schedules_the_sweep(app):
     assert app.conf.beat_schedule["sweep"] == {"task": "etl.sweep", "schedule": 30.0}
 
@@ -114,6 +130,24 @@ def test_importing_the_app_starts_no_server(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "None"
+    assert not (tmp_path / "infra.json").exists()
+
+
+def test_a_worker_connects_its_upkeep_when_it_loads_its_tasks(tmp_path):
+    """The worker_ready handler lives in workers.tasks.sync (workers.app never imports its task
+    modules): loading the included modules, as a worker does before it is ready, connects it."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # A broker URL nobody listens on: loading the app must not start (or reach) any server.
+    env.update(ETL_STATE_DIR=str(tmp_path), REDIS_URL="redis://127.0.0.1:1/0")
+    code = (
+        "import weakref; from celery import signals; from workers.app import app\n"
+        "live = lambda r: r() if isinstance(r, weakref.ReferenceType) else r\n"
+        "names = lambda: [live(r).__qualname__ for _, r in signals.worker_ready.receivers]\n"
+        "before = names(); app.loader.import_default_modules(); print(before, names())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["[]", "['_start_upkeep']"]
     assert not (tmp_path / "infra.json").exists()
 
 

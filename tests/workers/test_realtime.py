@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from etl.dispatch import enqueue
 from etl.retry import RetryPolicy
 from etl.sandbox import Sandbox
 from etl.state.store import StateStore
-from etl.sync.context import Engine
-from etl.sync.realtime import (
-    QUEUE,
-    TASK_CONSENT,
-    TASK_CUSTOMER,
-    TASK_CUSTOMER_DELETED,
-    TASK_ORDER,
-)
+from etl.sync.engine import Engine
+from etl.sync.queues import REALTIME, TASK_CONSENT, TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER
 from etl.synerise.client import SyneriseClient
 from tests.etl.webhooks import harness
 from tests.etl.webhooks.harness import (
@@ -26,8 +19,9 @@ from tests.etl.webhooks.harness import (
     wait_processed,
     wait_until,
 )
+from workers.dispatch import enqueue
 
-# The realtime fixtures, over the same names the folder's conftest gives the sync fixtures.
+# The realtime fixtures, over the same names tests/conftest.py gives the sync fixtures.
 broker, sandbox, rt_env = harness.broker, harness.sandbox, harness.rt_env
 engine, store, worker = harness.engine, harness.store, harness.worker
 
@@ -40,7 +34,7 @@ def test_realtime_tasks_are_registered_and_routed_to_the_realtime_queue(name):
 
     app.loader.import_default_modules()  # what a worker does at start: the included modules
     assert name in app.tasks
-    assert app.amqp.router.route({}, name)["queue"].name == QUEUE
+    assert app.amqp.router.route({}, name)["queue"].name == REALTIME
 
 
 @pytest.fixture
@@ -61,12 +55,12 @@ def test_a_failing_task_is_retried_until_it_succeeds(
 ):
     doc_id = new_customer(sandbox)
     sandbox.synerise.faults.set("synerise.clients_batch", error_rate=1.0)
-    enqueue(TASK_CUSTOMER, [{"id": doc_id, "change": "created"}], QUEUE)
+    enqueue(TASK_CUSTOMER, [{"id": doc_id, "change": "created"}], REALTIME)
     wait_until(lambda: sandbox.synerise.stats()["errors_injected"] >= 1, what="a failed call")
     sandbox.synerise.faults.clear()
     wait_processed(store, 1)
     assert profile(sandbox, "user-eva") is not None
-    assert [store.rejects(run.id) for run in realtime_runs(store)] == [[]]
+    assert [store.rejects.find(run.id) for run in realtime_runs(store)] == [[]]
 
 
 def test_the_last_attempt_keeps_the_failure_as_a_reject_that_sync_rejects_lists(
@@ -78,7 +72,7 @@ def test_the_last_attempt_keeps_the_failure_as_a_reject_that_sync_rejects_lists(
     monkeypatch.setattr(tasks, "MAX_RETRIES", 0)  # the first attempt is the last
     doc_id = new_customer(sandbox)
     sandbox.synerise.faults.set("synerise.clients_batch", error_rate=1.0)
-    enqueue(TASK_CUSTOMER, [{"id": doc_id, "change": "created"}], QUEUE)
+    enqueue(TASK_CUSTOMER, [{"id": doc_id, "change": "created"}], REALTIME)
     wait_processed(store, 1)
     [run] = realtime_runs(store)
     result = CliRunner().invoke(main, ["sync", "rejects", str(run.id)])

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from etl.sync import runs
-from etl.sync.context import Engine
-from tests.etl.sync.conftest import (
+from etl.sync.engine import Engine
+from tests.helpers.sync import (
     WHOLE_RANGE,
     assert_profiles_arrived,
     cli_argv,
@@ -72,16 +72,16 @@ def test_sigkill_mid_run_then_resume_loses_nothing_and_duplicates_nothing(
     first = spawn_worker("first")
 
     def progressed() -> bool:
-        return sum(engine.store.get_run(run.id).chunks_done for run in started) >= 4
+        return sum(engine.store.runs.get(run.id).chunks_done for run in started) >= 4
 
     wait_until(progressed, 90, what=f"chunks done by the first worker (log: {tmp_path})")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
 
     # The queue is first come, first served: one run may be through already, not both.
-    killed = [engine.store.get_run(run.id) for run in started]
+    killed = [engine.store.runs.get(run.id) for run in started]
     assert any(run.status == "running" for run in killed), "both runs ended before the kill"
-    in_flight = [engine.store.chunk_ids(run.id, ("running",)) for run in killed]
+    in_flight = [engine.store.chunks.ids(run.id, ("running",)) for run in killed]
     assert any(in_flight), "no chunk was in flight when the worker died"
     set_faults(sandbox, {"route": "synerise.*_batch", "latency_ms": 0})
 

@@ -1,7 +1,7 @@
 """Realtime tasks (queue ``realtime``): thin wrappers over ``etl.sync.realtime`` and
 ``etl.sync.consent``, fed by the webhooks service (``etl.webhooks``).
 
-Arguments are the webhook's parsed records as JSON objects (``dataclasses.asdict``). Retries:
+Arguments are ``etl.sync.changes`` records as JSON objects (``dataclasses.asdict``). Retries:
 whatever the core lets through (retriable errors, an outage of Redis or PostgreSQL) is retried
 with short exponential backoff and jitter (realtime work should not wait minutes); the core
 records the last attempt's failure as a ``DELIVERY_FAILED`` reject. The task id is the "once"
@@ -16,12 +16,20 @@ from typing import Any
 from celery import Task
 
 from etl.sync import realtime as core
+from etl.sync.changes import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.consent import apply_consent
-from etl.webhooks.payloads import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
+from etl.sync.feed import consume_orders_feed
+from etl.sync.queues import (
+    TASK_CONSENT,
+    TASK_CUSTOMER,
+    TASK_CUSTOMER_DELETED,
+    TASK_ORDER,
+    TASK_ORDERS_FEED,
+)
 from workers.app import app
 from workers.tasks import sync
 
-__all__ = ["consent", "customer", "customer_deleted", "order", "realtime"]
+__all__ = ["consent", "customer", "customer_deleted", "order", "orders_feed", "realtime"]
 
 MAX_RETRIES = 8
 
@@ -55,14 +63,14 @@ def _run(task: Task, work: Any) -> str:
         raise task.retry(countdown=_countdown(task.request.retries), exc=error) from error
 
 
-@app.task(name=core.TASK_CUSTOMER, bind=True, max_retries=MAX_RETRIES)
+@app.task(name=TASK_CUSTOMER, bind=True, max_retries=MAX_RETRIES)
 def customer(self: Task, change: dict[str, Any]) -> str:
     """A ``CL`` document was created or changed: upsert its Synerise profile."""
     record = CustomerChange(**change)
     return _run(self, lambda final: core.sync_customer(realtime(), record, final_attempt=final))
 
 
-@app.task(name=core.TASK_CUSTOMER_DELETED, bind=True, max_retries=MAX_RETRIES)
+@app.task(name=TASK_CUSTOMER_DELETED, bind=True, max_retries=MAX_RETRIES)
 def customer_deleted(self: Task, deletion: dict[str, Any], received_at: str) -> str:
     """A ``CL`` document was deleted: apply ``DELETE_BEHAVIOUR``."""
     record = CustomerDeletion(**deletion)
@@ -75,7 +83,7 @@ def customer_deleted(self: Task, deletion: dict[str, Any], received_at: str) -> 
     )
 
 
-@app.task(name=core.TASK_ORDER, bind=True, max_retries=MAX_RETRIES)
+@app.task(name=TASK_ORDER, bind=True, max_retries=MAX_RETRIES)
 def order(self: Task, notice: dict[str, Any]) -> str:
     """A VTEX Orders Hook notification: send or update the order's transaction, once."""
     record = OrderNotice(**notice)
@@ -85,8 +93,17 @@ def order(self: Task, notice: dict[str, Any]) -> str:
     )
 
 
-@app.task(name=core.TASK_CONSENT, bind=True, max_retries=MAX_RETRIES)
+@app.task(name=TASK_CONSENT, bind=True, max_retries=MAX_RETRIES)
 def consent(self: Task, change: dict[str, Any]) -> str:
     """A Synerise consent change: write it to the customer's ``CL`` document if it differs."""
     record = ConsentChange(**change)
     return _run(self, lambda final: apply_consent(realtime(), record, final_attempt=final))
+
+
+@app.task(name=TASK_ORDERS_FEED)
+def orders_feed() -> dict[str, Any]:
+    """Beat's Orders Feed run: the safety net for order changes the hook missed. Not retried:
+    what it could not process stays in the feed for the next run."""
+    services = realtime()
+    concurrency = services.engine.settings.sync_fetch_concurrency
+    return consume_orders_feed(services, concurrency=concurrency).as_dict()

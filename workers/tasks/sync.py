@@ -5,8 +5,8 @@ or a rate budget blocked for longer than its ``max_wait``, is retried by Celery 
 backoff and jitter, short countdowns only (a long ETA sits unacknowledged in Redis and risks
 redelivery); on the last attempt the chunk is marked ``failed`` and ``sync resume`` picks it up.
 
-``start_upkeep`` is each worker's maintenance loop (``workers.app`` starts it when the worker
-is ready and stops it at shutdown; tests start it next to an embedded worker).
+``start_upkeep`` is each worker's maintenance loop (started when the worker is ready and stopped
+at shutdown, see ``_start_upkeep``; tests start it next to an embedded worker).
 """
 
 from __future__ import annotations
@@ -16,15 +16,24 @@ import logging
 import random
 import threading
 from datetime import timedelta
+from typing import Any
 
-from celery import Task
+from celery import Task, signals
 
 from etl.config import Settings
-from etl.errors import BudgetExhaustedError, RetriableError
+from etl.errors import BudgetExhaustedError, ConfigError, RetriableError
 from etl.state.store import StateStore
 from etl.sync import runs
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
+from etl.sync.queues import (
+    TASK_INCREMENTAL,
+    TASK_PROCESS_CHUNK,
+    TASK_PRODUCE,
+    TASK_SELFTEST,
+    TASK_SWEEP,
+)
 from workers.app import app
+from workers.dispatch import enqueue
 
 __all__ = [
     "engine",
@@ -44,7 +53,7 @@ MAX_RETRIES = 6
 @functools.cache
 def engine() -> Engine:
     """One engine per worker process (pooled HTTP sessions, one DB connection per thread)."""
-    return Engine.from_settings(Settings.from_env())
+    return Engine.from_settings(Settings.from_env(), enqueue)
 
 
 @functools.lru_cache(maxsize=8)
@@ -58,7 +67,7 @@ def _countdown(retries: int) -> float:
     return random.uniform(0, min(60.0, 2.0 * 2**retries))
 
 
-@app.task(name="etl.produce", bind=True, max_retries=MAX_RETRIES)
+@app.task(name=TASK_PRODUCE, bind=True, max_retries=MAX_RETRIES)
 def produce(self: Task, run_id: int) -> None:
     """Plan a run: list VTEX in windows, write chunk rows, enqueue chunk tasks."""
     try:
@@ -67,7 +76,7 @@ def produce(self: Task, run_id: int) -> None:
         raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
 
 
-@app.task(name="etl.process_chunk", bind=True, max_retries=MAX_RETRIES)
+@app.task(name=TASK_PROCESS_CHUNK, bind=True, max_retries=MAX_RETRIES)
 def process_chunk(self: Task, chunk_id: int) -> str:
     """Fetch, map, diff, post and record one chunk."""
     try:
@@ -76,7 +85,7 @@ def process_chunk(self: Task, chunk_id: int) -> str:
         raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
 
 
-@app.task(name="etl.sweep")
+@app.task(name=TASK_SWEEP)
 def sweep() -> None:
     """Upkeep (beat, and every worker's own loop): renew leases, recover, start waiting runs."""
     settings = engine().settings
@@ -107,7 +116,28 @@ def start_upkeep(interval: float | None = None) -> threading.Event:
     return stop
 
 
-@app.task(name="etl.incremental")
+@signals.worker_ready.connect
+def _start_upkeep(sender: Any, **_: Any) -> None:
+    """Each worker renews its runs' leases and recovers lost chunks, beat or no beat.
+
+    While workers live, their runs keep their slots even with tasks waiting in the queue; when
+    the last worker dies, nobody renews, and the slots free themselves after the lease TTL.
+    Connected here, next to the loop: the worker imports this module (``include``) before it
+    is ready, and ``workers.app`` never imports its task modules.
+    """
+    try:
+        stop = start_upkeep()
+    except ConfigError as error:  # a worker without credentials (selftest) has no runs to keep
+        log.warning("run upkeep disabled: %s", error)
+        return
+
+    def _stop(**_: Any) -> None:
+        stop.set()
+
+    signals.worker_shutdown.connect(_stop, weak=False)
+
+
+@app.task(name=TASK_INCREMENTAL)
 def incremental(scope: str, lookback_seconds: float = 900, lag_seconds: float = 300) -> int | None:
     """Beat-driven incremental sync of one scope; returns the run id, if one started."""
     run = runs.start_incremental(
@@ -116,11 +146,11 @@ def incremental(scope: str, lookback_seconds: float = 900, lag_seconds: float = 
     return run.id if run else None
 
 
-@app.task(name="etl.selftest", bind=True)
+@app.task(name=TASK_SELFTEST, bind=True)
 def selftest(self: Task, token: str) -> str:
     """Record ``token`` with this worker's name in the ``selftest`` table; return the name."""
     worker = self.request.hostname or "unknown"
     url = Settings.from_env(require=()).with_infra().database_url
     assert url is not None  # with_infra() always sets it
-    _store(url).record_selftest(token, worker)
+    _store(url).selftest.record(token, worker)
     return worker

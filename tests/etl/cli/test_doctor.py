@@ -16,8 +16,8 @@ from etl.sandbox.synerise import SANDBOX_WORKSPACE_GUID
 from etl.vtex.client import VtexClient
 from etl.webhooks.app import ORDER_HOOK_PATH
 from etl.webhooks.auth import HEADER
-from tests.conftest import scratch_database
-from tests.etl.sync.conftest import invoke
+from tests.helpers.databases import scratch_database
+from tests.helpers.sync import invoke
 
 
 def run_doctor(*args: str, expect: int) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from etl.apiusage import ApiUsage
 from etl.console.metrics import METRICS
 from etl.errors import ConfigError
 from etl.sync import runs
-from tests.etl.console.conftest import PASSWORD, USER, csrf_token
-from tests.etl.sync.conftest import WHOLE_RANGE, wait_for_run
+from tests.helpers.console import PASSWORD, USER, csrf_token
+from tests.helpers.sync import WHOLE_RANGE, wait_for_run
 
 SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
@@ -77,7 +77,7 @@ def test_pages_show_a_finished_run(console, finished_run, store):
     assert data["run"]["counts"]["sent"] == finished_run.sent_count
     assert data["run"]["progress"]["percent"] == 100.0
     assert sum(group["records"] for group in data["rejects"]) == len(
-        store.rejects(finished_run.id)
+        store.rejects.find(finished_run.id)
     )
     assert data["chunk_counts"]["done"] == finished_run.chunks_total
     listed = console.get("/api/runs").json()["runs"]
@@ -90,7 +90,7 @@ def test_rejects_download_everything_redacted(console, finished_run, store):
     download = console.get(f"/runs/{finished_run.id}/rejects.csv")
     assert download.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(download.text)))
-    kept = store.rejects(finished_run.id)
+    kept = store.rejects.find(finished_run.id)
     assert sorted(row["key"] for row in rows) == sorted(r.record_key for r in kept)
     as_json = console.get(f"/api/runs/{finished_run.id}/rejects").json()["rejects"]
     assert len(as_json) == len(kept)
@@ -136,13 +136,13 @@ def test_the_start_form_needs_its_csrf_token(console, store):
     cross = console.post("/runs", data={**fields, "csrf_token": token},
                          headers={"Origin": "https://evil.example"})  # fmt: skip
     assert cross.status_code == 403
-    assert store.list_runs() == []
+    assert store.runs.find() == []
 
     bad = console.post("/runs", data={**fields, "to": "2025-01-01", "csrf_token": token})
     assert bad.status_code == 400 and "to must be after from" in bad.text
     started = console.post("/runs", data={**fields, "csrf_token": token})
     assert started.status_code == 303
-    [run] = store.list_runs()
+    [run] = store.runs.find()
     assert started.headers["Location"].endswith(f"/runs/{run.id}?notice=started")
     assert (run.scope, run.dry_run, run.kind) == ("orders", True, "backfill")
     assert "Sync started." in console.get(started.headers["Location"]).text
@@ -154,14 +154,14 @@ def test_cancel_resume_and_replay_from_the_forms(console, finished_run, store):
     assert 'id="cancel-' not in page.text, "a finished run offers no cancel"
     replayed = console.post(f"/runs/{finished_run.id}/replay", data={"csrf_token": token})
     assert replayed.status_code == 303
-    replay = store.list_runs()[0]
+    replay = store.runs.find()[0]
     assert replay.kind == "replay" and replay.replay_of == finished_run.id
     assert replayed.headers["Location"].endswith(f"/runs/{replay.id}?notice=replay")
     done = wait_for_run(store, replay.id)
     again = console.post(f"/runs/{done.id}/cancel", data={"csrf_token": token})
     assert again.status_code == 409 and "nothing to cancel" in again.text
     resumed = console.post(f"/runs/{finished_run.id}/resume", data={"csrf_token": token})
-    assert resumed.status_code == 303 and store.get_run(finished_run.id).status == "done"
+    assert resumed.status_code == 303 and store.runs.get(finished_run.id).status == "done"
 
 
 def test_the_json_api_starts_and_cancels(console, engine, store):
@@ -184,7 +184,7 @@ def test_cursors_and_realtime_pages(console, engine, store):
 
     from etl.state.realtime import RealtimeRuns
 
-    store.set_cursor("orders", datetime(2026, 1, 1, tzinfo=UTC))
+    store.cursors.advance("orders", datetime(2026, 1, 1, tzinfo=UTC))
     realtime = RealtimeRuns(store)
     realtime.count(realtime.run_id("orders"), read=3, sent=2, skipped=1)
     cursors = console.get("/api/cursors").json()["cursors"]
@@ -207,7 +207,7 @@ def test_a_console_without_credentials_for_the_apis_says_so(engine, monkeypatch)
     """Reading needs only the database; starting a sync names the missing setting."""
     from werkzeug.test import Client
 
-    from tests.etl.console.conftest import console_app
+    from tests.helpers.console import console_app
 
     app = console_app(engine)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from tests.browser import chromium
-from tests.etl.console.conftest import PASSWORD, USER
-from tests.etl.sync.conftest import wait_until
+from tests.helpers.console import PASSWORD, USER
+from tests.helpers.sync import wait_until
 
 
 def test_a_sync_started_from_the_form_runs_and_shows_its_progress(console, worker, store):
@@ -39,7 +39,7 @@ def test_a_sync_started_from_the_form_runs_and_shows_its_progress(console, worke
             return heading.endswith("· done")
 
         wait_until(finished, timeout=120, interval=0.5, what="the page to show the run done")
-        run = store.get_run(run_id)
+        run = store.runs.get(run_id)
         assert run.status == "done" and run.sent_count > 0
         total = run.records_total
         assert f"{total} / {total} (100.0%)" in browser.find_element(By.ID, "progress").text

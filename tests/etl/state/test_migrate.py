@@ -10,7 +10,7 @@ import pytest
 
 from etl.state import migrate
 from etl.state.migrate import Migration, MigrationError, available, upgrade
-from tests.conftest import scratch_database
+from tests.helpers.databases import scratch_database
 
 
 @pytest.fixture

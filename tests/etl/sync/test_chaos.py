@@ -13,9 +13,9 @@ import pytest
 
 from etl.sandbox import Sandbox
 from etl.sync import runs
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from schemas.rules import is_masked_vtex_email, is_valid_email
-from tests.etl.sync.conftest import (
+from tests.helpers.sync import (
     WHOLE_RANGE,
     assert_profiles_arrived,
     expected,
@@ -43,7 +43,7 @@ def assert_all_arrived(sandbox: Sandbox, engine: Engine, orders, customers) -> N
         assert run.failed_count == 0
         assert run.sent_count == truth[kind]["sent"]
         assert run.rejected_count == truth[kind]["rejected"]
-        reasons = Counter(r.reason for r in engine.store.rejects(run.id))
+        reasons = Counter(r.reason for r in engine.store.rejects.find(run.id))
         assert reasons == truth[kind]["by_reason"]  # no SYNERISE_REJECTED, no NOT_FOUND
     arrived = Counter(txn["orderId"] for txn in listing(sandbox, "transactions"))
     assert set(arrived) == {k for k, reason in order_truth(sandbox).items() if reason is None}

@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from etl.config import Settings
-from etl.state.store import ChunkOutcome, PlanningMovedError, StateStore
+from etl.state.chunks import ChunkOutcome
+from etl.state.runs import PlanningMovedError
+from etl.state.store import StateStore
 from etl.sync import runs
-from etl.sync.context import Engine
-from etl.sync.producer import plan_windows, produce
+from etl.sync.engine import Engine
+from etl.sync.producer import plan_chunks, plan_windows
 from etl.sync.streams import Fetched, Stream
 from etl.sync.windows import Window
 from etl.synerise.client import BatchResult, SyneriseClient
@@ -136,15 +138,15 @@ def state(database_url) -> Iterator[StateStore]:
 
 
 def running_run(store: StateStore, start: datetime = T0, end: datetime = T0 + 10 * DAY) -> int:
-    run_id = store.create_run("backfill", "orders", start, end)
-    assert store.transition(run_id, "running", ("queued",))
+    run_id = store.runs.create("backfill", "orders", start, end)
+    assert store.runs.transition(run_id, "running", ("queued",))
     return run_id
 
 
 def planned_keys(store: StateStore, run_id: int) -> list[str]:
     keys: list[str] = []
-    for chunk_id in store.chunk_ids(run_id, ("pending", "running", "done", "failed")):
-        keys += store.get_chunk(chunk_id).keys
+    for chunk_id in store.chunks.ids(run_id, ("pending", "running", "done", "failed")):
+        keys += store.chunks.get(chunk_id).keys
     return keys
 
 
@@ -152,23 +154,23 @@ class Crash(Exception):
     pass
 
 
-def test_produce_plans_every_record_once_in_chunks(state):
+def test_plan_chunks_plans_every_record_once_in_chunks(state):
     run_id = running_run(state)
     enqueued: list[int] = []
     stream = FakeStream(spread(100), cap=12)
-    final = produce(run_id, state, stream, 9, enqueued.append, lambda: None)
+    final = plan_chunks(run_id, state, stream, 9, enqueued.append, lambda: None)
     assert final is None  # chunks are pending: planning alone does not end the run
-    run = state.get_run(run_id)
+    run = state.runs.get(run_id)
     assert run.planning_done and run.records_total == 100
     assert sorted(planned_keys(state, run_id)) == [f"r{i:05d}" for i in range(100)]
-    assert sorted(enqueued) == state.chunk_ids(run_id, ("pending",))
+    assert sorted(enqueued) == state.chunks.ids(run_id, ("pending",))
 
 
 def test_a_range_without_records_ends_when_planned(state):
     run_id = running_run(state)
-    final = produce(run_id, state, FakeStream([], cap=12), 9, lambda _: None, lambda: None)
+    final = plan_chunks(run_id, state, FakeStream([], cap=12), 9, lambda _: None, lambda: None)
     assert final == "done"
-    assert state.get_run(run_id).chunks_total == 0
+    assert state.runs.get(run_id).chunks_total == 0
 
 
 @pytest.mark.parametrize("dies_at", [2, 5, 10, 19, 20])
@@ -185,27 +187,27 @@ def test_a_producer_that_died_continues_after_its_last_chunk(state, dies_at):
             raise Crash
 
     with pytest.raises(Crash):
-        produce(run_id, state, stream, 5, lambda _: None, dies)
+        plan_chunks(run_id, state, stream, 5, lambda _: None, dies)
     before = planned_keys(state, run_id)
     assert 0 < len(before) < 100
-    produce(run_id, state, stream, 5, lambda _: None, lambda: None)
+    plan_chunks(run_id, state, stream, 5, lambda _: None, lambda: None)
     keys = planned_keys(state, run_id)
     assert sorted(keys) == [f"r{i:05d}" for i in range(100)]  # each exactly once
-    assert state.get_run(run_id).records_total == 100
+    assert state.runs.get(run_id).records_total == 100
 
 
 def test_a_second_producer_behind_the_cursor_writes_nothing(state):
     run_id = running_run(state)
     stream = FakeStream(spread(40), cap=100)
-    state.append_chunk(run_id, ["x"], None, (T0, 1))  # another producer got there first
+    state.chunks.append(run_id, ["x"], None, (T0, 1))  # another producer got there first
     with pytest.raises(PlanningMovedError):
-        state.append_chunk(run_id, ["y"], None, (T0, 1), expected=(None, 0))
+        state.chunks.append(run_id, ["y"], None, (T0, 1), expected=(None, 0))
     with pytest.raises(PlanningMovedError):
-        state.mark_planning_done(run_id, expected=(None, 0))
+        state.runs.mark_planning_done(run_id, expected=(None, 0))
     assert planned_keys(state, run_id) == ["x"]
-    assert not state.get_run(run_id).planning_done
+    assert not state.runs.get(run_id).planning_done
     # The producer that is where the cursor says goes on.
-    produce(run_id, state, stream, 10, lambda _: None, lambda: None)
+    plan_chunks(run_id, state, stream, 10, lambda _: None, lambda: None)
     assert len(planned_keys(state, run_id)) == 40  # "x" stood for record 1 of the window
 
 
@@ -223,36 +225,36 @@ def outcome(keys: Sequence[str], rejected: Sequence[str] = ()) -> ChunkOutcome:
 
 def planned_run(store: StateStore, chunks: Sequence[Sequence[str]]) -> tuple[int, list[int]]:
     run_id = running_run(store)
-    ids = store.add_chunks(run_id, chunks)
-    store.mark_planning_done(run_id)
+    ids = store.chunks.add(run_id, chunks)
+    store.runs.mark_planning_done(run_id)
     return run_id, ids
 
 
 def test_a_stale_attempt_completes_nothing(state):
     run_id, [chunk_id] = planned_run(state, [["a", "b", "c"]])
-    first = state.claim_chunk(chunk_id)
+    first = state.chunks.claim(chunk_id)
     assert first is not None and first.attempts == 1
-    state.reset_unfinished_chunks(run_id)  # resume: its worker looked dead
-    second = state.claim_chunk(chunk_id)
+    state.chunks.reset_unfinished(run_id)  # resume: its worker looked dead
+    second = state.chunks.claim(chunk_id)
     assert second is not None and second.attempts == 2
-    assert state.complete_chunk(second, outcome(["a", "b"], ["c"])) == "done"
+    assert state.chunks.complete(second, outcome(["a", "b"], ["c"])) == "done"
     # The first attempt was alive after all and finishes late: nothing is written twice.
-    assert state.complete_chunk(first, outcome(["a", "b"], ["c"])) is None
-    assert state.complete_chunk(second, outcome(["a", "b"], ["c"])) is None
-    run = state.get_run(run_id)
+    assert state.chunks.complete(first, outcome(["a", "b"], ["c"])) is None
+    assert state.chunks.complete(second, outcome(["a", "b"], ["c"])) is None
+    run = state.runs.get(run_id)
     assert (run.read_count, run.sent_count, run.rejected_count) == (3, 2, 1)
     assert run.chunks_done == 1 and run.status == "done"
-    assert [r.attempts for r in state.rejects(run_id)] == [1]
-    assert state.ledger_hashes("profiles", ["a", "b"]) == {"a": "hash-a", "b": "hash-b"}
+    assert [r.attempts for r in state.rejects.find(run_id)] == [1]
+    assert state.ledger.hashes("profiles", ["a", "b"]) == {"a": "hash-a", "b": "hash-b"}
 
 
 def test_the_last_chunk_ends_the_run_and_a_failed_one_fails_it(state):
     run_id, [one, two] = planned_run(state, [["a"], ["b"]])
-    assert state.complete_chunk(state.claim_chunk(one), outcome(["a"])) is None
-    assert state.get_run(run_id).status == "running"
-    assert state.claim_chunk(two) is not None
-    assert state.fail_chunk(two, "Synerise answered 503") == "failed"
-    run = state.get_run(run_id)
+    assert state.chunks.complete(state.chunks.claim(one), outcome(["a"])) is None
+    assert state.runs.get(run_id).status == "running"
+    assert state.chunks.claim(two) is not None
+    assert state.chunks.fail(two, "Synerise answered 503") == "failed"
+    run = state.runs.get(run_id)
     assert run.status == "failed" and run.finished_at is not None
     assert f"sync resume {run_id}" in (run.error or "")
     assert (run.chunks_done, run.chunks_failed, run.failed_count) == (1, 1, 1)
@@ -260,36 +262,36 @@ def test_the_last_chunk_ends_the_run_and_a_failed_one_fails_it(state):
 
 def test_planning_done_after_the_last_chunk_ends_the_run(state):
     run_id = running_run(state)
-    [chunk_id] = state.add_chunks(run_id, [["a"]])
-    assert state.complete_chunk(state.claim_chunk(chunk_id), outcome(["a"])) is None
-    assert state.get_run(run_id).status == "running"  # more chunks may still come
-    assert state.mark_planning_done(run_id) == "done"
-    assert state.settle(run_id) is None  # ended once
+    [chunk_id] = state.chunks.add(run_id, [["a"]])
+    assert state.chunks.complete(state.chunks.claim(chunk_id), outcome(["a"])) is None
+    assert state.runs.get(run_id).status == "running"  # more chunks may still come
+    assert state.runs.mark_planning_done(run_id) == "done"
+    assert state.runs.settle(run_id) is None  # ended once
 
 
 def test_reset_unfinished_chunks_puts_back_failed_and_running_ones(state):
     run_id, [done, failed, running, pending] = planned_run(
         state, [["a"], ["b", "c"], ["d"], ["e"]]
     )
-    state.complete_chunk(state.claim_chunk(done), outcome(["a"]))
-    state.claim_chunk(failed)
-    state.fail_chunk(failed, "boom")
-    state.claim_chunk(running)
-    run = state.get_run(run_id)
+    state.chunks.complete(state.chunks.claim(done), outcome(["a"]))
+    state.chunks.claim(failed)
+    state.chunks.fail(failed, "boom")
+    state.chunks.claim(running)
+    run = state.runs.get(run_id)
     assert (run.chunks_failed, run.failed_count) == (1, 2)
-    assert state.reset_unfinished_chunks(run_id) == 2
-    run = state.get_run(run_id)
+    assert state.chunks.reset_unfinished(run_id) == 2
+    run = state.runs.get(run_id)
     assert (run.chunks_done, run.chunks_failed, run.failed_count) == (1, 0, 0)
-    assert state.chunk_ids(run_id, ("pending",)) == [failed, running, pending]
-    assert state.chunk_ids(run_id, ("done",)) == [done]
+    assert state.chunks.ids(run_id, ("pending",)) == [failed, running, pending]
+    assert state.chunks.ids(run_id, ("done",)) == [done]
 
 
 def test_claiming_a_failed_chunk_takes_its_records_out_of_the_failed_count(state):
     run_id, [chunk_id, _] = planned_run(state, [["a", "b"], ["c"]])
-    state.claim_chunk(chunk_id)
-    state.fail_chunk(chunk_id, "boom")
-    assert state.claim_chunk(chunk_id) is not None  # a late delivery retries it
-    run = state.get_run(run_id)
+    state.chunks.claim(chunk_id)
+    state.chunks.fail(chunk_id, "boom")
+    assert state.chunks.claim(chunk_id) is not None  # a late delivery retries it
+    run = state.runs.get(run_id)
     assert (run.chunks_failed, run.failed_count) == (0, 0)
 
 
@@ -327,7 +329,7 @@ def start(engine: Engine, **options: Any) -> int:
 def test_losing_an_activation_race_keeps_the_winners_slot(quiet_engine):
     engine, _ = quiet_engine
     run_id = start(engine)
-    assert engine.store.get_run(run_id).status == "running"
+    assert engine.store.runs.get(run_id).status == "running"
     # A second process tries to start the same run (the sweep and a finishing chunk at once).
     assert not runs._activate(engine, run_id)
     assert [holder for holder, _ in engine.lease.holders()] == [runs.token(run_id)]
@@ -336,7 +338,7 @@ def test_losing_an_activation_race_keeps_the_winners_slot(quiet_engine):
 def test_a_third_run_queues_and_takes_the_first_free_slot_in_order(quiet_engine):
     engine, sent = quiet_engine
     first, second, third = start(engine), start(engine), start(engine)
-    assert [engine.store.get_run(i).status for i in (first, second, third)] == [
+    assert [engine.store.runs.get(i).status for i in (first, second, third)] == [
         "running",
         "running",
         "queued",
@@ -345,7 +347,7 @@ def test_a_third_run_queues_and_takes_the_first_free_slot_in_order(quiet_engine)
     with pytest.raises(runs.NoFreeSlotError):
         start(engine, queue_if_busy=False)
     assert runs.cancel(engine, first)
-    assert engine.store.get_run(third).status == "running"  # the oldest waiting run
+    assert engine.store.runs.get(third).status == "running"  # the oldest waiting run
     assert ("etl.produce", [third]) in sent
     assert sorted(h for h, _ in engine.lease.holders()) == sorted(
         [runs.token(second), runs.token(third)]
@@ -356,11 +358,11 @@ def test_a_new_run_does_not_jump_the_queue(quiet_engine):
     engine, _ = quiet_engine
     first, _second, third = start(engine), start(engine), start(engine)
     # A slot frees without anyone starting the waiting run (its owner's process died).
-    engine.store.transition(first, "done", ("running",))
+    engine.store.runs.transition(first, "done", ("running",))
     engine.lease.release(runs.token(first))
     fourth = start(engine)
-    assert engine.store.get_run(third).status == "running"
-    assert engine.store.get_run(fourth).status == "queued"
+    assert engine.store.runs.get(third).status == "running"
+    assert engine.store.runs.get(fourth).status == "queued"
 
 
 def test_an_empty_replay_ends_at_once(quiet_engine):
@@ -373,16 +375,17 @@ def test_an_empty_replay_ends_at_once(quiet_engine):
 
 def test_a_replay_resolves_rejects_sent_since_by_any_run(state):
     _, [chunk] = planned_run(state, [["stale"]])
-    state.complete_chunk(state.claim_chunk(chunk), outcome(["stale"]))  # in the ledger first
+    state.chunks.complete(state.chunks.claim(chunk), outcome(["stale"]))  # in the ledger first
     source, [chunk] = planned_run(state, [["fixed", "stale", "still-bad"]])
-    state.complete_chunk(state.claim_chunk(chunk), outcome([], ["fixed", "stale", "still-bad"]))
+    state.chunks.complete(state.chunks.claim(chunk), outcome([], ["fixed", "stale", "still-bad"]))
     _, [chunk] = planned_run(state, [["fixed"]])  # e.g. an incremental sync after the fix
-    state.complete_chunk(state.claim_chunk(chunk), outcome(["fixed"]))
-    replay = state.create_replay_run(state.get_run(source), ["fixed", "stale", "still-bad"], 10, {})
-    assert state.resolve_replayed(replay) == 1
-    resolved = {r.record_key for r in state.rejects(source) if r.resolved_at}
+    state.chunks.complete(state.chunks.claim(chunk), outcome(["fixed"]))
+    replay = state.replays.create(state.runs.get(source), ["fixed", "stale", "still-bad"], 10, {})
+    assert state.rejects.resolve_replayed(replay) == 1
+    resolved = {r.record_key for r in state.rejects.find(source) if r.resolved_at}
     assert resolved == {"fixed"}
-    assert [r.record_key for r in state.rejects(source, unresolved=True)] == ["stale", "still-bad"]
+    unresolved = state.rejects.find(source, unresolved=True)
+    assert [r.record_key for r in unresolved] == ["stale", "still-bad"]
 
 
 def test_a_producer_out_of_time_hands_over_after_a_commit(state):
@@ -394,13 +397,13 @@ def test_a_producer_out_of_time_hands_over_after_a_commit(state):
     while True:
         slices += 1
         try:
-            produce(run_id, state, stream, 9, lambda _: None, lambda: None, deadline=0.0)
+            plan_chunks(run_id, state, stream, 9, lambda _: None, lambda: None, deadline=0.0)
             break
         except PlanningSliceEnded:
             assert slices < 100
     assert slices > 5  # it really stopped after each commit
     assert sorted(planned_keys(state, run_id)) == [f"r{i:05d}" for i in range(100)]
-    assert state.get_run(run_id).planning_done
+    assert state.runs.get(run_id).planning_done
 
 
 def test_the_producer_task_enqueues_its_continuation(quiet_engine, monkeypatch):
@@ -409,7 +412,7 @@ def test_the_producer_task_enqueues_its_continuation(quiet_engine, monkeypatch):
     monkeypatch.setattr(engine, "stream", lambda scope: FakeStream(spread(30, span=DAY), cap=12))
     runs.run_producer(engine, run_id, planning_slice=0.0)
     assert sent.count(("etl.produce", [run_id])) == 2  # the start, and the continuation
-    assert not engine.store.get_run(run_id).planning_done
-    while not engine.store.get_run(run_id).planning_done:
+    assert not engine.store.runs.get(run_id).planning_done
+    while not engine.store.runs.get(run_id).planning_done:
         runs.run_producer(engine, run_id, planning_slice=0.0)
     assert sorted(planned_keys(engine.store, run_id)) == [f"r{i:05d}" for i in range(30)]

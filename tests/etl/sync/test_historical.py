@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from etl.sync import runs
-from etl.sync.context import Engine
-from tests.etl.sync.conftest import (
+from etl.sync.engine import Engine
+from tests.helpers.sync import (
     RANGE_ARGS,
     WHOLE_RANGE,
     assert_profiles_arrived,
@@ -149,19 +149,19 @@ def test_dry_run_reports_creates_and_updates_and_sends_nothing(sandbox, engine, 
 def test_cancel_stops_a_run_and_frees_its_slot(sandbox, engine: Engine, worker, sync_redis):
     set_faults(sandbox, {"route": "synerise.clients_batch", "latency_ms": 500})
     run = runs.start(engine, runs.StartRequest("customers_created", WHOLE_RANGE))
-    wait_until(lambda: engine.store.get_run(run.id).chunks_done >= 1, 60, what="a chunk done")
+    wait_until(lambda: engine.store.runs.get(run.id).chunks_done >= 1, 60, what="a chunk done")
 
     result = invoke("sync", "cancel", str(run.id))
     assert f"run {run.id} cancelled" in result.stdout
 
     def settled() -> bool:  # every queued task consumed, no chunk in flight
         idle = sync_redis.llen("backfill") == 0
-        return idle and not engine.store.chunk_ids(run.id, ("running",))
+        return idle and not engine.store.chunks.ids(run.id, ("running",))
 
     wait_until(settled, 60, what="the cancelled run's tasks to drain")
-    cancelled = engine.store.get_run(run.id)
+    cancelled = engine.store.runs.get(run.id)
     assert cancelled.status == "cancelled" and cancelled.error == "cancelled by user"
-    pending = engine.store.chunk_ids(run.id, ("pending",))
+    pending = engine.store.chunks.ids(run.id, ("pending",))
     assert pending, "every chunk ran: the cancel stopped nothing"
     assert cancelled.chunks_done + len(pending) == cancelled.chunks_total
     assert engine.lease.holders() == []

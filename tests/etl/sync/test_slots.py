@@ -11,8 +11,8 @@ import psycopg2
 import pytest
 
 from etl.sync import runs
-from etl.sync.context import Engine
-from tests.etl.sync.conftest import (
+from etl.sync.engine import Engine
+from tests.helpers.sync import (
     RANGE_ARGS,
     WHOLE_RANGE,
     assert_profiles_arrived,
@@ -117,11 +117,11 @@ def test_no_queue_refuses_with_exit_3_when_both_slots_are_busy(sandbox, engine, 
     result = run_cli(sync_env, "sync", "start", "customers", *RANGE_ARGS, "--no-queue")
     assert result.returncode == 3, result.stderr
     assert "2 syncs are already active" in result.stderr and "--no-queue" in result.stderr
-    refused = engine.store.list_runs(limit=1)[0]
+    refused = engine.store.runs.find(limit=1)[0]
     assert refused.scope == "customers_created" and refused.status == "cancelled"
     assert len(engine.lease.holders()) == 2
     # With a free slot, --no-queue just starts.
-    runs.cancel(engine, engine.store.list_runs(status="running")[0].id)
+    runs.cancel(engine, engine.store.runs.find(status="running")[0].id)
     result = run_cli(sync_env, "sync", "start", "customers", *RANGE_ARGS, "--no-queue", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "running"

@@ -28,12 +28,14 @@ from werkzeug.serving import make_server
 
 from etl.sandbox import Sandbox, start_sandbox
 from etl.sandbox.synerise import SANDBOX_WORKSPACE_GUID
-from etl.state.store import Run, StateStore
-from etl.sync.context import Engine
+from etl.state.runs import Run
+from etl.state.store import StateStore
+from etl.sync.engine import Engine
 from etl.sync.realtime import Realtime
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, WebhookApp
 from etl.webhooks.auth import HEADER
 from tests.etl.wiring import wired_engine
+from tests.helpers.sync import wait_until as poll
 
 SECRET = "webhook-test-secret-1"
 FAST = {"VTEX_RATE_LIMIT": "5000", "SYNERISE_RATE_LIMIT": "5000", "SYNC_FETCH_CONCURRENCY": "4"}
@@ -143,7 +145,7 @@ class Service:
 @pytest.fixture
 def webhooks(rt_env: dict[str, str]) -> Iterator[Service]:
     """``WebhookApp`` with the real Celery enqueue, served by werkzeug in a thread."""
-    from etl.dispatch import enqueue
+    from workers.dispatch import enqueue
 
     server = make_server("127.0.0.1", 0, WebhookApp(SECRET, enqueue), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="webhooks", daemon=True)
@@ -160,18 +162,11 @@ def webhooks(rt_env: dict[str, str]) -> Iterator[Service]:
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
     """Poll ``condition`` until it is truthy and return it; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
+    return poll(condition, timeout, 0.05, what)
 
 
 def realtime_runs(store: StateStore) -> list[Run]:
-    return [run for run in store.list_runs() if run.kind == "realtime"]
+    return [run for run in store.runs.find() if run.kind == "realtime"]
 
 
 def processed(store: StateStore) -> int:

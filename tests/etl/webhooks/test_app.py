@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from etl.sync.realtime import QUEUE, TASK_CONSENT, TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER
+from etl.sync.queues import REALTIME, TASK_CONSENT, TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER
 from etl.webhooks.app import (
     CONSENT_PATH,
     CUSTOMER_TRIGGER_PATH,
@@ -71,7 +71,7 @@ def test_a_customer_trigger_enqueues_the_document_id(client, queue, method, chan
     response = send(client, CUSTOMER_TRIGGER_PATH, {"id": " cl-1 "}, method)
     assert response.status_code == 200
     assert response.json == {"status": "accepted", "task": "task-1"}
-    assert queue.sent == [(TASK_CUSTOMER, [{"id": "cl-1", "change": change}], QUEUE)]
+    assert queue.sent == [(TASK_CUSTOMER, [{"id": "cl-1", "change": change}], REALTIME)]
 
 
 def test_a_deletion_enqueues_what_names_the_profile_and_the_receive_time(client, queue):
@@ -79,7 +79,7 @@ def test_a_deletion_enqueues_what_names_the_profile_and_the_receive_time(client,
                     {"email": "a@example.com", "userId": "u-1", "id": "cl-1"}, "DELETE")
     assert response.status_code == 200
     [(task, [deletion, received_at], queue_name)] = queue.sent
-    assert (task, queue_name) == (TASK_CUSTOMER_DELETED, QUEUE)
+    assert (task, queue_name) == (TASK_CUSTOMER_DELETED, REALTIME)
     assert deletion == {"email": "a@example.com", "user_id": "u-1", "document_id": "cl-1"}
     assert received_at.endswith("Z") and len(received_at) == 24
 

@@ -17,8 +17,9 @@ from etl.sandbox import Sandbox
 from etl.state.realtime import RealtimeRuns
 from etl.state.store import StateStore
 from etl.sync import runs
+from etl.sync.changes import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.consent import apply_consent
-from etl.sync.context import Engine
+from etl.sync.engine import Engine
 from etl.sync.realtime import (
     DELIVERY_FAILED,
     Realtime,
@@ -28,7 +29,6 @@ from etl.sync.realtime import (
     sync_order,
 )
 from etl.synerise.client import SyneriseClient
-from etl.webhooks.payloads import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from tests.etl.webhooks.harness import profile, realtime_runs, synerise_writes, vtex_admin
 
 PROFILE_WRITES = "synerise.clients_batch"
@@ -51,7 +51,7 @@ def changed(doc_id: str) -> CustomerChange:
 
 def rejects(store: StateStore) -> dict[str, tuple[str, str]]:
     return {r.record_key: (r.reason, r.message)
-            for run in realtime_runs(store) for r in store.rejects(run.id)}  # fmt: skip
+            for run in realtime_runs(store) for r in store.rejects.find(run.id)}  # fmt: skip
 
 
 # -- consent edge cases ----------------------------------------------------------------------
@@ -153,11 +153,11 @@ def test_a_failure_is_retried_then_kept_as_a_reject_that_sync_replay_fixes(
     sandbox.synerise.faults.clear()
     [run] = realtime_runs(store)
     replay = runs.replay(fragile, run.id)
-    for chunk_id in store.chunk_ids(replay.id, ["pending"]):
+    for chunk_id in store.chunks.ids(replay.id, ["pending"]):
         assert runs.run_chunk(fragile, chunk_id) == "done"
     assert profile(sandbox, "user-rui") is not None
-    assert store.get_run(replay.id).status == "done"
-    assert store.rejects(run.id, unresolved=True) == []
+    assert store.runs.get(replay.id).status == "done"
+    assert store.rejects.find(run.id, unresolved=True) == []
 
 
 def test_a_notification_takes_effect_once_and_a_failed_attempt_gives_its_claim_back(
@@ -236,16 +236,15 @@ def test_one_realtime_run_per_scope_and_day_even_under_concurrent_first_use(
     runs.maintain(engine, timedelta(seconds=300))  # the scheduler leaves them alone
     assert {run.status for run in realtime_runs(store)} == {"done"}
     assert engine.lease.free_slots() == engine.lease.limit
-    run = store.get_run(found[0])
+    run = store.runs.get(found[0])
     assert (run.kind, run.window_to - run.window_from, run.planning_done) == (
         "realtime", timedelta(days=1), True)  # fmt: skip
 
 
 def test_the_ledger_swap_is_a_compare_and_set(store: StateStore):
-    realtime = RealtimeRuns(store)
-    run_id = realtime.run_id("customers_updated")
-    assert realtime.swap_ledger_hash("profiles", "cl-1", None, "h1", run_id)
-    assert not realtime.swap_ledger_hash("profiles", "cl-1", None, "h2", run_id)
-    assert not realtime.swap_ledger_hash("profiles", "cl-1", "h0", "h2", run_id)
-    assert realtime.swap_ledger_hash("profiles", "cl-1", "h1", "h2", run_id)
-    assert store.ledger_hashes("profiles", ["cl-1"]) == {"cl-1": "h2"}
+    run_id = RealtimeRuns(store).run_id("customers_updated")
+    assert store.ledger.swap_hash("profiles", "cl-1", None, "h1", run_id)
+    assert not store.ledger.swap_hash("profiles", "cl-1", None, "h2", run_id)
+    assert not store.ledger.swap_hash("profiles", "cl-1", "h0", "h2", run_id)
+    assert store.ledger.swap_hash("profiles", "cl-1", "h1", "h2", run_id)
+    assert store.ledger.hashes("profiles", ["cl-1"]) == {"cl-1": "h2"}

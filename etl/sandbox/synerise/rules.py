@@ -2,7 +2,7 @@
 
 These rules are written separately from the ETL's own pre-send checks (``schemas/rules.py``) on
 purpose: the emulator has to catch what the client gets wrong, so the two must not share code.
-Sources are in ``/work/shared/reference/synerise-api.md`` (section numbers below).
+Sources are in ``shared/reference/synerise-api.md`` (section numbers below).
 
 Every validator takes the item and a *path* prefix (``"[3]"`` for item 3 of a batch, ``""`` for a
 single-object endpoint) and returns `FieldError`s whose ``field`` is ``"[3].client.email"`` style.

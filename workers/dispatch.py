@@ -1,8 +1,10 @@
-"""The only seam between ``etl/`` and Celery: send a task by name.
+"""How the rest of the project sends Celery tasks: by name, through ``workers.app``.
 
-The core stays importable and testable without Celery; sending by name means it never imports
-the task modules either (they import the core, not the other way round). Tests and the sandbox
-pass their own ``enqueue`` callable instead.
+The engine is given ``enqueue`` (``Engine.from_settings(settings, enqueue)``) and never imports
+Celery; the doors (CLI, webhooks, demo) take it from here. Sending by name means no task module
+is imported either, and ``workers.app`` is imported on first use only, so importing this module
+configures no Celery app and starts no server (the CLI's ``--help`` stays fast). Tests and the
+sandbox pass their own ``enqueue`` callable instead.
 """
 
 from __future__ import annotations
@@ -10,20 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from etl.errors import unreachable
+from etl.sync.queues import QUEUES
 
-__all__ = ["QUEUES", "enqueue", "prepare_sender"]
-
-QUEUES = ("backfill", "incremental", "realtime")
-"""backfill: long chunk work; incremental: periodic syncs and upkeep; realtime: webhooks."""
+__all__ = ["enqueue", "prepare_sender"]
 
 
 def enqueue(task_name: str, args: list[Any], queue: str) -> str:
     """Send ``task_name(*args)`` to ``queue``; return the task id.
 
     Args:
-        task_name: a registered name such as ``etl.process_chunk``.
+        task_name: a registered name such as ``etl.process_chunk`` (``etl.sync.queues``).
         args: JSON-serialisable positional arguments (ids, not objects).
-        queue: one of ``QUEUES``.
+        queue: one of ``etl.sync.queues.QUEUES``.
 
     Raises:
         ValueError: an unknown queue (its messages would wait forever: no worker reads it).
@@ -34,7 +34,7 @@ def enqueue(task_name: str, args: list[Any], queue: str) -> str:
     from kombu.exceptions import OperationalError
     from redis import ConnectionError as RedisConnectionError
 
-    from workers.app import app  # lazy: importing etl must not configure Celery
+    from workers.app import app  # lazy: importing this module must not configure Celery
 
     # Kombu retries a publish a few times; a broker down longer is a passing outage
     # (NetworkError: the task retries, resume or the upkeep re-enqueues), not a failed run.

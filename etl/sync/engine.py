@@ -12,14 +12,16 @@ from etl.config import Settings
 from etl.lease import SlotLease
 from etl.ratelimit import RedisTokenBucket
 from etl.state.store import StateStore
+from etl.sync.queues import BACKFILL, INCREMENTAL, TASK_PROCESS_CHUNK, TASK_PRODUCE
 from etl.sync.streams import Stream, stream_for_scope
 from etl.synerise.client import SyneriseClient
 from etl.vtex.client import VtexClient
 from schemas.mapping import MappingConfig
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "Enqueue"]
 
 Enqueue = Callable[[str, list[Any], str], object]
+"""``(task name, JSON args, queue) -> task id``: how the engine sends work (``etl.sync.queues``)."""
 
 
 @dataclass
@@ -37,12 +39,9 @@ class Engine:
     _streams: dict[str, Stream] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings, enqueue: Enqueue | None = None) -> Engine:
-        """Wire the real clients; ``enqueue`` defaults to the Celery seam."""
-        if enqueue is None:
-            from etl.dispatch import enqueue as celery_enqueue
-
-            enqueue = celery_enqueue
+    def from_settings(cls, settings: Settings, enqueue: Enqueue) -> Engine:
+        """Wire the real clients; ``enqueue`` sends tasks (``workers.dispatch.enqueue`` under
+        Celery: the caller injects it, so the engine never imports the Celery layer)."""
         settings = settings.with_infra()
         assert settings.redis_url and settings.database_url  # with_infra() sets both
         client = redis.Redis.from_url(settings.redis_url)
@@ -60,14 +59,7 @@ class Engine:
                 settings,
                 budget=RedisTokenBucket(client, "synerise", settings.synerise_rate_limit),
             ),
-            mapping=MappingConfig(
-                phone_fields=settings.profile_phone_fields,
-                extra_attributes=settings.profile_extra_attributes,
-                order_customer_attributes=settings.order_customer_attributes,
-                store_base_url=settings.store_base_url,
-                salt_namespace=settings.synerise_salt_namespace,
-                cents_divisor_mode=settings.vtex_cents_divisor_mode,  # type: ignore[arg-type]
-            ),
+            mapping=MappingConfig.from_settings(settings),
             enqueue=enqueue,
         )
 
@@ -81,9 +73,9 @@ class Engine:
 
     def enqueue_chunk(self, chunk_id: int, kind: str = "backfill") -> None:
         """Send a chunk to its run's queue: incremental chunks never wait behind a backfill."""
-        queue = "incremental" if kind == "incremental" else "backfill"
-        self.enqueue("etl.process_chunk", [chunk_id], queue)
+        queue = INCREMENTAL if kind == "incremental" else BACKFILL
+        self.enqueue(TASK_PROCESS_CHUNK, [chunk_id], queue)
 
     def enqueue_producer(self, run_id: int) -> None:
         """Send a run's producer to the backfill queue."""
-        self.enqueue("etl.produce", [run_id], "backfill")
+        self.enqueue(TASK_PRODUCE, [run_id], BACKFILL)

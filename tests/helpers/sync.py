@@ -1,22 +1,8 @@
-"""Shared fixtures for end-to-end sync tests: sandbox, settings, engine, a real Celery worker.
+"""Helpers for end-to-end sync tests (``tests/etl/sync``, ``tests/workers``): the sandbox's data
+range, fast settings, waiting for runs, reading what the emulators hold, and the CLI.
 
-Everything is real: the VTEX and Synerise emulators over HTTP on loopback, the test Redis (the
-broker, the lease and the rate budgets; flushed around each test) and a fresh migrated
-PostgreSQL database per test.
-
-Fixtures:
-    sandbox      a started sandbox; size and faults from ``@pytest.mark.sandbox(customers=...,
-                 orders=..., seed=..., faults=[...], synerise_options={...})``
-    sync_env     the environment the ETL reads (``sandbox.env()``, REDIS_URL, DATABASE_URL and
-                 fast test settings), also set in ``os.environ``; override entries with
-                 ``@pytest.mark.sync_env(SYNC_CHUNK_SIZE="20", ...)``
-    engine       an ``Engine`` on those settings; ``workers.tasks.sync.engine`` and the CLI's
-                 ``etl.cli.runtime`` return it
-    worker       a threads Celery worker on every queue, with its upkeep loop
-    store        the engine's state store
-
-Helpers: ``wait_for_run``, ``wait_until``, ``stats``, ``listing``, ``expected``, ``cli``,
-``run_cli``.
+The fixtures these tests use (``sandbox``, ``sync_env``, ``engine``, ``worker``, ``store``) are in
+``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -26,22 +12,20 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 
-from etl.sandbox import Sandbox, start_sandbox
-from etl.state.store import END_STATUSES, Run, StateStore
-from etl.sync.context import Engine
+from etl.sandbox import Sandbox
+from etl.state.runs import END_STATUSES, Run
+from etl.state.store import StateStore
 from etl.sync.windows import Window
-from tests.etl.wiring import wired_engine
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 DATA_FROM = datetime(2025, 6, 1, tzinfo=UTC)
 DATA_TO = datetime(2026, 6, 1, tzinfo=UTC)
@@ -58,127 +42,6 @@ FAST_SETTINGS = {
     "SYNC_STALE_AFTER": "300",
 }
 """Tests are not about throughput limits unless they say so."""
-
-_CLEARED = ("VTEX_", "SYNERISE_", "SYNC_", "PROFILE_", "ORDER_", "STORE_BASE_URL")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sandbox(**kwargs): arguments of start_sandbox")
-    config.addinivalue_line("markers", "sync_env(**variables): settings for the ETL")
-
-
-# -- servers ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """The broker database, flushed before and after: leases, budgets and queues start empty.
-
-    One database for the broker and the engine: Celery's producer pool keeps the URL it was
-    first given, so every test shares it.
-    """
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    marker = request.node.get_closest_marker("sandbox")
-    options: dict[str, Any] = {"customers": 200, "orders": 300, "seed": 7}
-    if marker is not None:
-        options.update(marker.kwargs)
-    with start_sandbox(**options) as started:
-        yield started
-
-
-@pytest.fixture
-def sync_env(
-    request: pytest.FixtureRequest,
-    sandbox: Sandbox,
-    sync_redis: redis.Redis,
-    redis_url: str,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> dict[str, str]:
-    """The ETL's variables (also put in ``os.environ`` for in-process code)."""
-    for variable in list(os.environ):
-        if variable.startswith(_CLEARED):
-            monkeypatch.delenv(variable)
-    env = {
-        **sandbox.env(),
-        **FAST_SETTINGS,
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "ETL_STATE_DIR": str(tmp_path / "state"),
-    }
-    marker = request.node.get_closest_marker("sync_env")
-    if marker is not None:
-        env.update({k: str(v) for k, v in marker.kwargs.items()})
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)  # no stray ./.env
-    _clear_caches()
-    yield env
-    _clear_caches()
-
-
-def _clear_caches() -> None:
-    from etl.cli import runtime
-    from workers.tasks import sync as tasks
-
-    for cached in (runtime.settings, runtime.store, runtime.engine, tasks.engine):
-        clear = getattr(cached, "cache_clear", None)  # not while monkeypatched
-        if clear is not None:
-            clear()
-
-
-@pytest.fixture
-def engine(sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """The engine tests, the in-process CLI and the in-process worker all share."""
-    with wired_engine(sync_env, monkeypatch) as built:
-        yield built
-
-
-@pytest.fixture
-def store(engine: Engine) -> StateStore:
-    return engine.store
-
-
-@pytest.fixture
-def celery_app(sync_env: dict[str, str]) -> Any:
-    from workers.app import app
-
-    app.conf.broker_url = sync_env["REDIS_URL"]
-    return app
-
-
-@pytest.fixture
-def worker(celery_app: Any, engine: Engine) -> Iterator[Any]:
-    """A real Celery worker (threads) consuming every queue, with its upkeep loop."""
-    from celery.contrib.testing.worker import start_worker
-
-    from workers.tasks.sync import start_upkeep
-
-    with start_worker(
-        celery_app,
-        pool="threads",
-        concurrency=4,
-        perform_ping_check=False,
-        queues=["backfill", "incremental", "realtime"],
-        shutdown_timeout=30,
-    ) as started:
-        stop = start_upkeep()
-        try:
-            yield started
-        finally:
-            stop.set()
-
-
-# -- helpers --------------------------------------------------------------------------------------
 
 
 def wait_until(
@@ -200,7 +63,7 @@ def wait_for_run(store: StateStore, run_id: int, timeout: float = 90) -> Run:
     last: list[Run] = []
 
     def ended() -> bool:
-        last[:] = [store.get_run(run_id)]
+        last[:] = [store.runs.get(run_id)]
         return last[0].status in END_STATUSES
 
     try:

@@ -1,0 +1,356 @@
+"""Sync runs (``sync_run``): what was asked, where it is, and its counts.
+
+Run state lives in PostgreSQL, not in the broker, so a lost task message or a dead worker loses
+nothing: every status change is a conditional ``UPDATE`` (compare-and-set), safe to repeat, and
+tasks carry ids only. The counters follow the chunk rows in the same transaction (the functions
+taking a cursor run inside the caller's): ``chunks_total`` counts the run's chunks,
+``chunks_failed`` the ones *currently* ``failed`` (a failed chunk claimed again leaves it),
+``chunks_done`` the ones completed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg2.extras import Json
+
+from etl.state.db import Connections, check_choice, from_row
+
+__all__ = [
+    "COUNTERS",
+    "END_STATUSES",
+    "KINDS",
+    "RUN_STATUSES",
+    "SCOPES",
+    "PlanningCursor",
+    "PlanningMovedError",
+    "Run",
+    "RunNotFoundError",
+    "Runs",
+    "add_counts",
+    "add_planned",
+    "move_planning_cursor",
+    "settle",
+]
+
+KINDS = ("backfill", "incremental", "replay", "realtime")
+SCOPES = ("customers_created", "customers_updated", "orders")
+RUN_STATUSES = ("queued", "planning", "running", "paused", "done", "failed", "cancelled")
+END_STATUSES = ("done", "failed", "cancelled")
+COUNTERS = (
+    "read_count",
+    "sent_count",
+    "skipped_count",
+    "rejected_count",
+    "failed_count",
+    "would_create",
+    "would_update",
+    "chunks_done",
+    "chunks_failed",
+)
+"""The ``sync_run`` columns ``add_counts`` may change."""
+
+
+class RunNotFoundError(LookupError):
+    """No run has this id."""
+
+
+class PlanningMovedError(RuntimeError):
+    """The planning cursor is not where this producer left it: another producer of the same run
+    (a redelivered or re-enqueued task) is ahead, so this one must stop writing."""
+
+
+PlanningCursor = tuple[datetime | None, int]
+"""A planning position: ``(start of the window being chunked, records of it chunked)``."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """A ``sync_run`` row: what was asked, where it is, and its counts."""
+
+    id: int
+    kind: str
+    scope: str
+    window_from: datetime
+    window_to: datetime
+    status: str
+    dry_run: bool
+    full_resync: bool
+    read_count: int
+    sent_count: int
+    skipped_count: int
+    rejected_count: int
+    failed_count: int
+    would_create: int
+    would_update: int
+    chunks_total: int
+    chunks_done: int
+    chunks_failed: int
+    planning_done: bool
+    config: dict[str, Any]
+    error: str | None
+    slot_token: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    records_total: int
+    planning_cursor: datetime | None
+    planning_offset: int
+    replay_of: int | None
+
+
+class Runs:
+    """Run rows: create, read, move between statuses, plan, settle. Shared between threads."""
+
+    def __init__(self, db: Connections) -> None:
+        self.db = db
+
+    def create(
+        self,
+        kind: str,
+        scope: str,
+        window_from: datetime,
+        window_to: datetime,
+        dry_run: bool = False,
+        full_resync: bool = False,
+        config: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a new run in status ``queued``; return its id."""
+        check_choice(kind, KINDS, "kind")
+        check_choice(scope, SCOPES, "scope")
+        if window_to < window_from:
+            raise ValueError("window_to is before window_from")
+        with self.db.transaction() as cur:
+            cur.execute(
+                """INSERT INTO sync_run
+                       (kind, scope, window_from, window_to, dry_run, full_resync, config)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                (kind, scope, window_from, window_to, dry_run, full_resync, Json(config or {})),
+            )
+            return int(cur.fetchone()["id"])
+
+    def get(self, run_id: int) -> Run:
+        """The run with its counts.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        row = self.db.fetch_one("SELECT * FROM sync_run WHERE id = %s", (run_id,))
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return from_row(Run, row)
+
+    def status(self, run_id: int) -> str:
+        """Just the status: checked before every write, so kept cheap.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        row = self.db.fetch_one("SELECT status FROM sync_run WHERE id = %s", (run_id,))
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return str(row["status"])
+
+    def find(self, limit: int | None = None, status: str | None = None) -> list[Run]:
+        """Runs newest first, optionally only those in ``status``; all of them without a limit."""
+        if status is not None:
+            check_choice(status, RUN_STATUSES, "status")
+        with self.db.transaction() as cur:
+            cur.execute(
+                """SELECT * FROM sync_run WHERE %(status)s::text IS NULL OR status = %(status)s
+                   ORDER BY id DESC LIMIT %(limit)s""",
+                {"status": status, "limit": limit},
+            )
+            return [from_row(Run, row) for row in cur.fetchall()]
+
+    def waiting(self) -> list[Run]:
+        """Queued and paused runs, oldest first: who gets the next free slot."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """SELECT * FROM sync_run WHERE status IN ('queued', 'paused')
+                   ORDER BY created_at, id"""
+            )
+            return [from_row(Run, row) for row in cur.fetchall()]
+
+    def transition(
+        self,
+        run_id: int,
+        to_status: str,
+        from_statuses: Iterable[str],
+        error: str | None = None,
+    ) -> bool:
+        """Move a run to ``to_status`` if it is in one of ``from_statuses``; True if it moved.
+
+        Atomic compare-and-set, so two workers racing to start, finish or cancel the same run
+        cannot both win. ``error`` replaces the stored error (``None`` clears it). Entering
+        ``running`` sets ``started_at`` once; entering an end status sets ``finished_at`` and
+        leaving one clears it (a failed run resumed).
+        """
+        check_choice(to_status, RUN_STATUSES, "status")
+        sources = list(from_statuses)
+        for status in sources:
+            check_choice(status, RUN_STATUSES, "status")
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_run SET
+                       status = %(to)s,
+                       error = %(error)s,
+                       started_at = CASE WHEN %(to)s = 'running'
+                                         THEN coalesce(started_at, now()) ELSE started_at END,
+                       finished_at = CASE WHEN %(to)s = ANY(%(end)s) THEN now() END
+                   WHERE id = %(id)s AND status = ANY(%(from)s)""",
+                {
+                    "to": to_status,
+                    "error": error,
+                    "end": list(END_STATUSES),
+                    "id": run_id,
+                    "from": sources,
+                },
+            )
+            return bool(cur.rowcount == 1)
+
+    def advance_planning(
+        self, run_id: int, cursor: PlanningCursor, expected: PlanningCursor | None = None
+    ) -> None:
+        """Move the planning cursor: records before it are chunked already.
+
+        Raises:
+            RunNotFoundError: no such run.
+            PlanningMovedError: ``expected`` was given and the cursor is elsewhere.
+        """
+        with self.db.transaction() as cur:
+            move_planning_cursor(cur, run_id, cursor, expected)
+
+    def mark_planning_done(
+        self, run_id: int, expected: PlanningCursor | None = None
+    ) -> str | None:
+        """Record that every chunk of the run exists; return the end status if that ended it.
+
+        With ``expected``, only while the cursor is still there (see ``Chunks.append``).
+
+        Raises:
+            RunNotFoundError: no such run.
+            PlanningMovedError: the cursor moved (another producer is ahead).
+        """
+        with self.db.transaction() as cur:
+            cur.execute(
+                f"UPDATE sync_run SET planning_done = true WHERE {_CURSOR_IS}",
+                _cursor_args(run_id, expected),
+            )
+            if cur.rowcount == 0:
+                _explain_stale_cursor(cur, run_id)
+            return settle(cur, run_id)
+
+    def settle(self, run_id: int) -> str | None:
+        """End a running run whose planning is done and every chunk finished; the end status."""
+        with self.db.transaction() as cur:
+            return settle(cur, run_id)
+
+    def planning_stalled(self, run_id: int, stale_after: timedelta) -> bool:
+        """True when a run still planning has not moved for ``stale_after`` (producer lost)."""
+        stalled = self.db.fetch_one(
+            """SELECT 1 FROM sync_run WHERE id = %s AND NOT planning_done
+               AND updated_at < now() - %s""",
+            (run_id, stale_after),
+        )
+        return stalled is not None
+
+
+# -- inside the caller's transaction -----------------------------------------------------------
+
+
+def add_counts(cur: Any, run_id: int, **deltas: int) -> None:
+    """Add to a run's ``COUNTERS`` (a negative delta takes away), e.g. ``read_count=3``."""
+    unknown = sorted(set(deltas) - set(COUNTERS))
+    if unknown:
+        raise ValueError(f"not a run counter: {', '.join(unknown)}")
+    if not deltas:
+        return
+    assignments = ", ".join(f"{name} = {name} + %({name})s" for name in deltas)
+    cur.execute(
+        f"UPDATE sync_run SET {assignments} WHERE id = %(run_id)s", {**deltas, "run_id": run_id}
+    )
+
+
+def add_planned(cur: Any, run_id: int, chunks: int, records: int) -> int:
+    """Count newly planned chunks and records; return the run's new ``chunks_total``.
+
+    The run row stays locked until the caller commits, so concurrent planners get distinct,
+    gap-free chunk sequence numbers (``chunks_total - chunks + 1`` onwards).
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    cur.execute(
+        """UPDATE sync_run SET chunks_total = chunks_total + %s,
+                  records_total = records_total + %s
+           WHERE id = %s RETURNING chunks_total""",
+        (chunks, records, run_id),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise RunNotFoundError(run_id)
+    return int(row["chunks_total"])
+
+
+def move_planning_cursor(
+    cur: Any, run_id: int, cursor: PlanningCursor, expected: PlanningCursor | None
+) -> None:
+    """Move the planning cursor (locking the run row), only from ``expected`` if given.
+
+    Raises:
+        RunNotFoundError: no such run.
+        PlanningMovedError: ``expected`` was given and the cursor is elsewhere.
+    """
+    cur.execute(
+        f"""UPDATE sync_run SET planning_cursor = %(new_at)s, planning_offset = %(new_offset)s
+            WHERE {_CURSOR_IS}""",
+        {**_cursor_args(run_id, expected), "new_at": cursor[0], "new_offset": cursor[1]},
+    )
+    if cur.rowcount == 0:
+        _explain_stale_cursor(cur, run_id)
+
+
+def settle(cur: Any, run_id: int) -> str | None:
+    """End the run if planning is done and no chunk is unfinished; the end status or None.
+
+    Runs in the caller's transaction, after its counter updates, so exactly one transaction
+    (the one that finishes the last chunk) sees the run complete.
+    """
+    cur.execute(
+        """UPDATE sync_run SET
+               status = CASE WHEN chunks_failed > 0 THEN 'failed' ELSE 'done' END,
+               error = CASE WHEN chunks_failed > 0
+                            THEN chunks_failed || ' chunk(s) failed after retries; run '
+                                 || '`vtex-synerise sync resume ' || id || '`'
+                            ELSE error END,
+               finished_at = now()
+           WHERE id = %s AND status = 'running' AND planning_done
+             AND chunks_done + chunks_failed = chunks_total
+           RETURNING status""",
+        (run_id,),
+    )
+    row = cur.fetchone()
+    return str(row["status"]) if row else None
+
+
+_CURSOR_IS = """id = %(id)s AND (NOT %(check)s OR (NOT planning_done
+    AND planning_cursor IS NOT DISTINCT FROM %(at)s AND planning_offset = %(offset)s))"""
+"""Selects the run, and with ``check`` only while its planning cursor is at ``at``/``offset``."""
+
+
+def _cursor_args(run_id: int, expected: PlanningCursor | None) -> dict[str, Any]:
+    at, offset = expected if expected is not None else (None, 0)
+    return {"id": run_id, "check": expected is not None, "at": at, "offset": offset}
+
+
+def _explain_stale_cursor(cur: Any, run_id: int) -> None:
+    """Raise why a cursor update matched no row: no such run, or the cursor moved."""
+    cur.execute("SELECT 1 FROM sync_run WHERE id = %s", (run_id,))
+    if cur.fetchone() is None:
+        raise RunNotFoundError(run_id)
+    raise PlanningMovedError(f"run {run_id}: the planning cursor moved; another producer is ahead")
