@@ -142,6 +142,7 @@ class Settings:
     database_url: str | None = dataclasses.field(repr=False)
     etl_state_dir: str
     flower_basic_auth: Secret | None
+    console_basic_auth: Secret | None
     webhook_secret: Secret | None
     delete_behaviour: str
     order_update_statuses: tuple[str, ...]
@@ -228,6 +229,7 @@ class Settings:
             database_url=get("DATABASE_URL", _url_with_scheme("postgresql", "postgres"), None),
             etl_state_dir=values.get("ETL_STATE_DIR", ".state"),
             flower_basic_auth=get("FLOWER_BASIC_AUTH", _basic_auth, None),
+            console_basic_auth=get("CONSOLE_BASIC_AUTH", _basic_auth, None),
             webhook_secret=get("WEBHOOK_SECRET", _secret, None),
             delete_behaviour=get("DELETE_BEHAVIOUR", _choice(*DELETE_BEHAVIOURS), "event"),
             order_update_statuses=get(
@@ -296,8 +298,8 @@ class Settings:
             value = getattr(self, field.name)
             if isinstance(value, Secret):
                 register_secret(value.reveal())
-        if self.flower_basic_auth:
-            for pair in self.flower_basic_auth.reveal().split(","):
+        for pairs in (self.flower_basic_auth, self.console_basic_auth):
+            for pair in pairs.reveal().split(",") if pairs else ():
                 register_secret(pair.partition(":")[2])
         for url in (self.redis_url, self.database_url):
             if url and urlsplit(url).password:

@@ -56,6 +56,7 @@ def test_values_are_parsed():
         REDIS_URL="redis://localhost:6379/1",
         DATABASE_URL="postgresql://etl:pw@db:5432/etl",
         FLOWER_BASIC_AUTH="admin:s3cret",
+        CONSOLE_BASIC_AUTH="ops:c0nsole,prometheus:scrape",
     )
     assert settings.vtex_base_url == "http://127.0.0.1:8001"
     assert settings.vtex_rate_limit == 12.5
@@ -64,6 +65,7 @@ def test_values_are_parsed():
     assert settings.profile_extra_attributes == ("gender", "tradeName")
     assert settings.redis_url == "redis://localhost:6379/1"
     assert settings.flower_basic_auth == Secret("admin:s3cret")
+    assert settings.console_basic_auth == Secret("ops:c0nsole,prometheus:scrape")
 
 
 def test_transaction_source_settings():
@@ -217,12 +219,13 @@ def test_snapshot_has_no_secrets():
     settings = load(
         DATABASE_URL="postgresql://etl:dbpass99@db:5432/etl",
         FLOWER_BASIC_AUTH="admin:flowerpass77",
+        CONSOLE_BASIC_AUTH="ops:consolepass66",
         WEBHOOK_SECRET="hook-secret-88",
     )
     snapshot = settings.snapshot()
     text = repr(snapshot)
     for secret in ("app-token-value-123", "synerise-key-456", "dbpass99", "flowerpass77",
-                   "hook-secret-88"):
+                   "consolepass66", "hook-secret-88"):
         assert secret not in text
     assert snapshot["vtex_app_token"] == "***"
     assert snapshot["database_url"] == "postgresql://etl:***@db:5432/etl"

@@ -12,6 +12,8 @@ one. Every ``/v4`` and ``/catalogs`` route needs ``Authorization: Bearer <jwt>``
 ``"error": "Token expired."``. ``expire_tokens()`` expires every token issued so far;
 ``token_expiry_interval`` does that periodically (chaos). POST bodies must be
 ``application/json`` (else 415, checked after auth). ``Api-Version`` is accepted and counted.
+``POST /uauth/api-key/permission-check`` (§1.4, either auth) answers which of
+``permissionsToCheck`` the key holds: all of them unless ``permissions`` names the granted ones.
 
 Sandbox rules for UNCONFIRMED behaviour:
 
@@ -244,6 +246,9 @@ class SyneriseSandbox(SyneriseRecords):
         route.add_post("/uauth/v2/auth/login/profile", self.login, name="synerise.login")
         route.add_post("/v4/auth/login/profile", self.login, name="synerise.login_legacy")
         route.add_get("/v4/auth/refresh/profile", self.refresh, name="synerise.refresh")
+        route.add_post(
+            "/uauth/api-key/permission-check", self.permission_check, name="synerise.permissions"
+        )
         route.add_post("/v4/clients/batch", self.clients_batch, name="synerise.clients_batch")
         route.add_post("/v4/clients", self.clients_create, name="synerise.clients_create")
         route.add_delete(

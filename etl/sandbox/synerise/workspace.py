@@ -136,6 +136,9 @@ class SyneriseWorkspace:
         catalog_batch_max_items / catalog_batch_max_bytes: UNCONFIRMED limits.
         faults: a shared `FaultInjector` (one is created from ``seed`` otherwise).
         jwt_secret: HMAC key signing the sandbox JWTs.
+        permissions: what ``POST /uauth/api-key/permission-check`` says the key holds (``None``:
+            every permission); the other routes do not check them.
+        business_profile_name: the workspace name that route answers with.
     """
 
     def __init__(
@@ -154,6 +157,8 @@ class SyneriseWorkspace:
         faults: FaultInjector | None = None,
         seed: int | None = None,
         jwt_secret: str = SANDBOX_JWT_SECRET,
+        permissions: Iterable[str] | None = None,
+        business_profile_name: str = "sandbox",
     ) -> None:
         if token_lifetime <= 0:
             raise ValueError("token_lifetime must be positive")
@@ -170,6 +175,8 @@ class SyneriseWorkspace:
         self.catalog_batch_max_items = catalog_batch_max_items
         self.catalog_batch_max_bytes = catalog_batch_max_bytes
         self.faults = faults if faults is not None else FaultInjector(seed)
+        self.permissions = None if permissions is None else frozenset(permissions)
+        self.business_profile_name = business_profile_name
         self._secret = jwt_secret.encode()
         self._basic = "Basic " + base64.b64encode(f"{workspace_guid}:{api_key}".encode()).decode()
         self._token_seq = itertools.count(1)
@@ -473,6 +480,22 @@ class SyneriseWorkspace:
         if problem is not None:
             return problem
         return web.json_response({"token": self._issue_token()})
+
+    async def permission_check(self, request: web.Request) -> web.Response:
+        """Which of ``permissionsToCheck`` the authenticated key holds (§1.4)."""
+        body, problem = await self._body(request, 64 * 1024)
+        if problem is not None:
+            return problem
+        asked = body.get("permissionsToCheck") if isinstance(body, dict) else None
+        if not isinstance(asked, list) or not all(isinstance(name, str) for name in asked):
+            return self.error(
+                request, 400, "Bad Request", "permissionsToCheck must be an array of strings"
+            )
+        granted = self.permissions
+        return web.json_response({
+            "businessProfileName": self.business_profile_name,
+            "permissions": {name: granted is None or name in granted for name in asked},
+        })  # fmt: skip
 
     def _all_items(self) -> Iterable[Doc]:
         for items in self.items.values():

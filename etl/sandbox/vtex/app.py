@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fnmatch
 import hmac
 import itertools
 import math
@@ -147,6 +148,9 @@ class VtexSandbox:
         seed: seeds the draws of the two rates above.
         clock: monotonic seconds (scroll expiry); tests pass a fake one.
         wall_clock: epoch seconds for ``updatedIn``/``lastChange`` written at run time.
+        denied_routes: route-name patterns (``fnmatch``, e.g. ``catalog.*``) the app key's role
+            lacks: valid credentials get 403 there, as a License Manager role without that
+            resource does.
     """
 
     def __init__(
@@ -166,8 +170,10 @@ class VtexSandbox:
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        denied_routes: tuple[str, ...] = (),
     ) -> None:
         self.source = dataset
+        self.denied_routes = denied_routes
         self.store = Store(dataset, wall_clock=wall_clock)
         self.app_key, self.app_token, self.account = app_key, app_token, account
         self.faults = faults if faults is not None else FaultInjector(error_body=vtex_error_body)
@@ -324,6 +330,9 @@ class VtexSandbox:
             token_ok = hmac.compare_digest(given_token.encode(), token)
             if not (key_ok and token_ok):
                 return error_response(request, 403, "Forbidden: invalid app key or app token")
+            route = request.match_info.route.name or ""
+            if any(fnmatch.fnmatchcase(route, denied) for denied in self.denied_routes):
+                return error_response(request, 403, f"Forbidden: the app key's role lacks {route}")
             return await handler(request)
 
         return auth

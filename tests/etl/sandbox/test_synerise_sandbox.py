@@ -209,6 +209,37 @@ def test_basic_auth(api: Api) -> None:
     assert api.stats()["profiles"] == 1
 
 
+@pytest.mark.parametrize("auth", ["bearer", "basic"])
+def test_permission_check_answers_for_every_asked_permission(api: Api, auth: str) -> None:
+    asked = {"permissionsToCheck": ["API_BATCH_CLIENT_CREATE", "ANYTHING_ELSE"]}
+    response = api.post("/uauth/api-key/permission-check", asked,
+                        auth=basic() if auth == "basic" else None)  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "businessProfileName": "sandbox",
+        "permissions": {"API_BATCH_CLIENT_CREATE": True, "ANYTHING_ELSE": True},
+    }
+
+
+def test_permission_check_follows_the_granted_permissions() -> None:
+    sandbox = SyneriseSandbox(permissions=["API_BATCH_CLIENT_CREATE"], business_profile_name="Acme")
+    with SandboxServer(sandbox.make_app()) as running:
+        api = Api(running.url)
+        asked = ["API_BATCH_CLIENT_CREATE", "API_BATCH_TRANSACTION_CREATE"]
+        assert api.post("/uauth/api-key/permission-check", {"permissionsToCheck": asked},
+                        auth="").status_code == 401  # fmt: skip
+        api.login()
+        answer = api.post("/uauth/api-key/permission-check", {"permissionsToCheck": asked})
+        assert answer.json() == {
+            "businessProfileName": "Acme",
+            "permissions": {"API_BATCH_CLIENT_CREATE": True, "API_BATCH_TRANSACTION_CREATE": False},
+        }
+        for bad in ({"permissionsToCheck": "API_X"}, {"permissionsToCheck": [1]}, ["API_X"]):
+            refused = api.post("/uauth/api-key/permission-check", bad)
+            assert refused.status_code == 400
+            assert set(refused.json()) == HTTP400_KEYS
+
+
 def test_basic_auth_can_be_disabled() -> None:
     with SandboxServer(SyneriseSandbox(basic_auth=False).make_app()) as server:
         response = Api(server.url).post("/v4/clients/batch", [{"customId": "x"}], auth=basic())
