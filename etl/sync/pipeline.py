@@ -20,7 +20,7 @@ from etl.state.chunks import ChunkOutcome
 from etl.state.ledger import Ledger
 from etl.sync.streams import Fetched, Stream, not_found
 from etl.synerise.client import SyneriseClient
-from schemas.mapping import payload_hash
+from schemas.mapping import FieldWarning, payload_hash
 from schemas.reasons import RejectReason
 
 __all__ = ["Candidate", "map_diff_send"]
@@ -30,11 +30,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A mapped record waiting to be diffed and sent."""
+    """A mapped record waiting to be diffed and sent, with the fields it goes without."""
 
     key: str
     payload: dict[str, Any]
     digest: str
+    warnings: tuple[FieldWarning, ...] = ()
 
 
 def map_diff_send(
@@ -51,34 +52,20 @@ def map_diff_send(
     send the rest; return the outcome for the caller to record (chunk, webhook, replay).
 
     A record that cannot be mapped is rejected with its reason and kept for replay; its
-    batch-mates go through. ``dry_run`` counts what would be created or updated, sending nothing.
+    batch-mates go through. A record Synerise accepts without some of its fields carries their
+    warnings (``dry_run``: a record that would be sent). ``dry_run`` counts what would be
+    created or updated, sending nothing.
     """
     outcome = ChunkOutcome(stream=stream.ledger, read=len(fetched))
-    candidates: list[Candidate] = []
-    for item in fetched:
-        try:
-            if item.record is None:
-                raise not_found(item.key)
-            payload = stream.to_payload(item)
-        except SkippableRecordError as error:
-            outcome.reject(item.key, str(error.reason), error.message, redact_payload(item.record))
-        except (KeyError, TypeError, ValueError, ArithmeticError) as error:
-            # A shape we did not expect: keep the record for replay, never lose the batch.
-            outcome.reject(
-                item.key,
-                RejectReason.MAPPING_ERROR,
-                f"{type(error).__name__} while mapping",
-                redact_payload(item.record),
-            )
-        else:
-            candidates.append(Candidate(item.key, payload, payload_hash(payload)))
-
+    candidates = [c for item in fetched if (c := _mapped(item, stream, outcome)) is not None]
     known = {} if not candidates else ledger.hashes(stream.ledger, [c.key for c in candidates])
     changed = [c for c in candidates if full_resync or known.get(c.key) != c.digest]
     outcome.skipped = len(candidates) - len(changed)
     if dry_run:
         outcome.would_create = sum(1 for c in changed if c.key not in known)
         outcome.would_update = len(changed) - outcome.would_create
+        for candidate in changed:
+            outcome.warn(candidate.key, candidate.warnings)
         return outcome
     if not changed:
         return outcome
@@ -87,6 +74,7 @@ def map_diff_send(
     result = stream.send(synerise, [c.payload for c in changed])
     for index in result.accepted:
         outcome.accept(changed[index].key, changed[index].digest)
+        outcome.warn(changed[index].key, changed[index].warnings)
     for index, message in result.rejected.items():
         candidate = changed[index]
         outcome.reject(
@@ -96,3 +84,25 @@ def map_diff_send(
             redact_payload(candidate.payload),
         )
     return outcome
+
+
+def _mapped(item: Fetched, stream: Stream, outcome: ChunkOutcome) -> Candidate | None:
+    """The record mapped, or None when it is rejected (recorded in ``outcome``)."""
+    warnings: list[FieldWarning] = []
+    try:
+        if item.record is None:
+            raise not_found(item.key)
+        payload = stream.to_payload(item, warnings)
+    except SkippableRecordError as error:
+        outcome.reject(item.key, str(error.reason), error.message, redact_payload(item.record))
+    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+        # A shape we did not expect: keep the record for replay, never lose the batch.
+        outcome.reject(
+            item.key,
+            RejectReason.MAPPING_ERROR,
+            f"{type(error).__name__} while mapping",
+            redact_payload(item.record),
+        )
+    else:
+        return Candidate(item.key, payload, payload_hash(payload), tuple(warnings))
+    return None

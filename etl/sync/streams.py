@@ -28,7 +28,12 @@ from etl.errors import SkippableRecordError
 from etl.sync.windows import Window, format_vtex_time
 from etl.synerise.client import BatchResult, SyneriseClient
 from etl.vtex.client import VtexClient
-from schemas.mapping import MappingConfig, profile_from_customer, transaction_from_order
+from schemas.mapping import (
+    FieldWarning,
+    MappingConfig,
+    profile_from_customer,
+    transaction_from_order,
+)
 from schemas.reasons import RejectReason
 
 __all__ = [
@@ -84,8 +89,11 @@ class Stream(ABC):
         """Read the full records of a chunk; a record that vanished has ``record=None``."""
 
     @abstractmethod
-    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
-        """Map to the Synerise payload; raises ``SkippableRecordError`` for a bad record."""
+    def to_payload(
+        self, fetched: Fetched, warnings: list[FieldWarning] | None = None
+    ) -> dict[str, Any]:
+        """Map to the Synerise payload; raises ``SkippableRecordError`` for a bad record.
+        Appends to ``warnings`` each field the payload goes without (`FieldWarning`)."""
 
     @abstractmethod
     def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
@@ -157,9 +165,11 @@ class CustomersStream(Stream):
         docs = self._parallel(lambda key: self.vtex.get_customer(key, self.fields), keys)
         return [Fetched(key, doc) for key, doc in zip(keys, docs, strict=True)]
 
-    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
+    def to_payload(
+        self, fetched: Fetched, warnings: list[FieldWarning] | None = None
+    ) -> dict[str, Any]:
         assert fetched.record is not None
-        return profile_from_customer(fetched.record, self.mapping)
+        return profile_from_customer(fetched.record, self.mapping, warnings=warnings)
 
     def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
         return synerise.upsert_profiles(payloads)
@@ -208,9 +218,22 @@ class OrdersStream(Stream):
             fetched.append(Fetched(key, order, customers.get(uid) if uid else None))
         return fetched
 
-    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
+    def to_payload(
+        self, fetched: Fetched, warnings: list[FieldWarning] | None = None
+    ) -> dict[str, Any]:
         assert fetched.record is not None
-        return transaction_from_order(fetched.record, fetched.context, self.mapping)
+        return transaction_from_order(
+            fetched.record, self.buyer(fetched), self.mapping, self.status(fetched),
+            warnings=warnings,
+        )  # fmt: skip
+
+    def buyer(self, fetched: Fetched) -> dict[str, Any] | None:
+        """The buyer's ``CL`` document (``fetch`` puts it in the context), None for a guest."""
+        return fetched.context
+
+    def status(self, fetched: Fetched) -> str | None:
+        """The status to report instead of the order's own (None: the order's)."""
+        return None
 
     def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
         return synerise.send_transactions(payloads)
