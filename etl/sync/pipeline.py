@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from etl.errors import SkippableRecordError
@@ -19,7 +19,7 @@ from etl.redaction import redact_payload
 from etl.state.chunks import ChunkOutcome
 from etl.state.ledger import Ledger
 from etl.sync.streams import Fetched, Stream, not_found
-from etl.synerise.client import SyneriseClient
+from etl.synerise.client import BatchResult, SyneriseClient
 from schemas.mapping import FieldWarning, payload_hash
 from schemas.reasons import RejectReason
 
@@ -36,6 +36,10 @@ class Candidate:
     payload: dict[str, Any]
     digest: str
     warnings: tuple[FieldWarning, ...] = ()
+    origin: str | None = None
+    """The record this one comes from (a guest profile's order)."""
+    known: bool = False
+    """The ledger holds an older payload of it (an update, not a create)."""
 
 
 def map_diff_send(
@@ -53,37 +57,82 @@ def map_diff_send(
 
     A record that cannot be mapped is rejected with its reason and kept for replay; its
     batch-mates go through. A record Synerise accepts without some of its fields carries their
-    warnings (``dry_run``: a record that would be sent). ``dry_run`` counts what would be
-    created or updated, sending nothing.
+    warnings (``dry_run``: a record that would be sent). The guest profiles of the records that
+    mapped (`Stream.guest_profile`) are diffed against the ``profiles`` ledger and upserted
+    first, so a transaction has a profile to land on; a refused one is rejected on its own and
+    never holds its record back. ``dry_run`` counts what would be created or updated, sending
+    nothing.
     """
     outcome = ChunkOutcome(stream=stream.ledger, read=len(fetched))
-    candidates = [c for item in fetched if (c := _mapped(item, stream, outcome)) is not None]
-    known = {} if not candidates else ledger.hashes(stream.ledger, [c.key for c in candidates])
-    changed = [c for c in candidates if full_resync or known.get(c.key) != c.digest]
-    outcome.skipped = len(candidates) - len(changed)
+    mapped = [(item, c) for item in fetched if (c := _mapped(item, stream, outcome)) is not None]
+    candidates = [candidate for _, candidate in mapped]
+    changed = _changed(candidates, stream.ledger, ledger, full_resync, outcome)
     if dry_run:
-        outcome.would_create = sum(1 for c in changed if c.key not in known)
+        outcome.would_create = sum(1 for c in changed if not c.known)
         outcome.would_update = len(changed) - outcome.would_create
         for candidate in changed:
             outcome.warn(candidate.key, candidate.warnings)
         return outcome
-    if not changed:
-        return outcome
 
-    check_alive()
-    result = stream.send(synerise, [c.payload for c in changed])
+    guests = _guests(mapped, stream)
+    if guests:
+        outcome.guests = ChunkOutcome(stream="profiles")
+        fresh = _changed(guests, "profiles", ledger, full_resync, outcome.guests)
+        if fresh:
+            check_alive()
+            _record(synerise.upsert_profiles([g.payload for g in fresh]), fresh, outcome.guests)
+    if changed:
+        check_alive()
+        _record(stream.send(synerise, [c.payload for c in changed]), changed, outcome)
+    return outcome
+
+
+def _changed(
+    candidates: list[Candidate],
+    stream: str,
+    ledger: Ledger,
+    full_resync: bool,
+    outcome: ChunkOutcome,
+) -> list[Candidate]:
+    """The candidates whose payload the ledger does not hold (all with ``full_resync``); the
+    others are counted skipped."""
+    known = ledger.hashes(stream, [c.key for c in candidates]) if candidates else {}
+    changed = [
+        replace(c, known=c.key in known)
+        for c in candidates
+        if full_resync or known.get(c.key) != c.digest
+    ]
+    outcome.skipped += len(candidates) - len(changed)
+    return changed
+
+
+def _record(result: BatchResult, sent: list[Candidate], outcome: ChunkOutcome) -> None:
+    """What Synerise answered: accepted payloads go to the ledger, refused ones are rejected."""
     for index in result.accepted:
-        outcome.accept(changed[index].key, changed[index].digest)
-        outcome.warn(changed[index].key, changed[index].warnings)
+        outcome.accept(sent[index].key, sent[index].digest)
+        outcome.warn(sent[index].key, sent[index].warnings)
     for index, message in result.rejected.items():
-        candidate = changed[index]
+        candidate = sent[index]
         outcome.reject(
             candidate.key,
             RejectReason.SYNERISE_REJECTED,
             message,
             redact_payload(candidate.payload),
+            origin=candidate.origin,
         )
-    return outcome
+
+
+def _guests(mapped: list[tuple[Fetched, Candidate]], stream: Stream) -> list[Candidate]:
+    """The guest profiles of the mapped records, one per guest (the last order's wins)."""
+    guests: dict[str, Candidate] = {}
+    for item, _ in mapped:
+        warnings: list[FieldWarning] = []
+        found = stream.guest_profile(item, warnings)
+        if found is not None:
+            key, payload = found
+            guests.pop(key, None)
+            guests[key] = Candidate(key, payload, payload_hash(payload), tuple(warnings), item.key)
+    return list(guests.values())
 
 
 def _mapped(item: Fetched, stream: Stream, outcome: ChunkOutcome) -> Candidate | None:

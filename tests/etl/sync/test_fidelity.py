@@ -9,16 +9,31 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
 import requests
 
 from etl.errors import SkippableRecordError
+from etl.retry import RetryPolicy
 from schemas.mapping import MappingConfig, profile_from_customer
-from tests.helpers.sync import RANGE_ARGS, expected, invoke, json_lines, stats
+from tests.helpers.sync import (
+    RANGE_ARGS,
+    expected,
+    guest_profiles,
+    invoke,
+    json_lines,
+    listing,
+    set_faults,
+    stats,
+)
 
 
 def sync(scope: str, *flags: str) -> dict[str, Any]:
     result = invoke("sync", "start", scope, *RANGE_ARGS, "--wait", "--json", *flags)
     return dict(json.loads(result.stdout))
+
+
+def rejects(run_id: int, *flags: str) -> list[dict[str, Any]]:
+    return json_lines(invoke("sync", "rejects", str(run_id), "--json", *flags).stdout)
 
 
 def warnings_of(run_id: int, *flags: str) -> list[dict[str, Any]]:
@@ -95,3 +110,74 @@ def test_warnings_never_hold_personal_data(sandbox, engine, worker):
         doc = data.customer(index)
         values = [v for k, v in doc.items() if k != "id" and isinstance(v, str) and len(v) > 3]
         assert not any(value in warning["message"] for value in values)
+
+
+def guest_orders(sandbox) -> dict[str, str]:
+    """orderId -> the guest profile's customId, for the orders with a guest buyer."""
+    return {order: guest["customId"] for order, guest in guest_profiles(sandbox).items()}
+
+
+def test_guest_buyers_get_a_profile_their_transaction_lands_on(sandbox, engine, worker):
+    guests = guest_orders(sandbox)
+    assert guests, "the sandbox data has no guest order"
+    run = sync("orders")
+    counts = run["counts"]
+    assert counts["guest_profiles"] == {"sent": len(guests), "skipped": 0, "rejected": 0}
+    truth = expected(sandbox)["orders"]
+    assert (counts["sent"], counts["rejected"]) == (truth["sent"], truth["rejected"])
+    profiles = {p["customId"]: p for p in listing(sandbox, "profiles")}
+    assert set(profiles) == set(guests.values())  # no customers synced: only the guests
+    for order_id, custom_id in guests.items():
+        [txn] = listing(sandbox, "transactions", orderId=order_id)
+        assert txn["client"]["customId"] == custom_id
+        assert txn["_sandbox"]["clientId"] == profiles[custom_id]["clientId"]  # it landed
+    assert "guest profiles sent" in invoke("sync", "status", str(run["id"])).stdout
+    assert_strict_sandbox_refused_nothing(sandbox)
+
+    again = sync("orders")
+    assert again["counts"]["guest_profiles"] == {"sent": 0, "skipped": len(guests), "rejected": 0}
+    assert stats(sandbox)["profiles"] == len(guests)
+
+
+def test_a_refused_guest_profile_never_holds_its_transaction_back(sandbox, engine, worker):
+    engine.synerise.http.retry = RetryPolicy(max_attempts=2, base=0.01, cap=0.02)
+    set_faults(sandbox, {"route": "synerise.clients_batch", "partial_reject_rate": 1.0})
+    guests = guest_orders(sandbox)
+    run = sync("orders")
+    truth = expected(sandbox)["orders"]
+    counts = run["counts"]
+    assert (counts["sent"], counts["rejected"]) == (truth["sent"], truth["rejected"])
+    assert counts["guest_profiles"]["rejected"] == len(guests)
+    refused = [r for r in rejects(run["id"]) if r["stream"] == "profiles"]
+    assert {r["key"]: r["origin"] for r in refused} == {
+        f"guest:{custom_id}": order for order, custom_id in guests.items()
+    }
+    assert {r["reason"] for r in refused} == {"SYNERISE_REJECTED"}
+    assert stats(sandbox)["transactions"] == truth["sent"]
+
+    set_faults(sandbox, {"route": "synerise.clients_batch", "partial_reject_rate": 0.0})
+    replay = json.loads(invoke("sync", "replay", str(run["id"]), "--wait", "--json").stdout)
+    assert replay["status"] == "done"
+    # The replay re-reads the rejected orders and the guests' orders, each once.
+    assert replay["counts"]["read"] == truth["rejected"] + len(guests)
+    assert replay["counts"]["guest_profiles"]["sent"] == len(guests)
+    assert replay["counts"]["sent"] == 0  # the transactions were in Synerise already
+    assert {r["key"] for r in rejects(run["id"], "--unresolved")} == {
+        r["key"] for r in rejects(run["id"]) if r["stream"] == "transactions"
+    }
+    assert stats(sandbox)["profiles"] == len(guests)
+    assert stats(sandbox)["duplicate_transactions"] == 0
+
+
+@pytest.mark.sync_env(SYNERISE_GUEST_PROFILES="false")
+def test_guest_profiles_can_be_turned_off(sandbox, engine, worker):
+    run = sync("orders")
+    assert run["counts"]["sent"] == expected(sandbox)["orders"]["sent"]
+    assert run["counts"]["guest_profiles"] == {"sent": 0, "skipped": 0, "rejected": 0}
+    assert stats(sandbox)["profiles"] == 0
+
+
+def test_a_dry_run_sends_no_guest_profile(sandbox, engine, worker):
+    run = sync("orders", "--dry-run")
+    assert run["counts"]["would_create"] == expected(sandbox)["orders"]["sent"]
+    assert stats(sandbox)["profiles"] == 0 and stats(sandbox)["transactions"] == 0
