@@ -14,9 +14,12 @@ import requests
 
 from etl.errors import SkippableRecordError
 from etl.retry import RetryPolicy
+from etl.sync import runs
 from schemas.mapping import MappingConfig, profile_from_customer
 from tests.helpers.sync import (
     RANGE_ARGS,
+    WHOLE_RANGE,
+    assert_profiles_arrived,
     expected,
     guest_profiles,
     invoke,
@@ -24,6 +27,7 @@ from tests.helpers.sync import (
     listing,
     set_faults,
     stats,
+    wait_for_run,
 )
 
 
@@ -181,3 +185,20 @@ def test_a_dry_run_sends_no_guest_profile(sandbox, engine, worker):
     run = sync("orders", "--dry-run")
     assert run["counts"]["would_create"] == expected(sandbox)["orders"]["sent"]
     assert stats(sandbox)["profiles"] == 0 and stats(sandbox)["transactions"] == 0
+
+
+def test_the_demos_syncs_break_no_synerise_rule(sandbox, engine, worker):
+    """Both historical syncs at once, as ``make demo`` runs them, then again in full: the strict
+    emulator refuses nothing, and holds every customer's and guest's profile."""
+    started = [runs.start(engine, runs.StartRequest(scope, WHOLE_RANGE))
+               for scope in ("customers_created", "orders")]  # fmt: skip
+    ended = [wait_for_run(engine.store, run.id) for run in started]
+    assert [run.status for run in ended] == ["done", "done"]
+    assert sync("orders", "--full")["counts"]["guest_profiles"]["sent"] == len(
+        guest_profiles(sandbox)
+    )
+    assert_strict_sandbox_refused_nothing(sandbox)
+    assert_profiles_arrived(sandbox)
+    truth = expected(sandbox)
+    assert stats(sandbox)["transactions"] == truth["orders"]["sent"]
+    assert stats(sandbox)["duplicate_transactions"] == 0
