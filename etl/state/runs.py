@@ -50,6 +50,10 @@ COUNTERS = (
     "would_update",
     "chunks_done",
     "chunks_failed",
+    "warned_count",
+    "guest_sent_count",
+    "guest_skipped_count",
+    "guest_rejected_count",
 )
 """The ``sync_run`` columns ``add_counts`` may change."""
 
@@ -101,6 +105,10 @@ class Run:
     planning_cursor: datetime | None
     planning_offset: int
     replay_of: int | None
+    warned_count: int
+    guest_sent_count: int
+    guest_skipped_count: int
+    guest_rejected_count: int
 
 
 class Runs:

@@ -39,7 +39,6 @@ from etl.sync.guards import EchoGuard, OnceGuard
 from etl.sync.pipeline import map_diff_send
 from etl.sync.streams import Fetched, OrdersStream
 from etl.sync.windows import parse_time
-from schemas.mapping import transaction_from_order
 from schemas.reasons import RejectReason
 from schemas.rules import is_masked_vtex_email, is_valid_email, unmask_soft_alias
 
@@ -233,12 +232,11 @@ def _email_key(email: str | None, namespace: str) -> str:
 class HookOrders(OrdersStream):
     """Orders as the hook sees them: ``context`` carries the buyer and the status to report."""
 
-    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
-        assert fetched.record is not None
-        context = fetched.context or {}
-        return transaction_from_order(
-            fetched.record, context.get("customer"), self.mapping, context.get("status")
-        )
+    def buyer(self, fetched: Fetched) -> dict[str, Any] | None:
+        return (fetched.context or {}).get("customer")
+
+    def status(self, fetched: Fetched) -> str | None:
+        return (fetched.context or {}).get("status")
 
 
 def sync_order(

@@ -87,7 +87,7 @@ class FakeStream(Stream):
     def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
         raise NotImplementedError
 
-    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
+    def to_payload(self, fetched: Fetched, warnings: Any = None) -> dict[str, Any]:
         raise NotImplementedError
 
     def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
