@@ -59,7 +59,7 @@ VARIANTS = (
 )
 
 PHASES = (
-    ("mapping (profile_from_customer)", "mapping.py", "profile_from_customer"),
+    ("mapping (profile_from_customer)", "profiles.py", "profile_from_customer"),
     ("ledger hash (payload_hash)", "mapping.py", "payload_hash"),
     ("listing CL pages (HTTP + JSON)", "streams.py", "list_pages"),
     ("posting batches to Synerise", "streams.py", "send"),

@@ -26,7 +26,17 @@ from dotenv import dotenv_values
 from etl.errors import ConfigError
 from etl.redaction import register_secret
 
-__all__ = ["DELETE_BEHAVIOURS", "SECTIONS", "SYNERISE_HOSTS", "ConfigError", "Secret", "Settings"]
+__all__ = [
+    "DELETE_BEHAVIOURS",
+    "SECTIONS",
+    "SOURCE_RULE_FIELDS",
+    "SYNERISE_HOSTS",
+    "TRANSACTION_SOURCES",
+    "ConfigError",
+    "Secret",
+    "Settings",
+    "SourceRule",
+]
 
 T = TypeVar("T")
 
@@ -47,6 +57,18 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
 DELETE_BEHAVIOURS = ("event", "remove", "ignore")
 """What a deleted VTEX customer does to its Synerise profile (after Synerise's Magento module):
 send a ``client.deleteAccount`` event, delete the profile by ``customId``, or nothing."""
+
+TRANSACTION_SOURCES = ("WEB_DESKTOP", "WEB_MOBILE", "MOBILE_APP", "POS", "MOBILE", "DESKTOP")
+"""The values Synerise accepts as a transaction's ``source`` (the ``EventSource`` enum of its
+generated clients; Synerise API reference §3.2)."""
+
+SOURCE_RULE_FIELDS = ("salesChannel", "origin", "affiliateId")
+"""The order fields a ``SYNERISE_TRANSACTION_SOURCE_MAP`` rule can test; a rule that names no
+field tests ``salesChannel``."""
+
+SourceRule = tuple[str, str, str]
+"""``(order field, value, Synerise source)``: an order whose field equals the value gets the
+source."""
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -115,10 +137,14 @@ class Settings:
     store_base_url: str | None
     synerise_salt_namespace: str
     vtex_cents_divisor_mode: str
+    synerise_transaction_source: str
+    synerise_transaction_source_map: tuple[SourceRule, ...]
+    synerise_guest_profiles: bool
     redis_url: str | None = dataclasses.field(repr=False)
     database_url: str | None = dataclasses.field(repr=False)
     etl_state_dir: str
     flower_basic_auth: Secret | None
+    console_basic_auth: Secret | None
     webhook_secret: Secret | None
     delete_behaviour: str
     order_update_statuses: tuple[str, ...]
@@ -195,10 +221,18 @@ class Settings:
             vtex_cents_divisor_mode=get(
                 "VTEX_CENTS_DIVISOR_MODE", _choice("always_100", "decimal_digits"), "always_100"
             ),
+            synerise_transaction_source=get(
+                "SYNERISE_TRANSACTION_SOURCE", _choice(*TRANSACTION_SOURCES), "WEB_DESKTOP"
+            ),
+            synerise_transaction_source_map=get(
+                "SYNERISE_TRANSACTION_SOURCE_MAP", _source_rules, ()
+            ),
+            synerise_guest_profiles=get("SYNERISE_GUEST_PROFILES", _bool, True),
             redis_url=get("REDIS_URL", _url_with_scheme("redis", "rediss", "unix"), None),
             database_url=get("DATABASE_URL", _url_with_scheme("postgresql", "postgres"), None),
             etl_state_dir=values.get("ETL_STATE_DIR", ".state"),
             flower_basic_auth=get("FLOWER_BASIC_AUTH", _basic_auth, None),
+            console_basic_auth=get("CONSOLE_BASIC_AUTH", _basic_auth, None),
             webhook_secret=get("WEBHOOK_SECRET", _secret, None),
             delete_behaviour=get("DELETE_BEHAVIOUR", _choice(*DELETE_BEHAVIOURS), "event"),
             order_update_statuses=get(
@@ -267,8 +301,8 @@ class Settings:
             value = getattr(self, field.name)
             if isinstance(value, Secret):
                 register_secret(value.reveal())
-        if self.flower_basic_auth:
-            for pair in self.flower_basic_auth.reveal().split(","):
+        for pairs in (self.flower_basic_auth, self.console_basic_auth):
+            for pair in pairs.reveal().split(",") if pairs else ():
                 register_secret(pair.partition(":")[2])
         for url in (self.redis_url, self.database_url):
             if url and urlsplit(url).password:
@@ -376,6 +410,26 @@ def _names(variable: str, raw: str) -> tuple[str, ...]:
     if not all(_FIELD_NAME.match(name) for name in names):
         raise ConfigError(variable, "comma-separated field names", raw)
     return names
+
+
+def _source_rules(variable: str, raw: str) -> tuple[SourceRule, ...]:
+    """Comma-separated ``[field:]value=SOURCE`` rules: ``1=WEB_DESKTOP,origin:Fulfillment=POS``."""
+    expected = (
+        "comma-separated [field:]value=SOURCE rules, field one of"
+        f" {', '.join(SOURCE_RULE_FIELDS)} (default salesChannel), SOURCE one of"
+        f" {', '.join(TRANSACTION_SOURCES)}"
+    )
+    rules: list[SourceRule] = []
+    for part in raw.split(","):
+        selector, equals, source = (text.strip() for text in part.partition("="))
+        field, _, value = selector.partition(":") if ":" in selector else ("", "", selector)
+        field, value = field.strip() or "salesChannel", value.strip()
+        if not (equals and value and field in SOURCE_RULE_FIELDS and source in TRANSACTION_SOURCES):
+            raise ConfigError(variable, expected, raw)
+        if any(rule[:2] == (field, value) for rule in rules):
+            raise ConfigError(variable, f"{expected}; each field:value once", raw)
+        rules.append((field, value, source))
+    return tuple(rules)
 
 
 def _secret(variable: str, raw: str) -> Secret:

@@ -6,6 +6,7 @@ a branch, never a status code::
     EtlError
      ├── FatalError                the run fails; the message names the fix
      │    ├── ConfigError                 a setting is missing or malformed
+     │    ├── MissingExtraError(extra)    an optional part of the install is absent
      │    ├── AuthenticationError         401 that re-login cannot cure / bad app key
      │    └── PermissionDeniedError       403
      ├── RetriableError            retried with backoff; then the chunk is ``failed`` (resume)
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigError",
     "EtlError",
     "FatalError",
+    "MissingExtraError",
     "NetworkError",
     "PausedError",
     "PermissionDeniedError",
@@ -87,6 +89,20 @@ class ConfigError(FatalError):
         if got is not None:
             message += f", got {_quote(got)}"
         super().__init__(message)
+
+
+class MissingExtraError(FatalError):
+    """A command needs an optional part of the install (a setup.cfg extra) that is absent.
+
+    Production images leave out what only development needs (the sandbox's aiohttp, for one);
+    the message says which extra to install.
+    """
+
+    def __init__(self, extra: str, purpose: str) -> None:
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs the '{extra}' extra: pip install 'vtex-synerise-etl[{extra}]'"
+        )
 
 
 class AuthenticationError(FatalError):

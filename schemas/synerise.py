@@ -89,11 +89,12 @@ class ProductSchema(_Payload):
     categories = fields.List(fields.String())
     url = fields.String()
     image = fields.String()
-    # Free-form keys Synerise stores on the product.buy event:
+    # Free-form keys Synerise stores on the product.buy event (``canceled`` only on removed lines):
     canceled = fields.Boolean()
     productId = fields.String()
     refId = fields.String()
     brand = fields.String()
+    seller = fields.String()
 
 
 class PaymentInfoSchema(_Payload):

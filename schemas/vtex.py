@@ -19,7 +19,7 @@ __all__ = [
     "Integral",
     "OrderSchema",
     "Text",
-    "TotalValue",
+    "Totals",
     "customer_schema",
 ]
 
@@ -154,15 +154,38 @@ class OrderItemSchema(_VtexSchema):
     sellingPrice = _whole()
     imageUrl = _text()
     detailUrl = _text()
+    seller = _text()
     additionalInfo = fields.Nested(ItemAdditionalInfoSchema, allow_none=True)
 
 
-class TotalValue(fields.Field):
-    """The ``value`` of one entry of an order's ``totals`` list, picked by ``id``.
+class ChangedItemSchema(_VtexSchema):
+    """An item of an order change (``itemsAdded`` / ``itemsRemoved``); ``price`` in cents."""
 
-    VTEX sends four or more totals and the mapping needs one (``Discounts``); picking it here
-    spares loading the others. A missing entry loads as ``None``; ids are assumed unique, as
-    VTEX builds them, and a repeated one is an error rather than a guess.
+    id = _text()
+    name = _text()
+    quantity = _whole()
+    price = _whole()
+
+
+class OrderChangeSchema(_VtexSchema):
+    """One entry of ``changesAttachment.changesData``: what one order change added and removed."""
+
+    itemsAdded = fields.Nested(ChangedItemSchema, many=True, allow_none=True)
+    itemsRemoved = fields.Nested(ChangedItemSchema, many=True, allow_none=True)
+
+
+class ChangesAttachmentSchema(_VtexSchema):
+    """Where OMS records order changes (VTEX API reference: Get order, ``changesAttachment``)."""
+
+    changesData = fields.Nested(OrderChangeSchema, many=True, allow_none=True)
+
+
+class Totals(fields.Field):
+    """Some entries of an order's ``totals`` list, as ``{id: value}`` for the ids asked for.
+
+    VTEX sends ``Items``, ``Discounts``, ``Shipping`` and ``Tax`` (and may add others); picking
+    the wanted ones here spares loading the rest. A missing entry loads as ``None``; ids are
+    assumed unique, as VTEX builds them, and a repeated one is an error rather than a guess.
     """
 
     default_error_messages = {
@@ -170,21 +193,27 @@ class TotalValue(fields.Field):
         "repeated": "Total {total_id!r} appears more than once.",
     }
 
-    def __init__(self, total_id: str, **kwargs: Any):
+    def __init__(self, total_ids: tuple[str, ...], **kwargs: Any):
         super().__init__(allow_none=True, **kwargs)
-        self.total_id = total_id
+        self.total_ids = total_ids
         self._value = Integral(allow_none=True)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> dict[str, int | None]:
         if not isinstance(value, list) or not all(isinstance(t, Mapping) for t in value):
             raise self.make_error("invalid")
-        matches = [total for total in value if total.get("id") == self.total_id]
-        if len(matches) > 1:
-            raise self.make_error("repeated", total_id=self.total_id)
-        if not matches:
-            return None
-        result: int | None = self._value.deserialize(matches[0].get("value"))
-        return result
+        picked: dict[str, int | None] = dict.fromkeys(self.total_ids)
+        seen: set[str] = set()
+        for total in value:
+            total_id = total.get("id")
+            if total_id not in picked:
+                continue
+            if total_id in seen:
+                raise self.make_error("repeated", total_id=total_id)
+            seen.add(total_id)
+            picked[total_id] = self._value.deserialize(total.get("value"))
+        return picked
 
 
 class CurrencyFormatInfoSchema(_VtexSchema):
@@ -199,6 +228,14 @@ class StorePreferencesSchema(_VtexSchema):
 class ClientProfileSchema(_VtexSchema):
     email = _text()
     userProfileId = _text()
+    firstName = _text()
+    lastName = _text()
+    phone = _text()
+
+
+class SellerSchema(_VtexSchema):
+    id = _text()
+    name = _text()
 
 
 class PaymentSchema(_VtexSchema):
@@ -228,12 +265,16 @@ class OrderSchema(_VtexSchema):
     creationDate = Text(required=True)
     status = _text()
     value = Integral(required=True)
-    discounts = TotalValue("Discounts", data_key="totals")
+    totals = Totals(("Discounts", "Shipping", "Tax"))
     items = fields.Nested(OrderItemSchema, many=True, allow_none=True)
+    changesAttachment = fields.Nested(ChangesAttachmentSchema, allow_none=True)
+    sellers = fields.Nested(SellerSchema, many=True, allow_none=True)
     storePreferencesData = fields.Nested(StorePreferencesSchema, allow_none=True)
     clientProfileData = fields.Nested(ClientProfileSchema, allow_none=True)
     paymentData = fields.Nested(PaymentDataSchema, allow_none=True)
     marketingData = fields.Nested(MarketingDataSchema, allow_none=True)
     salesChannel = _text()
+    origin = _text()
+    affiliateId = _text()
     orderGroup = _text()
     hostname = _text()

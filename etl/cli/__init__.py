@@ -2,7 +2,8 @@
 
 Each command group lives in its own module and is registered below, explicitly. Commands load
 only the settings they need, so ``infra``, ``db`` and the Celery programs run without VTEX or
-Synerise credentials. Any ``ConfigError`` ends the command with one line on stderr and exit 2.
+Synerise credentials. Any ``ConfigError`` or ``MissingExtraError`` ends the command with one line
+on stderr and exit 2.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from typing import Any
 
 import click
 
+from etl.cli.console import console
 from etl.cli.db import db
 from etl.cli.demo import demo
+from etl.cli.doctor import doctor
+from etl.cli.health import health
 from etl.cli.infra import infra
 from etl.cli.sandbox import sandbox
 from etl.cli.sync import sync
 from etl.cli.vtex import vtex
 from etl.cli.webhooks import webhooks
 from etl.cli.workers import beat, flower, worker
-from etl.errors import ConfigError
+from etl.errors import ConfigError, MissingExtraError
 from etl.redaction import install_log_redaction
 
 __all__ = ["EXIT_CONFIG", "main"]
@@ -39,12 +43,13 @@ def _version() -> str:
 
 
 class _Main(click.Group):
-    """The root group: turns a ``ConfigError`` raised by any command into exit code 2."""
+    """The root group: a ``ConfigError`` or ``MissingExtraError`` raised by any command becomes
+    one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as error:
+        except (ConfigError, MissingExtraError) as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(EXIT_CONFIG)
 
@@ -64,5 +69,7 @@ def main(ctx: click.Context, log_level: str) -> None:
     ctx.obj = {"log_level": log_level.upper()}
 
 
-for _command in (infra, db, worker, beat, flower, demo, sync, sandbox, webhooks, vtex):
+for _command in (
+    infra, db, worker, beat, flower, demo, doctor, sync, sandbox, webhooks, vtex, console, health
+):
     main.add_command(_command)

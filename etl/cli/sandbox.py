@@ -16,19 +16,14 @@ from typing import Any
 
 import click
 
-from etl.sandbox import build_dataset, build_emulators, sandbox_env
-from etl.sandbox.data import Dataset
-from etl.sandbox.faults import parse_fault_option
-from etl.sandbox.server import serve_forever
-from etl.sandbox.synerise import SANDBOX_API_KEY
-from etl.sandbox.vtex import DEFAULT_APP_KEY, DEFAULT_APP_TOKEN
-
 __all__ = ["sandbox"]
 
 
 def _faults(
     latency_ms: float | None, rate_limit: float | None, options: tuple[str, ...]
 ) -> list[tuple[str, dict[str, Any]]]:
+    from etl.sandbox.faults import parse_fault_option
+
     rules: list[tuple[str, dict[str, Any]]] = []
     if latency_ms is not None:
         rules.append(("*", {"latency_ms": latency_ms}))
@@ -72,10 +67,19 @@ def sandbox() -> None:
     "--fault", "fault_options", multiple=True, metavar="ROUTE:k=v,...",
     help="A fault rule, e.g. 'oms.get_order:error_rate=0.1,latency_ms=40'. Repeatable.",
 )  # fmt: skip
+@click.option("--hook-miss-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of order status changes the hook never delivers (the feed has them).")
+@click.option("--feed-duplicate-rate", type=click.FloatRange(0, 1), default=0.0,
+              show_default=True, help="Share of Orders Feed events delivered twice.")
 @click.option("--account", default="sandbox", show_default=True)
-@click.option("--app-key", default=DEFAULT_APP_KEY, show_default=True)
-@click.option("--app-token", default=DEFAULT_APP_TOKEN, show_default=True)
-@click.option("--api-key", default=SANDBOX_API_KEY, show_default=True)
+@click.option("--app-key", help="VTEX app key the emulator accepts (default: the sandbox's).")
+@click.option("--app-token", help="VTEX app token the emulator accepts (default: the sandbox's).")
+@click.option("--api-key", help="Synerise API key the emulator accepts (default: the sandbox's).")
+@click.option(
+    "--strict/--relaxed", default=True, show_default=True,
+    help="Synerise: refuse bodies that break its request models or documented rules (strict), "
+    "or only what its API itself enforces, counting the rest (relaxed, for experiments).",
+)  # fmt: skip
 def serve(
     host: str,
     vtex_port: int,
@@ -88,18 +92,30 @@ def serve(
     latency_ms: float | None,
     rate_limit: float | None,
     fault_options: tuple[str, ...],
+    hook_miss_rate: float,
+    feed_duplicate_rate: float,
     account: str,
-    app_key: str,
-    app_token: str,
-    api_key: str,
+    app_key: str | None,
+    app_token: str | None,
+    api_key: str | None,
+    strict: bool,
 ) -> None:
     """Serve both emulators and print the ETL's environment as export lines."""
+    # Imported here: the sandbox is an optional extra, and `etl.cli` must load without it.
+    from etl.sandbox import build_dataset, build_emulators, sandbox_env
+    from etl.sandbox.server import serve_forever
+    from etl.sandbox.synerise import SANDBOX_API_KEY
+    from etl.sandbox.vtex import DEFAULT_APP_KEY, DEFAULT_APP_TOKEN
+
     rules = _faults(latency_ms, rate_limit, fault_options)
     try:
         dataset = build_dataset(customers, orders, seed, fixtures, dirty_share, account)
         vtex, synerise = build_emulators(
-            dataset, rules, seed=seed, account=account, app_key=app_key,
-            app_token=app_token, api_key=api_key,
+            dataset, rules, seed=seed, account=account, app_key=app_key or DEFAULT_APP_KEY,
+            app_token=app_token or DEFAULT_APP_TOKEN, api_key=api_key or SANDBOX_API_KEY,
+            vtex_options={"hook_miss_rate": hook_miss_rate, "seed": seed,
+                          "feed_duplicate_rate": feed_duplicate_rate},
+            synerise_options={"strict": strict},
         )  # fmt: skip
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -110,7 +126,8 @@ def serve(
         sys.stdout.flush()
         click.echo(
             f"VTEX sandbox at {urls[0]} ({dataset.customer_count} customers,"
-            f" {dataset.order_count} orders), Synerise sandbox at {urls[1]}; Ctrl-C to stop",
+            f" {dataset.order_count} orders), Synerise sandbox at {urls[1]}"
+            f" ({'strict' if strict else 'relaxed'}); Ctrl-C to stop",
             err=True,
         )
 
@@ -130,5 +147,7 @@ def serve(
 @click.option("--dirty-share", type=click.FloatRange(0, 1), default=0.05, show_default=True)
 def expected(customers: int, orders: int, seed: int, dirty_share: float) -> None:
     """Print the ground truth of a generated dataset (what the ETL must send or reject)."""
+    from etl.sandbox.data import Dataset
+
     dataset = Dataset(customers, orders, seed=seed, dirty_share=dirty_share)
     click.echo(json.dumps(dataset.expected(), indent=2))

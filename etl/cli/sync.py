@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -279,13 +280,27 @@ def resume(run_id: int, wait: bool, as_json: bool) -> None:
 
 @sync.command("rejects")
 @click.argument("run_id", type=int)
-@click.option("--reason", default=None, help="Only this reason code (e.g. INVALID_EMAIL).")
+@click.option(
+    "--reason", default=None,
+    help="Only this reason code (e.g. INVALID_EMAIL), or with --warnings this warning code.",
+)  # fmt: skip
 @click.option("--unresolved", is_flag=True, help="Only records no replay has fixed yet.")
+@click.option(
+    "--warnings", "show_warnings", is_flag=True,
+    help="List the fields sent records went without (field warnings), grouped by code.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines with redacted payloads.")
-def rejects(run_id: int, reason: str | None, unresolved: bool, as_json: bool) -> None:
+def rejects(
+    run_id: int, reason: str | None, unresolved: bool, show_warnings: bool, as_json: bool
+) -> None:
     """List the records a run rejected: key, reason code, message (and whether a replay fixed
-    it)."""
+    it); with --warnings, the records it sent without some fields."""
     _load(run_id)
+    if show_warnings:
+        if unresolved:
+            raise click.UsageError("--unresolved applies to rejects; drop it with --warnings")
+        _warnings(run_id, reason, as_json)
+        return
     for rejected in _store().rejects.find(run_id, reason=reason, unresolved=unresolved):
         if as_json:
             click.echo(json.dumps(rejected.as_dict(), default=str))
@@ -295,6 +310,25 @@ def rejects(run_id: int, reason: str | None, unresolved: bool, as_json: bool) ->
                 f"{rejected.stream:<13} {rejected.record_key:<40} {rejected.reason:<18} "
                 f"{rejected.message}{fixed}"
             )
+
+
+def _warnings(run_id: int, code: str | None, as_json: bool) -> None:
+    """A run's field warnings, grouped by code, each group under what the code means."""
+    from schemas.reasons import describe
+
+    found = _store().warnings.find(run_id, code=code)
+    if as_json:
+        for warning in found:
+            click.echo(json.dumps({**warning.as_dict(), "description": describe(warning.code)}))
+        return
+    groups: dict[str, list[Any]] = {}
+    for warning in found:
+        groups.setdefault(warning.code, []).append(warning)
+    for name, members in groups.items():
+        records = len({(w.stream, w.record_key) for w in members})
+        click.echo(f"{name}: {records} record(s) sent without a field: {describe(name)}")
+        for w in members:
+            click.echo(f"  {w.stream:<13} {w.record_key:<40} {w.field:<20} {w.message}")
 
 
 @sync.command("replay")

@@ -20,6 +20,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from etl.errors import MissingExtraError
+
+try:  # the `sandbox` extra: the emulators' server, and Synerise's request models
+    import aiohttp  # noqa: F401
+    import jsonschema  # noqa: F401
+except ImportError:
+    raise MissingExtraError("sandbox", "the sandbox") from None
+
 from etl.sandbox.data import Dataset, FixtureDataset, Source
 from etl.sandbox.faults import FaultInjector
 from etl.sandbox.server import SandboxServer

@@ -23,10 +23,11 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 
-from etl.state import ledger, rejects, runs
+from etl.state import ledger, rejects, runs, warnings
 from etl.state.db import Connections, check_choice, from_row
 from etl.state.rejects import Rejection
 from etl.state.runs import PlanningCursor
+from etl.state.warnings import RecordWarning
 
 __all__ = [
     "CHUNK_STATUSES",
@@ -86,7 +87,11 @@ class ClaimedChunk(Chunk):
 
 @dataclass
 class ChunkOutcome:
-    """What became of a chunk's records (or of a webhook's record); ``write_outcome`` keeps it."""
+    """What became of a chunk's records (or of a webhook's record); ``write_outcome`` keeps it.
+
+    ``guests`` is the outcome of the guest profiles an orders chunk upserts before its
+    transactions (stream ``profiles``): recorded with the chunk, counted apart from its orders.
+    """
 
     stream: str
     read: int = 0
@@ -96,14 +101,27 @@ class ChunkOutcome:
     accepted: dict[str, str] = field(default_factory=dict)
     """record key -> content hash of the payload Synerise accepted"""
     rejections: list[Rejection] = field(default_factory=list)
+    warnings: list[RecordWarning] = field(default_factory=list)
+    guests: ChunkOutcome | None = None
 
     def accept(self, key: str, digest: str) -> None:
         """Synerise accepted the record's payload with this hash."""
         self.accepted[key] = digest
 
-    def reject(self, key: str, reason: str, message: str, payload: Any = None) -> None:
-        """The record is rejected with a reason code; its payload must be redacted already."""
-        self.rejections.append(Rejection(self.stream, key, str(reason), message, payload))
+    def reject(
+        self, key: str, reason: str, message: str, payload: Any = None, origin: str | None = None
+    ) -> None:
+        """The record is rejected with a reason code; its payload must be redacted already.
+        ``origin`` is the record whose sync produced this one (a guest profile's order)."""
+        self.rejections.append(
+            Rejection(self.stream, key, str(reason), message, payload, origin_key=origin)
+        )
+
+    def warn(self, key: str, found: Iterable[Any]) -> None:
+        """The record was sent without some fields: ``schemas.reasons.FieldWarning``s."""
+        self.warnings.extend(
+            RecordWarning(self.stream, key, w.field, str(w.code), w.message) for w in found
+        )
 
 
 class Chunks:
@@ -446,9 +464,10 @@ def insert_chunks(
 def write_outcome(
     cur: Any, run_id: int, outcome: ChunkOutcome, *, while_running: bool = False, **counts: int
 ) -> bool:
-    """Record an outcome against a run: ledger hashes, rejects, and the run's counters (plus
-    ``counts``, e.g. ``chunks_done=1``). With ``while_running``, only if the run is running
-    (False, and nothing written, otherwise)."""
+    """Record an outcome against a run: ledger hashes, rejects, warnings, the run's counters
+    (plus ``counts``, e.g. ``chunks_done=1``), and the same for the guest profiles sent with it.
+    With ``while_running``, only if the run is running (False, and nothing written, otherwise)."""
+    guests = outcome.guests or ChunkOutcome("profiles")
     added = runs.add_counts(
         cur,
         run_id,
@@ -459,10 +478,17 @@ def write_outcome(
         rejected_count=len({r.record_key for r in outcome.rejections}),
         would_create=outcome.would_create,
         would_update=outcome.would_update,
+        guest_sent_count=len(guests.accepted),
+        guest_skipped_count=guests.skipped,
+        guest_rejected_count=len({r.record_key for r in guests.rejections}),
         **counts,
     )
     if not added:
         return False
-    ledger.record_accepted(cur, outcome.stream, outcome.accepted, run_id)
-    rejects.record(cur, run_id, outcome.rejections)
+    for part in (guests, outcome):
+        ledger.record_accepted(cur, part.stream, part.accepted, run_id)
+    rejects.record(cur, run_id, [*guests.rejections, *outcome.rejections])
+    warned = warnings.record(cur, run_id, [*guests.warnings, *outcome.warnings])
+    if warned:  # known only once written: a record warned before is not counted again
+        runs.add_counts(cur, run_id, warned_count=warned)
     return True

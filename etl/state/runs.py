@@ -56,6 +56,10 @@ COUNTERS = (
     "would_update",
     "chunks_done",
     "chunks_failed",
+    "warned_count",
+    "guest_sent_count",
+    "guest_skipped_count",
+    "guest_rejected_count",
 )
 """The ``sync_run`` columns ``add_counts`` may change."""
 
@@ -112,6 +116,10 @@ class Run:
     planning_cursor: datetime | None
     planning_offset: int
     replay_of: int | None
+    warned_count: int
+    guest_sent_count: int
+    guest_skipped_count: int
+    guest_rejected_count: int
     planning_claimed_by: str | None
     """The producer (worker process token) planning the run now, until its claim expires."""
     planning_claim_expires_at: datetime | None

@@ -2,11 +2,12 @@
 
 Each table has its own module, which owns its SQL: ``runs`` (``sync_run``), ``chunks``
 (``sync_chunk``, and the one transaction recording a chunk's outcome), ``claims`` (the
-heartbeat extending a worker's claims on chunks and plannings), ``ledger``
-(``entity_ledger``), ``rejects`` (``rejected_record``), ``replay`` (replay runs), ``cursors``
-(``sync_cursor``) and ``selftest``; ``realtime`` holds the webhooks' daily runs. Callers use the
-aggregates directly (``store.chunks.claim(id)``, ``store.ledger.hashes(...)``), so a path through
-the code names the table it touches; this class only shares one set of connections between them.
+heartbeat extending a worker's claims on chunks and plannings), ``ledger`` (``entity_ledger``),
+``rejects`` (``rejected_record``), ``warnings`` (``record_warning``), ``replay`` (replay runs),
+``cursors`` (``sync_cursor``) and ``selftest``; ``realtime`` holds the webhooks' daily runs.
+Callers use the aggregates directly (``store.chunks.claim(id)``, ``store.ledger.hashes(...)``), so
+a path through the code names the table it touches; this class only shares one set of
+connections between them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from etl.state.rejects import Rejects
 from etl.state.replay import Replays
 from etl.state.runs import Runs
 from etl.state.selftest import Selftest
+from etl.state.warnings import Warnings
 
 __all__ = ["StateStore"]
 
@@ -41,6 +43,7 @@ class StateStore:
         self.replays = Replays(self.db)
         self.cursors = Cursors(self.db)
         self.selftest = Selftest(self.db)
+        self.warnings = Warnings(self.db)
 
     def close(self) -> None:
         """Close the calling thread's connection."""

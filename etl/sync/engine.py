@@ -86,14 +86,7 @@ class Engine:
                 settings,
                 budget=RedisTokenBucket(client, "synerise", settings.synerise_rate_limit),
             ),
-            mapping=MappingConfig(
-                phone_fields=settings.profile_phone_fields,
-                extra_attributes=settings.profile_extra_attributes,
-                order_customer_attributes=settings.order_customer_attributes,
-                store_base_url=settings.store_base_url,
-                salt_namespace=settings.synerise_salt_namespace,
-                cents_divisor_mode=settings.vtex_cents_divisor_mode,  # type: ignore[arg-type]
-            ),
+            mapping=MappingConfig.from_settings(settings),
             enqueue=enqueue,
             enqueue_many=enqueue_many,
             queue_sizes=queue_sizes,

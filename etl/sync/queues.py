@@ -18,6 +18,7 @@ __all__ = [
     "TASK_CUSTOMER_DELETED",
     "TASK_INCREMENTAL",
     "TASK_ORDER",
+    "TASK_ORDERS_FEED",
     "TASK_PROCESS_CHUNK",
     "TASK_PRODUCE",
     "TASK_SELFTEST",
@@ -49,3 +50,4 @@ TASK_CUSTOMER = "etl.realtime.customer"
 TASK_CUSTOMER_DELETED = "etl.realtime.customer_deleted"
 TASK_ORDER = "etl.realtime.order"
 TASK_CONSENT = "etl.realtime.consent"
+TASK_ORDERS_FEED = "etl.realtime.orders_feed"

@@ -270,7 +270,9 @@ def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
             fetched,
             stream,
             engine.synerise,
-            lambda keys: chunk.known,
+            lambda name, keys: (
+                chunk.known if name == stream.ledger else engine.store.ledger.hashes(name, keys)
+            ),
             full_resync=chunk.full_resync,
             dry_run=chunk.dry_run,
             check_alive=alive,

@@ -41,6 +41,9 @@ def test_defaults_follow_the_architecture_table():
     assert settings.etl_state_dir == ".state"
     assert settings.synerise_workspace_guid is None
     assert settings.flower_basic_auth is None and settings.webhook_secret is None
+    assert settings.synerise_transaction_source == "WEB_DESKTOP"
+    assert settings.synerise_transaction_source_map == ()
+    assert settings.synerise_guest_profiles is True
 
 
 def test_values_are_parsed():
@@ -54,6 +57,7 @@ def test_values_are_parsed():
         REDIS_URL="redis://localhost:6379/1",
         DATABASE_URL="postgresql://etl:pw@db:5432/etl",
         FLOWER_BASIC_AUTH="admin:s3cret",
+        CONSOLE_BASIC_AUTH="ops:c0nsole,prometheus:scrape",
     )
     assert settings.vtex_base_url == "http://127.0.0.1:8001"
     assert settings.vtex_rate_limit == 12.5
@@ -62,6 +66,24 @@ def test_values_are_parsed():
     assert settings.profile_extra_attributes == ("gender", "tradeName")
     assert settings.redis_url == "redis://localhost:6379/1"
     assert settings.flower_basic_auth == Secret("admin:s3cret")
+    assert settings.console_basic_auth == Secret("ops:c0nsole,prometheus:scrape")
+
+
+def test_transaction_source_settings():
+    settings = load(
+        SYNERISE_TRANSACTION_SOURCE="POS",
+        SYNERISE_TRANSACTION_SOURCE_MAP=" 1=WEB_DESKTOP, 2 = MOBILE_APP,origin:Fulfillment=POS,"
+        "affiliateId:MLB=WEB_MOBILE",
+        SYNERISE_GUEST_PROFILES="false",
+    )
+    assert settings.synerise_transaction_source == "POS"
+    assert settings.synerise_transaction_source_map == (
+        ("salesChannel", "1", "WEB_DESKTOP"),
+        ("salesChannel", "2", "MOBILE_APP"),
+        ("origin", "Fulfillment", "POS"),
+        ("affiliateId", "MLB", "WEB_MOBILE"),
+    )
+    assert settings.synerise_guest_profiles is False
 
 
 def test_field_lists_reject_empty_names():
@@ -97,6 +119,15 @@ def test_synerise_host_aliases(alias):
         ("DATABASE_URL", "mysql://u@h/db"),
         ("FLOWER_BASIC_AUTH", "admin"),
         ("FLOWER_BASIC_AUTH", "admin:"),
+        ("SYNERISE_TRANSACTION_SOURCE", "web_desktop"),
+        ("SYNERISE_TRANSACTION_SOURCE", "APP"),
+        ("SYNERISE_TRANSACTION_SOURCE_MAP", "1"),
+        ("SYNERISE_TRANSACTION_SOURCE_MAP", "1=APP"),
+        ("SYNERISE_TRANSACTION_SOURCE_MAP", "=POS"),
+        ("SYNERISE_TRANSACTION_SOURCE_MAP", "1=POS,"),
+        ("SYNERISE_TRANSACTION_SOURCE_MAP", "hostname:shop=POS"),
+        ("SYNERISE_TRANSACTION_SOURCE_MAP", "1=POS,salesChannel:1=MOBILE_APP"),
+        ("SYNERISE_GUEST_PROFILES", "sometimes"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value):
@@ -190,12 +221,13 @@ def test_snapshot_has_no_secrets():
     settings = load(
         DATABASE_URL="postgresql://etl:dbpass99@db:5432/etl",
         FLOWER_BASIC_AUTH="admin:flowerpass77",
+        CONSOLE_BASIC_AUTH="ops:consolepass66",
         WEBHOOK_SECRET="hook-secret-88",
     )
     snapshot = settings.snapshot()
     text = repr(snapshot)
     for secret in ("app-token-value-123", "synerise-key-456", "dbpass99", "flowerpass77",
-                   "hook-secret-88"):
+                   "consolepass66", "hook-secret-88"):
         assert secret not in text
     assert snapshot["vtex_app_token"] == "***"
     assert snapshot["database_url"] == "postgresql://etl:***@db:5432/etl"

@@ -14,6 +14,7 @@ from etl.errors import (
     ConfigError,
     EtlError,
     FatalError,
+    MissingExtraError,
     NetworkError,
     PausedError,
     PermissionDeniedError,
@@ -31,6 +32,7 @@ from schemas.reasons import RejectReason
 TREE = {
     FatalError: EtlError,
     ConfigError: FatalError,
+    MissingExtraError: FatalError,
     AuthenticationError: FatalError,
     PermissionDeniedError: FatalError,
     RetriableError: EtlError,
@@ -140,3 +142,11 @@ def test_classify_response_table(status, body, expected):
 
 def test_token_expired_needs_the_401():
     assert classify_response(400, {"error": "Token expired."}, {}) is None
+
+
+def test_missing_extra_names_the_pip_command():
+    error = MissingExtraError("sandbox", "the sandbox")
+    assert str(error) == (
+        "the sandbox needs the 'sandbox' extra: pip install 'vtex-synerise-etl[sandbox]'"
+    )
+    assert error.extra == "sandbox"

@@ -4,128 +4,38 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from etl.errors import SkippableRecordError
 from schemas.mapping import (
+    FieldWarning,
     MappingConfig,
+    WarningCode,
     payload_hash,
     profile_from_customer,
     transaction_from_order,
 )
 from schemas.reasons import RejectReason
-from tests.helpers.specs import require_specs
+from tests.schemas.builders import (
+    HARD_ALIAS,
+    SOFT_ALIAS,
+    customer,
+    has_null,
+    item,
+    order,
+    rejected,
+)
+from tests.schemas.references import response_example
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-HARD_ALIAS = "ff2e63a9bd47441795a0d5e01cb91328@ct.vtex.com.br"
-SOFT_ALIAS = "rodrigo.smith@email.com-207700027841b.ct.vtex.com.br"
-
-
-@cache
-def _spec_order() -> dict[str, Any]:
-    specs = require_specs("vtex", ["orders-api.json"])  # fails in CI, skips locally
-    spec = json.loads((specs / "orders-api.json").read_text(encoding="utf-8"))
-    operation = spec["paths"]["/api/oms/pvt/orders/{orderId}"]["get"]
-    return operation["responses"]["200"]["content"]["application/json"]["example"]
 
 
 @pytest.fixture
 def spec_order() -> dict[str, Any]:
     """The full Get order example of VTEX's OpenAPI spec (a fresh copy per test)."""
-    return copy.deepcopy(_spec_order())
-
-
-def order(**overrides: Any) -> dict[str, Any]:
-    """A small, self-contained Get order response."""
-    base: dict[str, Any] = {
-        "orderId": "v502556llux-01",
-        "creationDate": "2024-02-04T20:09:43.8999580+00:00",
-        "lastChange": "2024-02-06T20:46:11.7010747+00:00",
-        "status": "invoiced",
-        "value": 5980,
-        "totals": [
-            {"id": "Items", "name": "Total dos Itens", "value": 6980},
-            {"id": "Discounts", "name": "Total dos Descontos", "value": -1000},
-            {"id": "Shipping", "name": "Total do Frete", "value": 0},
-        ],
-        "items": [
-            item("1", "Blue shirt", quantity=2, selling=1990, listed=2490),
-            item("2", "Red shirt", quantity=1, selling=2000, listed=2000),
-        ],
-        "storePreferencesData": {
-            "currencyCode": "BRL",
-            "currencyFormatInfo": {"CurrencyDecimalDigits": 2},
-        },
-        "clientProfileData": {"email": HARD_ALIAS, "userProfileId": "user-1"},
-        "paymentData": {
-            "transactions": [
-                {"payments": [{"paymentSystemName": "Pix", "group": "instantPayment"}]}
-            ]
-        },
-        "marketingData": None,
-        "salesChannel": "1",
-        "orderGroup": "v502556llux",
-        "hostname": "luxstore",
-    }
-    base.update(overrides)
-    return base
-
-
-def item(sku: str, name: str, *, quantity: int, selling: int, listed: int) -> dict[str, Any]:
-    return {
-        "id": sku,
-        "productId": f"p{sku}",
-        "refId": f"REF-{sku}",
-        "name": name,
-        "quantity": quantity,
-        "price": listed,
-        "listPrice": listed,
-        "sellingPrice": selling,
-        "imageUrl": f"https://luxstore.vteximg.com.br/ids/{sku}-55-55/img.jpg",
-        "detailUrl": f"/{name.lower().replace(' ', '-')}/p",
-        "additionalInfo": {"brandName": "Lux", "categories": [{"id": 9, "name": "Shirts"}]},
-    }
-
-
-def customer(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": "cl-doc-1",
-        "userId": "user-1",
-        "email": "ana.silva@example.com",
-        "firstName": "Ana",
-        "lastName": "Silva",
-        "phone": "+5511987654321",
-        "homePhone": None,
-        "cellPhone": None,
-        "businessPhone": None,
-        "birthDate": "1990-05-17T00:00:00Z",
-        "gender": "female",
-        "isNewsletterOptIn": True,
-        "createdIn": "2023-01-01T10:00:00.000Z",
-        "updatedIn": "2024-01-01T10:00:00.000Z",
-    }
-    base.update(overrides)
-    return base
-
-
-def rejected(call: Any, *args: Any, **kwargs: Any) -> SkippableRecordError:
-    with pytest.raises(SkippableRecordError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
-def has_null(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, dict):
-        return any(has_null(inner) for inner in value.values())
-    if isinstance(value, list):
-        return any(has_null(inner) for inner in value)
-    return False
+    return copy.deepcopy(response_example("/api/oms/pvt/orders/{orderId}"))
 
 
 CONFIG = MappingConfig()
@@ -143,20 +53,27 @@ def test_spec_example_fields(spec_order):
     payload = transaction_from_order(spec_order, None, CONFIG)
     assert payload["orderId"] == "1172452900788-01"
     assert payload["recordedAt"] == "2024-02-04T20:09:43.899Z"  # .899958 truncated, not rounded
-    assert payload["revenue"] == payload["value"] == {"amount": 11.6, "currency": "BRL"}
+    # Σ finalUnitPrice x quantity (9.90), not VTEX's total with shipping (11.60): that one is
+    # in metadata, with the shipping.
+    assert payload["revenue"] == payload["value"] == {"amount": 9.9, "currency": "BRL"}
+    assert payload["metadata"]["orderValue"] == 11.6 and payload["metadata"]["shipping"] == 3.0
     assert "discountAmount" not in payload  # the Discounts total is 0
     assert payload["client"] == {
         "customId": "5660c55f-714d-4b14-88a7-b03e9bfbdd2y",
         "email": "rodrigo.smith@email.com",  # not an alias in this example
     }
-    (product,) = payload["products"]
+    product, removed = payload["products"]
     assert product["sku"] == "18"
     assert product["finalUnitPrice"] == {"amount": 9.9, "currency": "BRL"}
     assert product["regularPrice"] == {"amount": 19.9, "currency": "BRL"}
     assert product["categories"] == ["Coach"]
     assert product["url"] == "/bay-max-9429485/p"  # hostname "luxstore" is no domain
-    assert product["canceled"] is False
+    assert "canceled" not in product
+    # changesAttachment removed SKU 1234568358, which items no longer lists: kept, canceled.
+    assert removed == {"sku": "1234568358", "name": "Bay Max L", "quantity": 0,
+                       "finalUnitPrice": {"amount": 32.9, "currency": "BRL"}, "canceled": True}
     assert payload["paymentInfo"] == {"method": "Visa"}
+    assert payload["source"] == "WEB_DESKTOP"
     assert payload["metadata"]["status"] == "handling"
     assert payload["eventSalt"] == "vtex:order:1172452900788-01"
     assert not has_null(payload)
@@ -272,24 +189,29 @@ def test_removed_line_keeps_its_place_flagged_canceled():
     payload = transaction_from_order(order(items=items), None, CONFIG)
     assert [p["sku"] for p in payload["products"]] == ["A", "B", "C"]
     assert [p["quantity"] for p in payload["products"]] == [1, 0, 3]
-    assert [p["canceled"] for p in payload["products"]] == [False, True, False]
+    # ``canceled`` is on the removed line only (the old mapping sent ``canceled: false`` on
+    # every other line).
+    assert [p.get("canceled") for p in payload["products"]] == [None, True, None]
+    assert payload["revenue"]["amount"] == 16.0  # 10.00 + 0 x 5.00 + 3 x 2.00
 
 
 @pytest.mark.parametrize(
     ("status", "override", "reported"),
     [("canceled", None, "canceled"), ("invoiced", "canceled", "canceled")],
 )
-def test_canceled_order_flags_every_line(status, override, reported):
+def test_canceled_order_keeps_its_lines_and_says_so_in_the_status(status, override, reported):
+    # No item was removed, so no line is ``canceled`` (the old mapping flagged every line).
     payload = transaction_from_order(order(status=status), None, CONFIG, status_override=override)
     assert payload["metadata"]["status"] == reported
-    assert all(p["canceled"] for p in payload["products"])
+    assert not any("canceled" in p for p in payload["products"])
     assert [p["sku"] for p in payload["products"]] == ["1", "2"]
+    assert payload["revenue"] == transaction_from_order(order(), None, CONFIG)["revenue"]
 
 
 def test_status_override_wins():
     payload = transaction_from_order(order(), None, CONFIG, status_override="payment-approved")
     assert payload["metadata"]["status"] == "payment-approved"
-    assert not any(p["canceled"] for p in payload["products"])
+    assert not any("canceled" in p for p in payload["products"])
 
 
 def test_line_details():
@@ -304,7 +226,6 @@ def test_line_details():
         "categories": ["Shirts"],
         "url": "/blue-shirt/p",
         "image": "https://luxstore.vteximg.com.br/ids/1-55-55/img.jpg",
-        "canceled": False,
         "productId": "p1",
         "refId": "REF-1",
         "brand": "Lux",
@@ -326,14 +247,23 @@ def test_product_url(hostname, base, url):
     assert payload["products"][0]["url"] == url
 
 
-def test_payment_method_falls_back_to_group_and_may_be_absent():
+def test_payment_method_falls_back_to_group_then_to_unknown():
     group_only = {
         "transactions": [{"payments": [{"paymentSystemName": " ", "group": "creditCard"}]}]
     }
     assert transaction_from_order(order(paymentData=group_only), None, CONFIG)["paymentInfo"] == {
         "method": "creditCard"
     }
-    assert "paymentInfo" not in transaction_from_order(order(paymentData=None), None, CONFIG)
+    # Synerise requires paymentInfo: the old mapping left it out here.
+    for payment_data in (None, {"transactions": []}, {"transactions": [{"payments": None}]}):
+        warnings: list[FieldWarning] = []
+        payload = transaction_from_order(
+            order(paymentData=payment_data), None, CONFIG, warnings=warnings
+        )
+        assert payload["paymentInfo"] == {"method": "unknown"}
+        assert [(w.field, w.code) for w in warnings] == [
+            ("paymentInfo.method", WarningCode.PAYMENT_METHOD_UNKNOWN)
+        ]
 
 
 # --- identity ------------------------------------------------------------------------------
@@ -404,6 +334,9 @@ def test_customer_attributes_go_to_metadata():
         "status": "invoiced",
         "salesChannel": "1",
         "orderGroup": "v502556llux",
+        "orderValue": 59.8,
+        "shipping": 0.0,
+        "discounts": 10.0,
         "rfm": "gold",
     }
 
@@ -418,6 +351,9 @@ def test_marketing_metadata_drops_blanks():
         "orderGroup": "v502556llux",
         "coupon": "SALE10",
         "utmSource": "fb",
+        "orderValue": 59.8,
+        "shipping": 0.0,
+        "discounts": 10.0,
     }
 
 
@@ -560,16 +496,22 @@ def test_birthdate_is_normalised(raw, sent):
 
 
 @pytest.mark.parametrize("raw", ["1850-01-01", "3000-01-01", "17/05/1990", "1990-02-30T00:00:00Z"])
-def test_invalid_birthdate_rejects_the_profile(raw):
-    error = rejected(profile_from_customer, customer(birthDate=raw), CONFIG)
-    assert error.reason == RejectReason.INVALID_BIRTHDATE
-    assert raw not in error.message
+def test_invalid_birthdate_is_dropped_with_a_warning(raw):
+    # The seed skips only profiles with an invalid e-mail or phone: the old mapping rejected
+    # the whole profile (INVALID_BIRTHDATE) and lost the person.
+    warnings: list[FieldWarning] = []
+    profile = profile_from_customer(customer(birthDate=raw), CONFIG, warnings=warnings)
+    assert "birthDate" not in profile
+    assert profile["email"] == "ana.silva@example.com" and profile["phone"]
+    (warning,) = warnings
+    assert (warning.field, warning.code) == ("birthDate", WarningCode.BIRTHDATE_DROPPED)
+    assert raw not in warning.message
 
 
 @pytest.mark.parametrize(
     "doc",
-    [customer(userId="user\n1"), customer(firstName="A\x00na"), customer(isNewsletterOptIn="maybe"),
-     customer(email=42), customer(phone=5511987654321), customer(phone=None, mobile=5511987654321)],
+    [customer(userId="user\n1"), customer(email=42), customer(phone=5511987654321),
+     customer(phone=None, mobile=5511987654321)],
 )  # fmt: skip
 def test_unusable_values_are_mapping_errors(doc):
     config = MappingConfig(phone_fields=("phone", "mobile"))
@@ -585,15 +527,10 @@ def test_payloads_never_hold_null():
                    paymentData={"transactions": None})  # fmt: skip
     payload = transaction_from_order(sparse, None, CONFIG)
     assert not has_null(payload)
-    assert payload["products"] == [
-        {
-            "sku": "1",
-            "name": "A",
-            "quantity": 1,
-            "canceled": False,
-            "finalUnitPrice": {"amount": 1.0, "currency": "BRL"},
-        }
-    ]
+    (line,) = payload["products"]
+    assert line == {"sku": "1", "name": "A", "quantity": 1,
+                    "finalUnitPrice": {"amount": 1.0, "currency": "BRL"}}  # fmt: skip
+    assert payload["paymentInfo"] == {"method": "unknown"}
 
 
 # --- configuration -------------------------------------------------------------------------

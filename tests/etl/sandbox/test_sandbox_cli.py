@@ -35,7 +35,8 @@ def test_bad_options_exit_2() -> None:
 def test_serve_prints_exports_and_stops_on_sigint() -> None:
     code = "from etl.cli.sandbox import sandbox; sandbox()"
     args = ["serve", "--customers", "20", "--orders", "20", "--rate-limit", "1000",
-            "--fault", "oms.get_order:latency_ms=1", "--app-token", "tok en"]  # fmt: skip
+            "--fault", "oms.get_order:latency_ms=1", "--app-token", "tok en",
+            "--relaxed"]  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,
@@ -60,7 +61,41 @@ def test_serve_prints_exports_and_stops_on_sigint() -> None:
             timeout=5,
         )
         assert login.ok
+        stats = requests.get(env["SYNERISE_API_HOST"] + "/__sandbox__/stats", timeout=5).json()
+        assert stats["strict"] is False
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=15)
     assert process.returncode == 0
+
+
+# The sandbox is the `sandbox` extra: a production install has no aiohttp. Simulated in a child
+# process where importing aiohttp fails, as it does when the package is absent.
+_WITHOUT_AIOHTTP = "import sys; sys.modules['aiohttp'] = None; from etl.cli import main; main()"
+
+
+def _run_without_aiohttp(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_AIOHTTP, *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_the_cli_loads_without_the_sandbox_extra() -> None:
+    code = "import sys; import etl.cli; print(sorted(m for m in sys.modules if m.startswith(("
+    code += "'aiohttp', 'etl.sandbox'))))"
+    listed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert listed.stdout.strip() == "[]"
+    assert _run_without_aiohttp("sync", "--help").returncode == 0
+
+
+def test_sandbox_commands_without_the_extra_name_it_in_one_line() -> None:
+    for args in (("sandbox", "serve"), ("sandbox", "expected"), ("demo", "--customers", "1")):
+        result = _run_without_aiohttp(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.splitlines() == [
+            "error: the sandbox needs the 'sandbox' extra: "
+            "pip install 'vtex-synerise-etl[sandbox]'"
+        ], args

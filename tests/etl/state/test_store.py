@@ -12,9 +12,11 @@ import psycopg2
 import pytest
 
 from etl.state.chunks import ChunkNotFoundError, ChunkOutcome
+from etl.state.realtime import RealtimeRuns
 from etl.state.rejects import Rejection
 from etl.state.runs import RunNotFoundError, add_counts
 from etl.state.store import StateStore
+from schemas.reasons import FieldWarning, WarningCode
 
 HOLDER = "host:1:test"
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -242,11 +244,13 @@ def test_a_chunk_outcome_is_one_transaction(store):
 
     broken = ChunkOutcome(stream="profiles", read=2)
     broken.accept("a", "hash-a")  # written first ...
+    broken.warn("a", [FieldWarning("birthDate", WarningCode.BIRTHDATE_DROPPED, "CL birthDate")])
     broken.rejections.append(Rejection("no-such-stream", "b", "INVALID_EMAIL", "x"))  # ... fails
     with pytest.raises(psycopg2.IntegrityError):
         store.chunks.complete(chunk, broken)
     assert store.ledger.hashes("profiles", ["a"]) == {}
     assert store.rejects.find(run_id) == []
+    assert store.warnings.find(run_id) == []
     run = store.runs.get(run_id)
     assert (run.read_count, run.sent_count, run.chunks_done, run.status) == (0, 0, 0, "running")
     assert store.chunks.get(chunk_id).status == "running"  # still claimed: the retry may finish it
@@ -260,6 +264,50 @@ def test_a_chunk_outcome_is_one_transaction(store):
     run = store.runs.get(run_id)
     assert (run.read_count, run.sent_count, run.rejected_count, run.chunks_done) == (2, 1, 1, 1)
     assert run.status == "done"
+
+
+def test_warnings_and_guest_profiles_are_recorded_with_the_chunk(store):
+    """A record sent without a field is sent, with its warning; guest profiles have their own
+    ledger entries, rejects and counters, and leave the orders' counts alone."""
+    run_id = running_run(store)
+    [chunk_id] = store.chunks.add(run_id, [["o-1", "o-2"]])
+    chunk = store.chunks.claim(chunk_id, "a-worker")
+    assert chunk is not None
+    unknown = FieldWarning("paymentInfo.method", WarningCode.PAYMENT_METHOD_UNKNOWN, "no payment")
+    phone = FieldWarning("phone", WarningCode.PHONE_DROPPED, "clientProfileData.phone")
+    outcome = ChunkOutcome(stream="transactions", read=2)
+    outcome.accept("o-1", "hash-o1")
+    outcome.warn("o-1", [unknown])
+    outcome.reject("o-2", "MISSING_IDENTIFIER", "no e-mail, no user id")
+    outcome.guests = ChunkOutcome(stream="profiles", skipped=1)
+    outcome.guests.accept("guest:u1", "hash-g1")
+    outcome.guests.warn("guest:u1", [phone])
+    outcome.guests.reject("guest:u3", "SYNERISE_REJECTED", "phone: invalid", origin="o-1")
+    store.chunks.complete(chunk, outcome)
+
+    assert store.ledger.hashes("transactions", ["o-1"]) == {"o-1": "hash-o1"}
+    assert store.ledger.hashes("profiles", ["guest:u1"]) == {"guest:u1": "hash-g1"}
+    run = store.runs.get(run_id)
+    assert (run.read_count, run.sent_count, run.rejected_count, run.warned_count) == (2, 1, 1, 2)
+    assert (run.guest_sent_count, run.guest_skipped_count, run.guest_rejected_count) == (1, 1, 1)
+    warnings = {(w.stream, w.record_key, w.code) for w in store.warnings.find(run_id)}
+    assert warnings == {("transactions", "o-1", "PAYMENT_METHOD_UNKNOWN"),
+                        ("profiles", "guest:u1", "PHONE_DROPPED")}  # fmt: skip
+    assert [w.record_key for w in store.warnings.find(run_id, code="PHONE_DROPPED")] == [
+        "guest:u1"
+    ]
+    rejected = {r.record_key: r.origin_key for r in store.rejects.find(run_id)}
+    assert rejected == {"o-2": None, "guest:u3": "o-1"}
+    # A replay re-reads the orders: the guest profile's too, each once.
+    assert sorted(store.rejects.unresolved_keys(run_id)) == ["o-1", "o-2"]
+
+    # The same warning recorded again (a webhook record warned twice a day) counts once.
+    again = ChunkOutcome(stream="transactions", read=1)
+    again.accept("o-1", "hash-o1")
+    again.warn("o-1", [unknown])
+    RealtimeRuns(store).record(run_id, again)
+    assert store.runs.get(run_id).warned_count == 2
+    assert len(store.warnings.find(run_id)) == 2
 
 
 def test_only_run_counters_can_be_added_to(store):

@@ -89,7 +89,7 @@ class FakeStream(Stream):
     def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
         raise NotImplementedError
 
-    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
+    def to_payload(self, fetched: Fetched, warnings: Any = None) -> dict[str, Any]:
         raise NotImplementedError
 
     def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
@@ -530,7 +530,7 @@ class SendingStream(FakeStream):
     def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
         return [Fetched(key, {"id": key}) for key in keys]
 
-    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
+    def to_payload(self, fetched: Fetched, warnings: Any = None) -> dict[str, Any]:
         assert fetched.record is not None
         return {"customId": fetched.record["id"]}
 

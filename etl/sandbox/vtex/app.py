@@ -1,9 +1,9 @@
 """VTEX API emulator: OMS orders, Master Data ``CL``, the order hook, catalog and prices.
 
 A real aiohttp application over a `etl.sandbox.data.Source` (generated or fixtures) plus a
-`etl.sandbox.data.Store` overlay for run-time changes. It honours the contract in
-``/work/shared/reference/vtex-api.md`` (§ numbers below); choices made where VTEX's behaviour is
-UNCONFIRMED are listed here and nowhere else.
+`etl.sandbox.data.Store` overlay for run-time changes. It honours the contract in the VTEX
+reference notes (``shared/reference/vtex-api.md``, § numbers below); choices made where VTEX's
+behaviour is UNCONFIRMED are listed here and nowhere else.
 
 Auth: every route outside ``/__sandbox__/`` needs ``X-VTEX-API-AppKey`` and
 ``X-VTEX-API-AppToken`` (§1): a missing header answers 401, a wrong value 403 (OMS routes with
@@ -64,23 +64,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import fnmatch
 import hmac
 import itertools
 import math
-import re
+import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from etl.sandbox.data import (
-    CUSTOMER_TIME_FIELDS,
     Doc,
     Getter,
     NotSortable,
@@ -92,563 +89,45 @@ from etl.sandbox.data import (
 )
 from etl.sandbox.faults import SANDBOX_PREFIX, FaultInjector, add_fault_routes
 from etl.sandbox.server import call_in_loop
-
-__all__ = [
-    "DEFAULT_APP_KEY",
-    "DEFAULT_APP_TOKEN",
-    "VtexSandbox",
-    "WhereError",
-    "parse_where",
-    "vtex_error_body",
-]
-
-DEFAULT_APP_KEY = "vtexappkey-sandbox-SANDBOX"
-DEFAULT_APP_TOKEN = "sandbox-app-token"
-
-OMS_MAX_PAGE = 30
-OMS_MAX_PER_PAGE = 100
-OMS_DEFAULT_PER_PAGE = 15
-MD_MAX_RANGE = 100
-MD_SEARCH_CAP = 10_000
-MD_DEFAULT_RANGE = (0, 15)
-MD_MAX_SCROLL_SIZE = 1000
-MD_DEFAULT_SCROLL_SIZE = 100
-CATALOG_MAX_RANGE = 250
-SYSTEM_FIELDS = ("id", "accountId", "accountName", "dataEntityId")
-
-_UNEMULATED_ORDER_FILTERS = frozenset(
-    {
-        "q", "f_hasInputInvoice", "f_shippingEstimate", "f_UtmSource", "f_sellerNames",
-        "f_callCenterOperatorName", "f_salesChannel", "salesChannelId", "f_affiliateId",
-        "incompleteOrders", "f_paymentNames", "f_RnB", "searchField", "f_isInstore",
-    }
-)  # fmt: skip
-_ORDER_DATE_FILTERS = {
-    "f_creationDate": "creationDate",
-    "f_authorizedDate": "authorizedDate",
-    "f_invoicedDate": "invoicedDate",
-}
-_RANGE_FILTER = re.compile(r"\s*(\w+)\s*:\s*\[\s*(\S+)\s+TO\s+(\S+)\s*\]\s*", re.IGNORECASE)
-_REST_RANGE = re.compile(r"\s*resources\s*=\s*(\d+)\s*-\s*(\d+)\s*", re.IGNORECASE)
-_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DAY_MS = 86_400_000
-
-
-# -- error bodies -----------------------------------------------------------------------------
-
-
-def oms_error(status: int, message: str, code: str = "1") -> web.Response:
-    """An OMS-shaped error (Orders API spec examples)."""
-    body = {"error": {"code": code, "message": message, "exception": None}}
-    return web.json_response(body, status=status)
-
-
-def message_error(status: int, message: str) -> web.Response:
-    """A Master Data / Catalog shaped error: ``{"Message": ...}``."""
-    return web.json_response({"Message": message}, status=status)
-
-
-def _is_oms(request: web.Request) -> bool:
-    name = request.match_info.route.name or ""
-    return name.startswith("oms.") or request.path.startswith(("/api/oms/", "/api/orders/"))
-
-
-def vtex_error_body(request: web.Request, status: int, message: str) -> dict[str, Any]:
-    """`FaultInjector` ``error_body`` for VTEX: the OMS or Master Data shape by route."""
-    if _is_oms(request):
-        return {"error": {"code": "1", "message": message, "exception": None}}
-    return {"Message": message}
-
-
-def _error(request: web.Request, status: int, message: str) -> web.Response:
-    if _is_oms(request):
-        return oms_error(status, message)
-    return message_error(status, message)
-
-
-# -- Master Data _where ----------------------------------------------------------------------
-
-
-class WhereError(ValueError):
-    """A ``_where`` clause the sandbox cannot parse (answered 400)."""
-
-
-@dataclass(frozen=True)
-class Cmp:
-    field: str
-    op: str  # = <> > < >= <=
-    value: str
-
-
-@dataclass(frozen=True)
-class Between:
-    field: str
-    low: str
-    high: str
-
-
-@dataclass(frozen=True)
-class IsNull:
-    field: str
-    negated: bool
-
-
-@dataclass(frozen=True)
-class BoolOp:
-    op: str  # and / or
-    parts: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    part: Node
-
-
-Node = Cmp | Between | IsNull | BoolOp | Not
-
-_TOKEN = re.compile(
-    r"""\s*(?:(?P<paren>[()])|(?P<op>>=|<=|<>|!=|=|>|<)|"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<word>[^\s()=<>!"']+))"""
+from etl.sandbox.vtex.feed import OrdersFeed
+from etl.sandbox.vtex.mdql import (
+    BoolOp,
+    Cmp,
+    Node,
+    QueryPlan,
+    WhereError,
+    check_time_literals,
+    evaluate,
+    parse_where,
+    plan_query,
 )
-
-
-def _tokenize(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise WhereError(f"_where: unexpected character at {pos}: {text[pos : pos + 10]!r}")
-        pos = match.end()
-        kind = match.lastgroup or ""
-        value = match.group(kind)
-        tokens.append(("value" if kind in ("dq", "sq") else kind, value))
-    return tokens
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = _tokenize(text)
-        self.pos = 0
-
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str]:
-        token = self.peek()
-        if token is None:
-            raise WhereError(f"_where: unexpected end of {self.text!r}")
-        self.pos += 1
-        return token
-
-    def keyword(self, word: str) -> bool:
-        token = self.peek()
-        if token is not None and token[0] == "word" and token[1].lower() == word:
-            self.pos += 1
-            return True
-        return False
-
-    def parse(self) -> Node:
-        node = self.expr()
-        if self.peek() is not None:
-            raise WhereError(f"_where: unexpected {self.tokens[self.pos][1]!r} in {self.text!r}")
-        return node
-
-    def expr(self) -> Node:
-        parts = [self.conjunction()]
-        while self.keyword("or"):
-            parts.append(self.conjunction())
-        return parts[0] if len(parts) == 1 else BoolOp("or", tuple(parts))
-
-    def conjunction(self) -> Node:
-        parts = [self.unary()]
-        while self.keyword("and"):
-            parts.append(self.unary())
-        return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
-
-    def unary(self) -> Node:
-        if self.keyword("not"):
-            return Not(self.unary())
-        token = self.peek()
-        if token == ("paren", "("):
-            self.pos += 1
-            node = self.expr()
-            if self.take() != ("paren", ")"):
-                raise WhereError(f"_where: missing ')' in {self.text!r}")
-            return node
-        return self.comparison()
-
-    def comparison(self) -> Node:
-        kind, name = self.take()
-        if kind != "word":
-            raise WhereError(f"_where: expected a field name, got {name!r} in {self.text!r}")
-        if self.keyword("between"):
-            low = self.value()
-            if not self.keyword("and"):
-                raise WhereError(f"_where: 'between' needs 'AND' in {self.text!r}")
-            return Between(name, low, self.value())
-        if self.keyword("is"):
-            negated = self.keyword("not")
-            if not self.keyword("null"):
-                raise WhereError(f"_where: expected 'null' after 'is' in {self.text!r}")
-            return IsNull(name, negated)
-        kind, op = self.take()
-        if kind != "op":
-            raise WhereError(f"_where: expected an operator after {name!r} in {self.text!r}")
-        return Cmp(name, "<>" if op == "!=" else op, self.value())
-
-    def value(self) -> str:
-        kind, text = self.take()
-        if kind not in ("word", "value"):
-            raise WhereError(f"_where: expected a value, got {text!r} in {self.text!r}")
-        return text
-
-
-def parse_where(text: str) -> Node:
-    """Parse a Master Data v1 ``_where`` clause.
-
-    Grammar: ``a=b``, ``a<>b`` (``!=``), ``<``, ``>``, ``<=``, ``>=``, ``a between x AND y``,
-    ``a is null``, ``a is not null``, ``NOT``, ``AND``, ``OR`` (``AND`` binds tighter) and
-    parentheses. Values may be quoted; ``*`` in an ``=`` value is a wildcard.
-
-    Raises:
-        WhereError: the clause cannot be parsed.
-    """
-    if not text.strip():
-        raise WhereError("_where is empty")
-    return _Parser(text).parse()
-
-
-def _time_bounds(value: str, *, upper: bool) -> int:
-    """A date-only literal stands for the whole day: its first or last millisecond."""
-    ms = parse_time(value)
-    return ms + _DAY_MS - 1 if upper and _DATE_ONLY.fullmatch(value.strip()) else ms
-
-
-def _time_interval(node: Cmp | Between) -> tuple[int | None, int | None]:
-    """The inclusive ms interval a time comparison selects (``<>`` gives no interval)."""
-    if isinstance(node, Between):
-        return _time_bounds(node.low, upper=False), _time_bounds(node.high, upper=True)
-    first, last = _time_bounds(node.value, upper=False), _time_bounds(node.value, upper=True)
-    return {
-        "=": (first, last),
-        ">": (last + 1, None),
-        ">=": (first, None),
-        "<": (None, first - 1),
-        "<=": (None, last),
-    }.get(node.op, (None, None))
-
-
-def _scalar_equal(actual: Any, expected: str) -> bool:
-    if actual is None:
-        return False
-    if isinstance(actual, bool):
-        return expected.lower() == ("true" if actual else "false")
-    if "*" in expected:
-        return fnmatch.fnmatchcase(str(actual).lower(), expected.lower())
-    if isinstance(actual, int | float):
-        try:
-            return float(expected) == float(actual)
-        except ValueError:
-            return False
-    return str(actual) == expected
-
-
-def _order(actual: Any, expected: str) -> int | None:
-    """-1/0/1 comparing a document value with a literal (numbers, dates, then text)."""
-    if actual is None or isinstance(actual, bool):
-        return None
-    pairs: list[tuple[Any, Any]] = []
-    with contextlib.suppress(TypeError, ValueError):
-        pairs.append((float(actual), float(expected)))
-    with contextlib.suppress(ValueError):
-        pairs.append((parse_time(str(actual)), parse_time(expected)))
-    a, b = pairs[0] if pairs else (str(actual), expected)
-    return (a > b) - (a < b)
-
-
-def evaluate(node: Node, get: Getter) -> bool:
-    """Whether a document (read through ``get``) satisfies ``node``.
-
-    Raises:
-        WhereError: a time literal is not a date.
-    """
-    if isinstance(node, BoolOp):
-        parts = (evaluate(part, get) for part in node.parts)
-        return all(parts) if node.op == "and" else any(parts)
-    if isinstance(node, Not):
-        return not evaluate(node.part, get)
-    if isinstance(node, IsNull):
-        value = get(node.field)
-        empty = value is None or value == ""
-        return not empty if node.negated else empty
-    if node.field in CUSTOMER_TIME_FIELDS:
-        value = get(node.field)
-        if isinstance(node, Cmp) and node.op == "<>":
-            lo, hi = _time_interval(Cmp(node.field, "=", node.value))
-            return value is not None and not (
-                lo is not None and hi is not None and lo <= value <= hi
-            )
-        lo, hi = _time_interval(node)
-        return value is not None and (lo is None or value >= lo) and (hi is None or value <= hi)
-    value = get(node.field)
-    if isinstance(node, Between):
-        low, high = _order(value, node.low), _order(value, node.high)
-        return low is not None and high is not None and low >= 0 and high <= 0
-    if node.op == "=":
-        return _scalar_equal(value, node.value)
-    if node.op == "<>":
-        return not _scalar_equal(value, node.value)
-    order = _order(value, node.value)
-    if order is None:
-        return False
-    return {">": order > 0, "<": order < 0, ">=": order >= 0, "<=": order <= 0}[node.op]
-
-
-@dataclass
-class _Plan:
-    """What a ``_where`` narrows the candidates to; ``exact``: no per-document check needed."""
-
-    created: tuple[int | None, int | None] = (None, None)
-    updated: tuple[int | None, int | None] = (None, None)
-    points: list[Ref] | None = None
-    exact: bool = True
-
-    @property
-    def unbounded(self) -> bool:
-        return self.created == (None, None) and self.updated == (None, None)
-
-
-_Bounds = tuple[int | None, int | None]
-
-
-def _meet(a: _Bounds, b: _Bounds) -> _Bounds:
-    lows = [x for x in (a[0], b[0]) if x is not None]
-    highs = [x for x in (a[1], b[1]) if x is not None]
-    return (max(lows) if lows else None, min(highs) if highs else None)
-
-
-def _hull(bounds: list[_Bounds]) -> _Bounds:
-    lows, highs = [b[0] for b in bounds], [b[1] for b in bounds]
-    return (
-        None if any(x is None for x in lows) else min(x for x in lows if x is not None),
-        None if any(x is None for x in highs) else max(x for x in highs if x is not None),
-    )
-
-
-def _check_time_literals(node: Node) -> None:
-    """Parse every time literal up front, so a bad one is a 400 and not a failure mid-scan.
-
-    Raises:
-        ValueError: a ``createdIn``/``updatedIn`` literal is not a date.
-    """
-    if isinstance(node, BoolOp):
-        for part in node.parts:
-            _check_time_literals(part)
-    elif isinstance(node, Not):
-        _check_time_literals(node.part)
-    elif isinstance(node, Cmp | Between) and node.field in CUSTOMER_TIME_FIELDS:
-        _time_interval(Cmp(node.field, "=", node.value) if isinstance(node, Cmp) else node)
-
-
-def _plan(node: Node, store: Store) -> _Plan:
-    if isinstance(node, Cmp | Between) and node.field in CUSTOMER_TIME_FIELDS:
-        if isinstance(node, Cmp) and node.op == "<>":
-            return _Plan(exact=False)
-        bounds = _time_interval(node)
-        return _Plan(created=bounds) if node.field == "createdIn" else _Plan(updated=bounds)
-    if (
-        isinstance(node, Cmp)
-        and node.op == "="
-        and node.field in ("id", "userId", "email")
-        and "*" not in node.value
-    ):
-        return _Plan(points=store.find_customers(node.field, node.value))
-    if isinstance(node, BoolOp) and node.op == "and":
-        plan = _Plan()
-        for part in map(lambda p: _plan(p, store), node.parts):
-            plan.created = _meet(plan.created, part.created)
-            plan.updated = _meet(plan.updated, part.updated)
-            if part.points is not None:
-                if plan.points is None:
-                    plan.points = part.points
-                else:
-                    kept = set(part.points)
-                    plan.points = [p for p in plan.points if p in kept]
-            plan.exact = plan.exact and part.exact
-        return plan
-    if isinstance(node, BoolOp):  # or
-        parts = [_plan(p, store) for p in node.parts]
-        if all(p.points is not None and p.unbounded for p in parts):
-            merged: dict[Ref, None] = {}
-            for p in parts:
-                merged.update(dict.fromkeys(p.points or ()))
-            return _Plan(points=list(merged), exact=all(p.exact for p in parts))
-        if any(p.points is not None for p in parts):
-            return _Plan(exact=False)
-        return _Plan(
-            created=_hull([p.created for p in parts]),
-            updated=_hull([p.updated for p in parts]),
-            exact=False,
-        )
-    return _Plan(exact=False)
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-
-def _project(doc: Doc, fields: list[str] | None) -> Doc:
-    if fields is None:
-        return {name: doc.get(name) for name in SYSTEM_FIELDS}
-    if fields == ["_all"]:
-        return doc
-    return {name: doc.get(name) for name in fields}
-
-
-def _parse_fields(raw: str | None) -> list[str] | None:
-    if raw is None or not raw.strip():
-        return None
-    names = [name.strip() for name in raw.split(",") if name.strip()]
-    return ["_all"] if "_all" in names else names
-
-
-def _int_param(query: Mapping[str, str], name: str, default: int) -> int:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-
-
-def _compact(value: float) -> float | int:
-    """A whole float as an int: the spec types some ``Mean``/``StdDev`` facets as integers."""
-    return int(value) if value.is_integer() else value
-
-
-def _stats(rows: list[Doc], key: str) -> Doc:
-    def summary(values: list[int]) -> Doc:
-        count = len(values)
-        mean = sum(values) / count if count else 0.0
-        variance = sum((v - mean) ** 2 for v in values) / count if count else 0.0
-        return {
-            "Count": count,
-            "Max": max(values, default=0),
-            "Mean": _compact(mean),
-            "Min": min(values, default=0),
-            "Missing": 0,
-            "StdDev": _compact(math.sqrt(variance)),
-            "Sum": sum(values),
-            "SumOfSquares": sum(v * v for v in values),
-            "Facets": None,
-        }
-
-    origins: dict[str, list[int]] = {"Fulfillment": [], "Marketplace": []}
-    currencies: dict[str, list[int]] = {"BRL": []}
-    for row in rows:
-        origins.setdefault(row["origin"], []).append(row[key])
-        currencies.setdefault(row["currencyCode"], []).append(row[key])
-    total = summary([row[key] for row in rows])
-    total["Facets"] = {
-        "origin": {name: summary(values) for name, values in origins.items()},
-        "currencyCode": {name: summary(values) for name, values in currencies.items()},
-    }
-    return total
-
-
-def _list_row(order: Doc) -> Doc:
-    """A List orders row built from the Get order document (items are never listed)."""
-    profile = order.get("clientProfileData") or {}
-    names = [
-        payment.get("paymentSystemName") or ""
-        for transaction in (order.get("paymentData") or {}).get("transactions") or ()
-        for payment in transaction.get("payments") or ()
-    ]
-    return {
-        "orderId": order["orderId"],
-        "creationDate": order["creationDate"],
-        "clientName": f"{profile.get('firstName') or ''} {profile.get('lastName') or ''}".strip(),
-        "items": None,
-        "totalValue": order["value"],
-        "paymentNames": ", ".join(n for n in names if n),
-        "status": order["status"],
-        "statusDescription": order.get("statusDescription") or "",
-        "marketPlaceOrderId": None,
-        "sequence": order["sequence"],
-        "salesChannel": order.get("salesChannel") or "1",
-        "affiliateId": order.get("affiliateId") or "",
-        "origin": order.get("origin") or "Marketplace",
-        "workflowInErrorState": False,
-        "workflowInRetry": False,
-        "lastMessageUnread": None,
-        "ShippingEstimatedDate": None,
-        "ShippingEstimatedDateMax": None,
-        "ShippingEstimatedDateMin": None,
-        "orderIsComplete": True,
-        "listId": None,
-        "listType": None,
-        "authorizedDate": order.get("authorizedDate"),
-        "callCenterOperatorName": None,
-        "totalItems": sum(item.get("quantity") or 0 for item in order.get("items") or ()),
-        "currencyCode": (order.get("storePreferencesData") or {}).get("currencyCode") or "",
-    }
-
-
-@dataclass
-class _Scroll:
-    iterator: Iterator[Ref]
-    fields: list[str] | None
-    size: int
-    total: int
-    last_used: float
-    exhausted: bool = False
-
-
-@dataclass
-class _Cursor:
-    """A cached search result: its total and the references read so far."""
-
-    total: int
-    iterator: Iterator[Ref]
-    refs: list[Ref] = field(default_factory=list)
-
-    def upto(self, end: int) -> list[Ref]:
-        if len(self.refs) < end:
-            self.refs.extend(itertools.islice(self.iterator, end - len(self.refs)))
-        return self.refs
-
-
-@dataclass
-class _Hook:
-    statuses: frozenset[str] | None
-    url: str
-    headers: dict[str, str]
-    body: Doc
-
-
-class _LRU(collections.OrderedDict[Any, Any]):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def remember(self, key: Any, value: Any) -> Any:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-        return value
-
-    def recall(self, key: Any) -> Any:
-        value = self.get(key)
-        if value is not None:
-            self.move_to_end(key)
-        return value
-
-
-# -- the emulator ---------------------------------------------------------------------------------
+from etl.sandbox.vtex.protocol import (
+    CATALOG_MAX_RANGE,
+    DEFAULT_APP_KEY,
+    DEFAULT_APP_TOKEN,
+    MD_DEFAULT_RANGE,
+    MD_DEFAULT_SCROLL_SIZE,
+    MD_MAX_RANGE,
+    MD_MAX_SCROLL_SIZE,
+    MD_SEARCH_CAP,
+    OMS_DEFAULT_PER_PAGE,
+    OMS_MAX_PAGE,
+    OMS_MAX_PER_PAGE,
+    ORDER_DATE_FILTERS,
+    RANGE_FILTER,
+    REST_RANGE,
+    UNEMULATED_ORDER_FILTERS,
+    error_response,
+    int_param,
+    list_row,
+    message_error,
+    oms_error,
+    page_stats,
+    parse_fields,
+    project_fields,
+    vtex_error_body,
+)
+from etl.sandbox.vtex.state import LRU, Cursor, Hook, Scroll
 
 
 class VtexSandbox:
@@ -663,8 +142,15 @@ class VtexSandbox:
         max_scrolls: simultaneous open scrolls (VTEX: 10).
         hook_timeout: seconds a hook endpoint has to answer 200 (VTEX: 5).
         hook_retry_delays: waits before each notification retry.
+        hook_miss_rate: share of status changes the hook never notifies (a lost delivery: the
+            Orders Feed still has them).
+        feed_duplicate_rate: share of Orders Feed events delivered twice.
+        seed: seeds the draws of the two rates above.
         clock: monotonic seconds (scroll expiry); tests pass a fake one.
         wall_clock: epoch seconds for ``updatedIn``/``lastChange`` written at run time.
+        denied_routes: route-name patterns (``fnmatch``, e.g. ``catalog.*``) the app key's role
+            lacks: valid credentials get 403 there, as a License Manager role without that
+            resource does.
     """
 
     def __init__(
@@ -679,16 +165,26 @@ class VtexSandbox:
         max_scrolls: int = 10,
         hook_timeout: float = 5.0,
         hook_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
+        hook_miss_rate: float = 0.0,
+        feed_duplicate_rate: float = 0.0,
+        seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        denied_routes: tuple[str, ...] = (),
     ) -> None:
         self.source = dataset
+        self.denied_routes = denied_routes
         self.store = Store(dataset, wall_clock=wall_clock)
         self.app_key, self.app_token, self.account = app_key, app_token, account
         self.faults = faults if faults is not None else FaultInjector(error_body=vtex_error_body)
         self.scroll_ttl, self.max_scrolls = scroll_ttl, max_scrolls
         self.hook_timeout, self.hook_retry_delays = hook_timeout, hook_retry_delays
         self._clock = clock
+        if not 0.0 <= hook_miss_rate <= 1.0:
+            raise ValueError("hook_miss_rate must be between 0 and 1")
+        self.hook_miss_rate = hook_miss_rate
+        self._random = random.Random(seed).random
+        self.feed = OrdersFeed(clock, self._random, feed_duplicate_rate)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -697,13 +193,14 @@ class VtexSandbox:
     def _reset_state(self) -> None:
         self.requests: collections.Counter[str] = collections.Counter()
         self.responses: collections.Counter[str] = collections.Counter()
-        self.hook: _Hook | None = None
+        self.hook: Hook | None = None
+        self.feed.reset()
         self.hook_stats: collections.Counter[str] = collections.Counter()
         self.deliveries: collections.deque[Doc] = collections.deque(maxlen=1000)
-        self._scrolls: dict[str, _Scroll] = {}
+        self._scrolls: dict[str, Scroll] = {}
         self.scroll_stats: collections.Counter[str] = collections.Counter()
-        self._searches = _LRU(64)
-        self._order_counts = _LRU(256)
+        self._searches = LRU(64)
+        self._order_counts = LRU(256)
 
     # -- Python API (thread-safe: hops into the serving loop) ------------------------------------
 
@@ -757,6 +254,7 @@ class VtexSandbox:
         hook.add_route("GET", self.hook_get)
         hook.add_route("POST", self.hook_post)
         hook.add_route("DELETE", self.hook_delete)
+        self.feed.add_routes(r)
         r.add_get("/api/dataentities/CL/search", self.md_search, name="md.search")
         r.add_get("/api/dataentities/CL/scroll", self.md_scroll, name="md.scroll")
         document = r.add_resource("/api/dataentities/CL/documents/{id}", name="md.document")
@@ -809,7 +307,7 @@ class VtexSandbox:
                 if exc.status < 400:
                     raise
                 self.responses[str(exc.status)] += 1
-                return _error(request, exc.status, exc.reason)
+                return error_response(request, exc.status, exc.reason)
             self.responses[str(response.status)] += 1
             return response
 
@@ -827,11 +325,14 @@ class VtexSandbox:
             given_key = request.headers.get("X-VTEX-API-AppKey")
             given_token = request.headers.get("X-VTEX-API-AppToken")
             if not given_key or not given_token:
-                return _error(request, 401, "Unauthorized access")
+                return error_response(request, 401, "Unauthorized access")
             key_ok = hmac.compare_digest(given_key.encode(), key)
             token_ok = hmac.compare_digest(given_token.encode(), token)
             if not (key_ok and token_ok):
-                return _error(request, 403, "Forbidden: invalid app key or app token")
+                return error_response(request, 403, "Forbidden: invalid app key or app token")
+            route = request.match_info.route.name or ""
+            if any(fnmatch.fnmatchcase(route, denied) for denied in self.denied_routes):
+                return error_response(request, 403, f"Forbidden: the app key's role lacks {route}")
             return await handler(request)
 
         return auth
@@ -840,12 +341,12 @@ class VtexSandbox:
 
     async def list_orders(self, request: web.Request) -> web.Response:
         query = request.query
-        unemulated = sorted(_UNEMULATED_ORDER_FILTERS & set(query))
+        unemulated = sorted(UNEMULATED_ORDER_FILTERS & set(query))
         if unemulated:
             return oms_error(400, f"the sandbox does not emulate {', '.join(unemulated)}")
         try:
-            page = _int_param(query, "page", 1)
-            per_page = _int_param(query, "per_page", OMS_DEFAULT_PER_PAGE)
+            page = int_param(query, "page", 1)
+            per_page = int_param(query, "per_page", OMS_DEFAULT_PER_PAGE)
         except ValueError as exc:
             return oms_error(400, str(exc))
         if page < 1:
@@ -857,11 +358,11 @@ class VtexSandbox:
         if not 1 <= per_page <= OMS_MAX_PER_PAGE:
             return oms_error(400, f"per_page must be between 1 and {OMS_MAX_PER_PAGE}")
         bounds: dict[str, tuple[int | None, int | None]] = {}
-        for param, name in _ORDER_DATE_FILTERS.items():
+        for param, name in ORDER_DATE_FILTERS.items():
             raw = query.get(param)
             if raw is None:
                 continue
-            match = _RANGE_FILTER.fullmatch(raw)
+            match = RANGE_FILTER.fullmatch(raw)
             if match is None or match.group(1) != name:
                 return oms_error(400, f"{param} must look like {name}:[FROM TO TO], got {raw!r}")
             try:
@@ -889,7 +390,7 @@ class VtexSandbox:
             total = self._order_counts.remember(key, self.store.count_orders(bounds, statuses))
         matches = self.store.query_orders(bounds, statuses, desc=direction == "desc")
         chosen = itertools.islice(matches, (page - 1) * per_page, page * per_page)
-        rows = [_list_row(self.store.order_at(i)) for i in chosen]
+        rows = [list_row(self.store.order_at(i)) for i in chosen]
         body = {
             "list": rows,
             "facets": [],
@@ -901,8 +402,8 @@ class VtexSandbox:
             },
             "stats": {
                 "stats": {
-                    "totalValue": _stats(rows, "totalValue"),
-                    "totalItems": _stats(rows, "totalItems"),
+                    "totalValue": page_stats(rows, "totalValue"),
+                    "totalItems": page_stats(rows, "totalItems"),
                 }
             },
         }
@@ -946,7 +447,7 @@ class VtexSandbox:
         return web.json_response(parsed.body)
 
     @staticmethod
-    def _parse_hook(body: Any) -> _Hook | str:
+    def _parse_hook(body: Any) -> Hook | str:
         if not isinstance(body, dict):
             return "expected {filter: {...}, hook: {url, headers}}"
         spec, hook = body.get("filter"), body.get("hook")
@@ -970,7 +471,7 @@ class VtexSandbox:
             return "hook.headers must map names to string values"
         statuses = frozenset(status) if status else None
         saved = {"filter": spec, "hook": {"url": url, "headers": headers}}
-        return _Hook(statuses, url, dict(headers), saved)
+        return Hook(statuses, url, dict(headers), saved)
 
     async def _post(self, url: str, headers: Mapping[str, str], payload: Doc) -> tuple[int, str]:
         """POST JSON; ``(status, description)`` with status 0 on a network error or timeout."""
@@ -990,9 +491,15 @@ class VtexSandbox:
         if changed is None:
             return None
         order, previous, last_change = changed
+        self.feed.publish(
+            {"domain": "Marketplace", "state": status, "lastState": previous, "orderId": order_id,
+             "lastChange": last_change, "currentChange": order["lastChange"]}
+        )  # fmt: skip
         hook = self.hook
         notified = hook is not None and (hook.statuses is None or status in hook.statuses)
-        if hook is not None and notified:
+        if notified and self._random() < self.hook_miss_rate:
+            self.hook_stats["missed"] += 1  # a delivery VTEX lost: only the feed has it
+        elif hook is not None and notified:
             payload = {
                 "Domain": "Marketplace",
                 "OrderId": order_id,
@@ -1018,7 +525,7 @@ class VtexSandbox:
             "hookNotified": notified,
         }
 
-    async def _deliver(self, hook: _Hook, payload: Doc) -> None:
+    async def _deliver(self, hook: Hook, payload: Doc) -> None:
         record = {"OrderId": payload["OrderId"], "State": payload["State"], "attempts": 0}
         self.deliveries.append(record)
         for delay in (0.0, *self.hook_retry_delays):
@@ -1037,7 +544,7 @@ class VtexSandbox:
 
     # -- Master Data ----------------------------------------------------------------------------
 
-    def _compile(self, query: Mapping[str, str]) -> tuple[Any, _Plan, Predicate | None] | str:
+    def _compile(self, query: Mapping[str, str]) -> tuple[Any, QueryPlan, Predicate | None] | str:
         """The cache key, plan and residual predicate of a search/scroll query, or an error."""
         clauses: list[Node] = []
         where = query.get("_where")
@@ -1049,8 +556,8 @@ class VtexSandbox:
                     clauses.append(Cmp(name, "=", value))
             node = clauses[0] if len(clauses) == 1 else BoolOp("and", tuple(clauses))
             if clauses:
-                _check_time_literals(node)
-            plan = _plan(node, self.store) if clauses else _Plan()
+                check_time_literals(node)
+            plan = plan_query(node, self.store) if clauses else QueryPlan()
         except WhereError as exc:
             return str(exc)
         except ValueError as exc:
@@ -1074,7 +581,7 @@ class VtexSandbox:
             return f"_sort must be 'field ASC' or 'field DESC', got {raw!r}"
         return parts[0], len(parts) == 2 and parts[1].upper() == "DESC"
 
-    def _query(self, plan: _Plan, predicate: Predicate | None, sort: str, desc: bool) -> Any:
+    def _query(self, plan: QueryPlan, predicate: Predicate | None, sort: str, desc: bool) -> Any:
         return self.store.query_customers(
             created=plan.created,
             updated=plan.updated,
@@ -1089,7 +596,7 @@ class VtexSandbox:
         for ref in refs:
             doc = self.store.customer(ref)
             if doc is not None:
-                out.append(_project(doc, fields))
+                out.append(project_fields(doc, fields))
         return out
 
     async def md_search(self, request: web.Request) -> web.Response:
@@ -1097,7 +604,7 @@ class VtexSandbox:
         if raw_range is None:
             start, end = MD_DEFAULT_RANGE
         else:
-            match = _REST_RANGE.fullmatch(raw_range)
+            match = REST_RANGE.fullmatch(raw_range)
             if match is None:
                 return message_error(400, f"REST-Range must be resources=x-y, got {raw_range!r}")
             start, end = int(match.group(1)), int(match.group(2))
@@ -1119,15 +626,15 @@ class VtexSandbox:
             return message_error(400, compiled if isinstance(compiled, str) else str(sort))
         key, plan, predicate = compiled
         cache_key = (key, sort)
-        cursor: _Cursor | None = self._searches.recall(cache_key)
+        cursor: Cursor | None = self._searches.recall(cache_key)
         try:
             if cursor is None:
                 result = self._query(plan, predicate, *sort)
-                cursor = self._searches.remember(cache_key, _Cursor(result.count(), iter(result)))
+                cursor = self._searches.remember(cache_key, Cursor(result.count(), iter(result)))
             refs = cursor.upto(end)[start:end]
         except NotSortable as exc:
             return message_error(400, str(exc))
-        docs = self._docs(refs, _parse_fields(request.query.get("_fields")))
+        docs = self._docs(refs, parse_fields(request.query.get("_fields")))
         headers = {"REST-Content-Range": f"resources {start}-{start + len(docs)}/{cursor.total}"}
         return web.json_response(docs, headers=headers)
 
@@ -1146,7 +653,7 @@ class VtexSandbox:
                     400, f"Maximum simultaneous scrolls rate exceeded ({self.max_scrolls})"
                 )
             try:
-                size = _int_param(request.query, "_size", MD_DEFAULT_SCROLL_SIZE)
+                size = int_param(request.query, "_size", MD_DEFAULT_SCROLL_SIZE)
             except ValueError as exc:
                 return message_error(400, str(exc))
             if not 1 <= size <= MD_MAX_SCROLL_SIZE:
@@ -1161,8 +668,8 @@ class VtexSandbox:
             except NotSortable as exc:
                 return message_error(400, str(exc))
             token = uuid.uuid4().hex
-            fields = _parse_fields(request.query.get("_fields"))
-            scroll = _Scroll(iter(result), fields, size, result.count(), now)
+            fields = parse_fields(request.query.get("_fields"))
+            scroll = Scroll(iter(result), fields, size, result.count(), now)
             self._scrolls[token] = scroll
             self.scroll_stats["opened"] += 1
         scroll.last_used = now
@@ -1189,7 +696,7 @@ class VtexSandbox:
         doc = self.store.customer_by_id(request.match_info["id"])
         if doc is None:
             return message_error(404, "Document not found")
-        return web.json_response(_project(doc, _parse_fields(request.query.get("_fields"))))
+        return web.json_response(project_fields(doc, parse_fields(request.query.get("_fields"))))
 
     async def _json_object(self, request: web.Request) -> Doc | web.Response:
         try:
@@ -1255,9 +762,9 @@ class VtexSandbox:
 
     async def product_and_sku_ids(self, request: web.Request) -> web.Response:
         try:
-            category = _int_param(request.query, "categoryId", 0) or None
-            first = _int_param(request.query, "_from", 1)
-            last = _int_param(request.query, "_to", 10)
+            category = int_param(request.query, "categoryId", 0) or None
+            first = int_param(request.query, "_from", 1)
+            last = int_param(request.query, "_to", 10)
         except ValueError as exc:
             return message_error(400, str(exc))
         if first < 1 or last < first:
@@ -1347,6 +854,7 @@ class VtexSandbox:
             "rate_limited": self.faults.stats.rate_limited,
             "faults": self.faults.stats.as_dict(),
             "hook": {"configured": self.hook is not None, **self.hook_stats},
+            "feed": self.feed.snapshot(),
             "scrolls": {
                 "open": sum(
                     1
