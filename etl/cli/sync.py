@@ -2,7 +2,8 @@
 
 Exit codes: 0 the command did what was asked (with ``--wait``: the run ended ``done``);
 1 the run ended ``failed`` or ``cancelled``; 2 bad usage or configuration; 3 no free slot
-with ``--no-queue``; 4 no such run.
+with ``--no-queue``; 4 no such run; 5 ``sync start`` could not reach Redis or the broker (no
+run was recorded).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import click
 
+from etl.errors import NetworkError
 from etl.state.runs import Run, RunNotFoundError
 from etl.sync import runs
 from etl.sync.report import progress_line, summary
@@ -22,7 +24,7 @@ from etl.sync.windows import Window, parse_time
 
 __all__ = ["sync"]
 
-EXIT_FAILED, EXIT_NO_SLOT, EXIT_NOT_FOUND = 1, 3, 4
+EXIT_FAILED, EXIT_NO_SLOT, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 3, 4, 5
 END_STATES = ("done", "failed", "cancelled")
 
 
@@ -144,6 +146,13 @@ def _start(
     except runs.NoFreeSlotError as error:
         click.echo(f"error: {error}; try again later or drop --no-queue", err=True)
         sys.exit(EXIT_NO_SLOT)
+    except NetworkError as error:
+        click.echo(
+            f"error: {error}; no run was recorded: check that Redis (REDIS_URL: the broker and "
+            "the run slots) is up, then start it again",
+            err=True,
+        )
+        sys.exit(EXIT_UNREACHABLE)
     if not as_json:
         note = (
             " (queued: two syncs are active; it starts when a slot frees)"
@@ -253,11 +262,17 @@ def cancel(run_id: int) -> None:
 @click.option("--wait", is_flag=True, help="Follow until the run ends.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def resume(run_id: int, wait: bool, as_json: bool) -> None:
-    """Finish a run that failed, paused or lost its worker: nothing lost, nothing twice."""
+    """Finish a run that failed, paused or lost its worker: nothing lost, nothing twice.
+
+    A healthy running run (slot held, no failed chunk, every claimed chunk's worker answering,
+    planning done or under way) is left alone."""
     _load(run_id)
-    run = runs.resume(_engine(), run_id)
+    engine = _engine()
+    healthy = not runs.health(engine, run_id)
+    run = runs.resume(engine, run_id)
     if not as_json:
-        click.echo(f"run {run.id} {run.status}", err=wait)
+        note = " (healthy: nothing to resume)" if healthy else ""
+        click.echo(f"run {run.id} {run.status}{note}", err=wait)
     if wait:
         run = _follow(run.id, quiet=as_json)
     _finish(run, as_json)

@@ -108,6 +108,7 @@ def record(cur: Any, run_id: int, rejections: Sequence[Rejection]) -> None:
     is unresolved again."""
     if not rejections:
         return
+    latest = {(r.stream, r.record_key): r for r in rejections}  # a row is upserted once
     execute_values(
         cur,
         """INSERT INTO rejected_record
@@ -118,6 +119,7 @@ def record(cur: Any, run_id: int, rejections: Sequence[Rejection]) -> None:
                resolved_at = NULL, origin_key = EXCLUDED.origin_key""",
         [
             (run_id, r.stream, r.record_key, r.reason, r.message, Json(r.payload), r.origin_key)
-            for r in rejections
+            for _, r in sorted(latest.items())
         ],
+        page_size=len(latest),  # one statement, rows in key order (no lock-order deadlock)
     )

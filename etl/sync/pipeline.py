@@ -10,22 +10,25 @@ is repeatable: Synerise profile upserts are upserts and transactions carry a sta
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from etl.errors import SkippableRecordError
 from etl.redaction import redact_payload
 from etl.state.chunks import ChunkOutcome
-from etl.state.ledger import Ledger
 from etl.sync.streams import Fetched, Stream, not_found
 from etl.synerise.client import BatchResult, SyneriseClient
 from schemas.mapping import FieldWarning, payload_hash
 from schemas.reasons import RejectReason
 
-__all__ = ["Candidate", "map_diff_send"]
+__all__ = ["Candidate", "KnownHashes", "map_diff_send"]
 
 log = logging.getLogger(__name__)
+
+KnownHashes = Callable[[str, Sequence[str]], Mapping[str, str]]
+"""``(ledger stream, keys) -> {key: hash}``: what Synerise last accepted; a chunk answers its own
+stream from what its claim read, a webhook asks the ledger."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +49,14 @@ def map_diff_send(
     fetched: list[Fetched],
     stream: Stream,
     synerise: SyneriseClient,
-    ledger: Ledger,
+    known_hashes: KnownHashes,
     *,
     full_resync: bool = False,
     dry_run: bool = False,
     check_alive: Callable[[], None] = lambda: None,
 ) -> ChunkOutcome:
-    """Map records to Synerise payloads (``schemas/``), skip those the ledger already holds,
+    """Map records to Synerise payloads (``schemas/``), skip those the ledger already holds
+    (``known_hashes(stream, keys)``: key -> hash of the payload Synerise last accepted),
     send the rest; return the outcome for the caller to record (chunk, webhook, replay).
 
     A record that cannot be mapped is rejected with its reason and kept for replay; its
@@ -66,7 +70,7 @@ def map_diff_send(
     outcome = ChunkOutcome(stream=stream.ledger, read=len(fetched))
     mapped = [(item, c) for item in fetched if (c := _mapped(item, stream, outcome)) is not None]
     candidates = [candidate for _, candidate in mapped]
-    changed = _changed(candidates, stream.ledger, ledger, full_resync, outcome)
+    changed = _changed(candidates, stream.ledger, known_hashes, full_resync, outcome)
     if dry_run:
         outcome.would_create = sum(1 for c in changed if not c.known)
         outcome.would_update = len(changed) - outcome.would_create
@@ -77,7 +81,7 @@ def map_diff_send(
     guests = _guests(mapped, stream)
     if guests:
         outcome.guests = ChunkOutcome(stream="profiles")
-        fresh = _changed(guests, "profiles", ledger, full_resync, outcome.guests)
+        fresh = _changed(guests, "profiles", known_hashes, full_resync, outcome.guests)
         if fresh:
             check_alive()
             _record(synerise.upsert_profiles([g.payload for g in fresh]), fresh, outcome.guests)
@@ -90,13 +94,13 @@ def map_diff_send(
 def _changed(
     candidates: list[Candidate],
     stream: str,
-    ledger: Ledger,
+    known_hashes: KnownHashes,
     full_resync: bool,
     outcome: ChunkOutcome,
 ) -> list[Candidate]:
     """The candidates whose payload the ledger does not hold (all with ``full_resync``); the
     others are counted skipped."""
-    known = ledger.hashes(stream, [c.key for c in candidates]) if candidates else {}
+    known = known_hashes(stream, [c.key for c in candidates]) if candidates else {}
     changed = [
         replace(c, known=c.key in known)
         for c in candidates

@@ -141,7 +141,7 @@ def sync_customer(rt: Realtime, change: CustomerChange, *, final_attempt: bool =
             # Our own consent write (or an older read): Synerise's value is the newest one.
             document = {**document, "isNewsletterOptIn": echo.value}
         outcome = map_diff_send([Fetched(change.id, document)], stream, rt.engine.synerise,
-                                rt.engine.store.ledger)  # fmt: skip
+                                rt.engine.store.ledger.hashes)  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 
@@ -264,7 +264,7 @@ def sync_order(
                 context["customer"] = vtex.find_customer_by_user_id(user_id, fields)
             context["status"] = reported_status(order, notice)
         outcome = map_diff_send([Fetched(notice.order_id, order, context)], stream,
-                                rt.engine.synerise, rt.engine.store.ledger)  # fmt: skip
+                                rt.engine.synerise, rt.engine.store.ledger.hashes)  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 

@@ -40,6 +40,7 @@ FAST_SETTINGS = {
     "SYNC_CHUNK_SIZE": "50",
     "SYNC_FETCH_CONCURRENCY": "8",
     "SYNC_STALE_AFTER": "300",
+    "SYNC_CLAIM_TTL": "5",
 }
 """Tests are not about throughput limits unless they say so."""
 

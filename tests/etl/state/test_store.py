@@ -18,6 +18,7 @@ from etl.state.runs import RunNotFoundError, add_counts
 from etl.state.store import StateStore
 from schemas.reasons import FieldWarning, WarningCode
 
+HOLDER = "host:1:test"
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -182,15 +183,16 @@ def test_concurrent_add_chunks_get_distinct_sequence_numbers(database_url):
 def test_claim_needs_a_running_run(store):
     run_id = new_run(store)
     [chunk_id] = store.chunks.add(run_id, [["o-1"]])
-    assert store.chunks.claim(chunk_id) is None, "queued run: nothing may run yet"
+    assert store.chunks.claim(chunk_id, HOLDER) is None, "queued run: nothing may run yet"
     store.runs.transition(run_id, "running", ("queued",))
-    claimed = store.chunks.claim(chunk_id)
+    claimed = store.chunks.claim(chunk_id, HOLDER)
     assert claimed is not None
     assert (claimed.id, claimed.status, claimed.attempts, claimed.keys) == (
         chunk_id, "running", 1, ["o-1"])
-    assert store.chunks.claim(chunk_id) is None, "a duplicate delivery must not run it twice"
+    duplicate = store.chunks.claim(chunk_id, HOLDER)
+    assert duplicate is None, "a duplicate delivery must not run it twice"
     with pytest.raises(ChunkNotFoundError):
-        store.chunks.claim(424242)
+        store.chunks.claim(424242, HOLDER)
 
 
 def test_claim_skips_done_chunks_and_cancelled_runs(store, database_url):
@@ -198,27 +200,27 @@ def test_claim_skips_done_chunks_and_cancelled_runs(store, database_url):
     done_id, other_id = store.chunks.add(run_id, [["o-1"], ["o-2"]])
     with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
         cur.execute("UPDATE sync_chunk SET status = 'done' WHERE id = %s", (done_id,))
-    assert store.chunks.claim(done_id) is None
+    assert store.chunks.claim(done_id, HOLDER) is None
     store.runs.transition(run_id, "cancelled", ("running",))
-    assert store.chunks.claim(other_id) is None
+    assert store.chunks.claim(other_id, HOLDER) is None
     assert store.chunks.get(other_id).status == "pending"
 
 
 def test_fail_then_reclaim_keeps_the_failed_counter_current(store):
     run_id = running_run(store)
     [chunk_id] = store.chunks.add(run_id, [["o-1"]])
-    store.chunks.fail(chunk_id, "not claimed yet: ignored")
+    store.chunks.fail(store.chunks.get(chunk_id), "not claimed yet: ignored")
     assert store.chunks.get(chunk_id).status == "pending"
 
-    store.chunks.claim(chunk_id)
-    store.chunks.fail(chunk_id, "Synerise 503 after 5 tries")
-    store.chunks.fail(chunk_id, "a late duplicate")
+    claimed = store.chunks.claim(chunk_id, HOLDER)
+    store.chunks.fail(claimed, "Synerise 503 after 5 tries")
+    store.chunks.fail(claimed, "a late duplicate")
     failed = store.chunks.get(chunk_id)
     assert (failed.status, failed.error) == ("failed", "Synerise 503 after 5 tries")
     assert store.runs.get(run_id).chunks_failed == 1
     assert store.chunks.ids(run_id, ["failed"]) == [chunk_id]
 
-    again = store.chunks.claim(chunk_id)
+    again = store.chunks.claim(chunk_id, HOLDER)
     assert again is not None and again.attempts == 2
     assert store.runs.get(run_id).chunks_failed == 0
 
@@ -227,7 +229,7 @@ def test_only_one_of_racing_claims_wins(database_url):
     store = StateStore(database_url)
     run_id = running_run(store)
     [chunk_id] = store.chunks.add(run_id, [["o-1"]])
-    results = race(database_url, lambda mine: mine.chunks.claim(chunk_id))
+    results = race(database_url, lambda mine: mine.chunks.claim(chunk_id, HOLDER))
     assert sum(result is not None for result in results) == 1
     assert store.chunks.get(chunk_id).attempts == 1
 
@@ -237,7 +239,7 @@ def test_a_chunk_outcome_is_one_transaction(store):
     run_id = running_run(store)
     [chunk_id] = store.chunks.add(run_id, [["a", "b"]])
     store.runs.mark_planning_done(run_id)
-    chunk = store.chunks.claim(chunk_id)
+    chunk = store.chunks.claim(chunk_id, HOLDER)
     assert chunk is not None
 
     broken = ChunkOutcome(stream="profiles", read=2)
@@ -269,7 +271,7 @@ def test_warnings_and_guest_profiles_are_recorded_with_the_chunk(store):
     ledger entries, rejects and counters, and leave the orders' counts alone."""
     run_id = running_run(store)
     [chunk_id] = store.chunks.add(run_id, [["o-1", "o-2"]])
-    chunk = store.chunks.claim(chunk_id)
+    chunk = store.chunks.claim(chunk_id, "a-worker")
     assert chunk is not None
     unknown = FieldWarning("paymentInfo.method", WarningCode.PAYMENT_METHOD_UNKNOWN, "no payment")
     phone = FieldWarning("phone", WarningCode.PHONE_DROPPED, "clientProfileData.phone")
@@ -317,7 +319,7 @@ def test_only_run_counters_can_be_added_to(store):
 def test_chunk_ids_by_status(store):
     run_id = running_run(store)
     ids = store.chunks.add(run_id, [["a"], ["b"], ["c"]])
-    store.chunks.claim(ids[1])
+    store.chunks.claim(ids[1], HOLDER)
     assert store.chunks.ids(run_id, ["pending"]) == [ids[0], ids[2]]
     assert store.chunks.ids(run_id, ["pending", "running"]) == ids
     with pytest.raises(ValueError):
