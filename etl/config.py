@@ -151,6 +151,8 @@ class Settings:
     consent_create_missing_cl: bool
     realtime_dedupe_ttl: int
     echo_guard_ttl: int
+    realtime_batch_size: int
+    realtime_redeliver_after: int
 
     @classmethod
     def from_env(
@@ -241,6 +243,8 @@ class Settings:
             consent_create_missing_cl=get("CONSENT_CREATE_MISSING_CL", _bool, False),
             realtime_dedupe_ttl=get("REALTIME_DEDUPE_TTL", _int_between(60, 30 * 86_400), 172_800),
             echo_guard_ttl=get("ECHO_GUARD_TTL", _int_between(1, 86_400), 600),
+            realtime_batch_size=get("REALTIME_BATCH_SIZE", _int_between(1, 1000), 100),
+            realtime_redeliver_after=get("REALTIME_REDELIVER_AFTER", _int_between(1, 3600), 20),
         )
         settings._register_secrets()
         return settings

@@ -9,6 +9,7 @@ queued by one version is read by the next: add fields with defaults only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = ["ConsentChange", "CustomerChange", "CustomerDeletion", "OrderNotice"]
 
@@ -19,6 +20,11 @@ class CustomerChange:
 
     id: str
     change: str  # "created" | "updated"
+
+    @property
+    def scope(self) -> str:
+        """The realtime run (and inbox) it counts in: created and changed documents apart."""
+        return "customers_created" if self.change == "created" else "customers_updated"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ class OrderNotice:
     current_change: str | None = None
     domain: str | None = None
     origin_account: str | None = None
+
+    scope: ClassVar[str] = "orders"
+    """The realtime run (and inbox) it counts in."""
 
     @property
     def dedupe_key(self) -> str:

@@ -25,6 +25,7 @@ from etl.errors import BudgetExhaustedError, ConfigError, RetriableError
 from etl.state.store import StateStore
 from etl.sync import runs
 from etl.sync.engine import Engine
+from etl.sync.inbox import Inbox
 from etl.sync.queues import (
     TASK_INCREMENTAL,
     TASK_PROCESS_CHUNK,
@@ -89,9 +90,11 @@ def process_chunk(self: Task, chunk_id: int) -> str:
 @app.task(name=TASK_SWEEP)
 def sweep() -> None:
     """Upkeep (beat, and every worker's own loop): renew leases, hand expired claims on,
-    recover lost messages, start waiting runs."""
+    recover lost messages, start waiting runs, and see that every realtime inbox holding
+    notifications has a drain coming."""
     settings = engine().settings
     runs.maintain(engine(), timedelta(seconds=settings.sync_stale_after))
+    Inbox(engine().redis, engine().enqueue).sweep()
 
 
 def start_upkeep(interval: float | None = None) -> threading.Event:
