@@ -31,6 +31,7 @@ from etl.sandbox.synerise import SANDBOX_WORKSPACE_GUID
 from etl.state.runs import Run
 from etl.state.store import StateStore
 from etl.sync.engine import Engine
+from etl.sync.inbox import Inbox
 from etl.sync.realtime import Realtime
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, WebhookApp
 from etl.webhooks.auth import HEADER
@@ -143,11 +144,13 @@ class Service:
 
 
 @pytest.fixture
-def webhooks(rt_env: dict[str, str]) -> Iterator[Service]:
-    """``WebhookApp`` with the real Celery enqueue, served by werkzeug in a thread."""
+def webhooks(rt_env: dict[str, str], broker: redis.Redis) -> Iterator[Service]:
+    """``WebhookApp`` as in production (customer changes and order notices into the realtime
+    inbox, the rest as Celery tasks), served by werkzeug in a thread."""
     from workers.dispatch import enqueue
 
-    server = make_server("127.0.0.1", 0, WebhookApp(SECRET, enqueue), threaded=True)
+    app = WebhookApp(SECRET, Inbox(broker, enqueue).enqueue)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="webhooks", daemon=True)
     thread.start()
     try:
