@@ -1,0 +1,176 @@
+"""The realtime inbox and its drains, called directly (no Celery): the sandbox, Redis and
+PostgreSQL are real. A drain's crash is staged where it matters (entries taken and never
+recorded; recorded and never acknowledged) and the next drain must lose and redo nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from etl.sandbox import Sandbox
+from etl.state.store import StateStore
+from etl.sync.changes import CustomerChange, OrderNotice
+from etl.sync.drain import drain
+from etl.sync.inbox import Inbox
+from etl.sync.queues import REALTIME, TASK_CUSTOMER, TASK_DRAIN, TASK_ORDER
+from etl.sync.realtime import Realtime
+from tests.etl.webhooks.harness import processed, realtime_runs, synerise_writes
+
+pytestmark = pytest.mark.rt_settings(REALTIME_REDELIVER_AFTER="1")
+
+UPDATED = "customers_updated"
+
+
+class Sent:
+    """A stand-in for Celery's enqueue that records what would be sent."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[str, list[Any], str]] = []
+
+    def __call__(self, task: str, args: list[Any], queue: str) -> str:
+        self.tasks.append((task, args, queue))
+        return f"task-{len(self.tasks)}"
+
+    def drains(self) -> list[list[Any]]:
+        return [args for task, args, _ in self.tasks if task == TASK_DRAIN]
+
+
+@pytest.fixture
+def sent() -> Sent:
+    return Sent()
+
+
+@pytest.fixture
+def inbox(rt: Realtime, sent: Sent) -> Inbox:
+    """The realtime inbox of ``rt``, with Celery's enqueue recorded instead of sent."""
+    rt.inbox.send = sent
+    return rt.inbox
+
+
+def customer_ids(sandbox: Sandbox, count: int) -> list[str]:
+    return [str(sandbox.dataset.customer(i)["id"]) for i in range(count)]
+
+
+def add_changes(inbox: Inbox, ids: list[str]) -> list[str]:
+    return [inbox.enqueue(TASK_CUSTOMER, [asdict(CustomerChange(key, "updated"))], REALTIME)
+            for key in ids]  # fmt: skip
+
+
+def deliveries(store: StateStore) -> int:
+    with store.db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM realtime_delivery")
+        return int(cur.fetchone()["n"])
+
+
+def test_a_burst_waits_in_the_inbox_behind_one_drain_task(inbox: Inbox, sent: Sent):
+    add_changes(inbox, ["a", "b", "c"])
+    inbox.enqueue(TASK_ORDER, [asdict(OrderNotice("o-1", "invoiced", "2026-01-01T00:00:00Z"))],
+                  REALTIME)  # fmt: skip
+    assert sent.drains() == [[UPDATED], ["orders"]]
+    assert inbox.waiting(UPDATED) == 3 and inbox.waiting("orders") == 1
+    inbox.opened(UPDATED)  # a drain started: the next arrival needs a drain of its own
+    add_changes(inbox, ["d"])
+    assert sent.drains() == [[UPDATED], ["orders"], [UPDATED]]
+    # Upkeep sees drains scheduled for both and sends none; with the marks gone it sends both.
+    assert inbox.sweep() == []
+    inbox.opened(UPDATED)
+    inbox.opened("orders")
+    assert sorted(inbox.sweep()) == ["customers_updated", "orders"]
+
+
+def test_work_that_is_not_a_customer_change_or_an_order_notice_stays_a_task(
+    inbox: Inbox, sent: Sent
+):
+    task_id = inbox.enqueue("etl.realtime.customer_deleted", [{"user_id": "u"}], REALTIME)
+    assert task_id == "task-1"
+    assert sent.tasks == [("etl.realtime.customer_deleted", [{"user_id": "u"}], REALTIME)]
+
+
+def test_a_drain_sends_a_backlog_in_batches_and_records_each_notification_once(
+    sandbox: Sandbox, rt: Realtime, inbox: Inbox, store: StateStore
+):
+    ids = customer_ids(sandbox, 25)
+    add_changes(inbox, [*ids, ids[0]])  # the first document notified twice
+    report = drain(rt, UPDATED, batch_size=10)
+    assert (report.batches, report.taken, report.redone, report.retried) == (3, 26, 0, 0)
+    assert processed(store) == 26
+    assert report.outcomes["sent"] == 25 and report.outcomes["skipped"] == 1
+    assert synerise_writes(sandbox) == {"synerise.clients_batch": 3}
+    assert inbox.waiting(UPDATED) == 0 and deliveries(store) == 0
+
+
+def test_entries_of_a_drain_that_died_are_taken_over_and_processed_once(
+    sandbox: Sandbox, rt: Realtime, inbox: Inbox, store: StateStore
+):
+    ids = customer_ids(sandbox, 12)
+    add_changes(inbox, ids)
+    taken = inbox.take(UPDATED, "dead-drain", 5)  # then the drain was killed
+    assert len(taken) == 5
+    first = drain(rt, UPDATED, consumer="live-drain")
+    assert first.taken == 7  # the dead drain's entries are not due yet
+    time.sleep(1.2)  # REALTIME_REDELIVER_AFTER
+    second = drain(rt, UPDATED, consumer="live-drain")
+    assert second.taken == 5 and second.outcomes["sent"] == 5
+    assert processed(store) == 12 and inbox.waiting(UPDATED) == 0
+
+
+def test_a_batch_recorded_but_not_acknowledged_is_acknowledged_when_it_comes_back(
+    sandbox: Sandbox,
+    rt: Realtime,
+    inbox: Inbox,
+    store: StateStore,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    ids = customer_ids(sandbox, 6)
+    add_changes(inbox, ids)
+
+    def cut_off(scope: str, entry_ids: Any) -> None:
+        raise ConnectionError("killed between the commit and XACK")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(inbox, "ack", cut_off)
+        with pytest.raises(ConnectionError):
+            drain(rt, UPDATED)
+    assert processed(store) == 6 and deliveries(store) == 6
+    time.sleep(1.2)
+    report = drain(rt, UPDATED)
+    assert (report.taken, report.redone) == (6, 6)
+    assert processed(store) == 6  # nothing counted twice
+    assert synerise_writes(sandbox) == {"synerise.clients_batch": 1}  # nothing sent twice
+    assert inbox.waiting(UPDATED) == 0 and deliveries(store) == 0
+
+
+def test_order_notices_in_one_batch_each_take_effect_once(
+    sandbox: Sandbox, rt: Realtime, inbox: Inbox, store: StateStore
+):
+    orders = [str(sandbox.dataset.order(i)["orderId"]) for i in range(8)]
+    notices = [OrderNotice(order_id, "payment-approved", "2026-01-01T00:00:00Z")
+               for order_id in orders]  # fmt: skip
+    for notice in [*notices, notices[0]]:  # VTEX delivered the first notice twice
+        inbox.enqueue(TASK_ORDER, [asdict(notice)], REALTIME)
+    report = drain(rt, "orders")
+    assert report.outcomes["duplicate"] == 1
+    assert sum(report.outcomes.values()) == 9 and report.retried == 0
+    assert processed(store) == 9
+    assert synerise_writes(sandbox)["synerise.transactions_batch"] == 1
+    [run] = realtime_runs(store)
+    assert run.read_count == 9
+
+
+def test_a_failing_batch_is_delivered_again_and_sent_once_it_recovers(
+    sandbox: Sandbox, rt: Realtime, inbox: Inbox, store: StateStore
+):
+    ids = customer_ids(sandbox, 4)
+    add_changes(inbox, ids)
+    sandbox.synerise.faults.set("synerise.clients_batch", error_rate=1.0)
+    report = drain(rt, UPDATED)
+    assert report.retried == 4 and processed(store) == 0
+    sandbox.synerise.faults.clear()
+    time.sleep(1.2)
+    report = drain(rt, UPDATED)
+    assert report.outcomes["sent"] == 4 and processed(store) == 4
+    assert inbox.waiting(UPDATED) == 0
