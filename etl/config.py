@@ -153,6 +153,7 @@ class Settings:
     echo_guard_ttl: int
     realtime_batch_size: int
     realtime_redeliver_after: int
+    realtime_drains: int
 
     @classmethod
     def from_env(
@@ -245,6 +246,7 @@ class Settings:
             echo_guard_ttl=get("ECHO_GUARD_TTL", _int_between(1, 86_400), 600),
             realtime_batch_size=get("REALTIME_BATCH_SIZE", _int_between(1, 1000), 100),
             realtime_redeliver_after=get("REALTIME_REDELIVER_AFTER", _int_between(1, 3600), 20),
+            realtime_drains=get("REALTIME_DRAINS", _int_between(1, 64), 4),
         )
         settings._register_secrets()
         return settings

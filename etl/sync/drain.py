@@ -5,7 +5,8 @@ schedule the next drain), then takes up to ``REALTIME_BATCH_SIZE`` entries at a 
 (``etl.sync.inbox``), processes each batch with ``etl.sync.realtime.sync_customers`` or
 ``sync_orders`` and acknowledges what was recorded, until the inbox has nothing for it or
 ``seconds`` have passed (then it schedules its successor). Batches form by themselves: a quiet
-inbox gives a drain one notification at a time, a backlog gives full batches.
+inbox gives a drain one notification at a time, a backlog gives full batches, and each full
+batch asks for a helper drain, up to ``REALTIME_DRAINS`` of the scope at once (``Inbox.help``).
 
 The order of things that makes a crash harmless: the batch's outcome and its entry ids are
 committed in one PostgreSQL transaction, then the entries are acknowledged in Redis, then their
@@ -75,8 +76,20 @@ def drain(
     size = batch_size or rt.engine.settings.realtime_batch_size
     consumer = consumer or consumer_name()
     deadline = time.monotonic() + seconds
-    reclaim_at = 0.0
-    inbox.opened(scope)
+    inbox.opened(scope, consumer)
+    try:
+        _drain(rt, scope, consumer, size, deadline, report)
+    finally:
+        inbox.closed(scope, consumer)
+    if report.taken:
+        log.info("inbox %s drained: %s", scope, report.as_dict())
+    return report
+
+
+def _drain(
+    rt: Realtime, scope: str, consumer: str, size: int, deadline: float, report: DrainReport
+) -> None:
+    inbox, reclaim_at = rt.inbox, 0.0
     with inbox.holding(scope, consumer) as holding:
         while True:
             if time.monotonic() >= deadline:
@@ -89,12 +102,11 @@ def drain(
             entries = inbox.take(scope, consumer, size, reclaim=reclaim)
             if not entries:
                 break
+            if len(entries) == size:  # a backlog: another drain may share it
+                inbox.help(scope, rt.engine.settings.realtime_drains)
             holding.hold([entry.id for entry in entries])
             _process(rt, scope, entries, report)
             holding.hold([])
-    if report.taken:
-        log.info("inbox %s drained: %s", scope, report.as_dict())
-    return report
 
 
 def _process(rt: Realtime, scope: str, entries: list[Entry], report: DrainReport) -> None:

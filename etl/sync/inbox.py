@@ -25,6 +25,10 @@ Guarantees:
   when it was not set, sends a drain task; a drain deletes it before it reads, so an entry added
   after a drain's last read always schedules another. ``sweep`` (every worker's upkeep) schedules
   a drain for every stream holding entries, whatever became of a task.
+* A backlog is drained by several at once: a drain that takes a full batch asks for a helper
+  (``help``) while fewer than ``REALTIME_DRAINS`` drains of the scope are alive (each keeps its
+  name in ``etl:inbox:{scope}:drains``, scored by when it counts as gone unless renewed), so
+  drains ramp up one per batch and end by themselves when the inbox is empty.
 """
 
 from __future__ import annotations
@@ -75,6 +79,26 @@ _ADD = """
 local id = redis.call('XADD', KEYS[1], '*', 'task', ARGV[1], 'args', ARGV[2])
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return {id, 1} end
 return {id, 0}
+"""
+
+# KEYS[1] live drains (sorted set), KEYS[2] schedule mark; ARGV cap, mark TTL. Returns 1 when
+# fewer than ``cap`` drains are alive and no drain was scheduled (the caller sends one).
+_HELP = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 1 end
+return 0
+"""
+
+# KEYS[1] live drains; ARGV consumer, milliseconds it counts as alive from now.
+_ALIVE = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return 1
 """
 
 
@@ -129,6 +153,8 @@ class Inbox:
         self.send = send
         self.redeliver_after = redeliver_after
         self._add = client.register_script(_ADD)
+        self._help = client.register_script(_HELP)
+        self._alive = client.register_script(_ALIVE)
 
     def key(self, scope: str) -> str:
         if scope not in INBOX_SCOPES:
@@ -170,11 +196,30 @@ class Inbox:
             return False
         return True
 
+    def help(self, scope: str, drains: int) -> bool:
+        """Send another drain for ``scope`` if fewer than ``drains`` are alive and none is
+        scheduled; True if sent."""
+        key = self.key(scope)
+        if not self._help(keys=[key + ":drains", key + ":drain"], args=[drains, SCHEDULE_TTL]):
+            return False
+        return self._send_drain(scope)
+
     # -- the drain side ------------------------------------------------------------------------
 
-    def opened(self, scope: str) -> None:
-        """A drain starts: entries added from now on schedule the next one."""
+    def opened(self, scope: str, consumer: str) -> None:
+        """A drain starts: entries added from now on schedule the next one; it counts as alive
+        (``help``) while it renews that (``Holding``) and until it ``closed``."""
         self.client.delete(self.key(scope) + ":drain")
+        self.alive(scope, consumer)
+
+    def alive(self, scope: str, consumer: str) -> None:
+        """``consumer`` drains ``scope`` for another ``redeliver_after`` at least."""
+        self._alive(keys=[self.key(scope) + ":drains"],
+                    args=[consumer, int(self.redeliver_after * 1000)])  # fmt: skip
+
+    def closed(self, scope: str, consumer: str) -> None:
+        """A drain ends: it no longer counts as alive."""
+        self.client.zrem(self.key(scope) + ":drains", consumer)
 
     def take(self, scope: str, consumer: str, count: int, reclaim: bool = True) -> list[Entry]:
         """Up to ``count`` entries for ``consumer``: first those whose holder went quiet for
@@ -285,6 +330,7 @@ class Holding:
         while not self.stop.wait(self.inbox.redeliver_after / 4):
             try:
                 self.inbox.keep(self.scope, self.consumer, self.ids)
+                self.inbox.alive(self.scope, self.consumer)
             except redis.RedisError as error:  # the entries may be taken over: the gate holds
                 log.warning("inbox %s: could not keep entries: %s", self.scope, error)
 

@@ -78,6 +78,9 @@ class Realtime:
     once: OnceGuard
     echo: EchoGuard
     inbox: Inbox
+    readers: ThreadPoolExecutor
+    """VTEX reads of every batch of this process: ``SYNC_FETCH_CONCURRENCY`` per drain alive
+    (threads start on demand and last, so a batch does not pay for starting its own)."""
 
     @classmethod
     def from_engine(cls, engine: Engine) -> Realtime:
@@ -88,6 +91,10 @@ class Realtime:
             once=OnceGuard(engine.redis, settings.realtime_dedupe_ttl),
             echo=EchoGuard(engine.redis, settings.echo_guard_ttl),
             inbox=Inbox(engine.redis, engine.enqueue, settings.realtime_redeliver_after),
+            readers=ThreadPoolExecutor(
+                max_workers=settings.sync_fetch_concurrency * settings.realtime_drains,
+                thread_name_prefix="realtime-read",
+            ),
         )
 
     def record(self, scope: str, outcome: ChunkOutcome) -> None:
@@ -170,7 +177,7 @@ def sync_customers(
 ) -> Batch:
     """``CL`` documents created or changed (one scope): upsert the profiles whose payload changed.
 
-    Each document is read once, by id, with ``SYNC_FETCH_CONCURRENCY`` reads at a time: not by a
+    Each document is read once, by id (``/documents``, concurrently on ``rt.readers``): not by a
     batched search, which is eventually consistent while a trigger follows its write at once (a
     stale read would put the old payload in the ledger and lose the change). Then one mapping and
     ledger pass and one ``/v4/clients/batch`` for the batch, and one transaction for its outcome
@@ -215,8 +222,8 @@ def sync_orders(
 
     The claims are taken in one round trip; a notice whose claim another delivery holds is a
     ``duplicate``, a known order's notice of a status outside ``ORDER_UPDATE_STATUSES`` is
-    skipped unread. OMS has no batched Get order: the rest are read once per order with
-    ``SYNC_FETCH_CONCURRENCY`` reads at a time under the shared budget, their buyers with one
+    skipped unread. OMS has no batched Get order: the rest are read once per order, concurrently
+    (``rt.readers``) under the shared budget, their buyers with one
     Master Data search per 50 (as the historical sync), and the newest notice of an order names
     the status reported (the others count as skipped). Guest profiles first, then one
     ``/v4/transactions/batch``, then one transaction for the outcome. A claim whose notice
@@ -312,8 +319,8 @@ def _recency(notice: OrderNotice) -> datetime:
 def _read_each(
     rt: Realtime, read: Callable[[str], dict[str, Any] | None], keys: list[str]
 ) -> tuple[dict[str, dict[str, Any] | None], dict[str, Exception]]:
-    """``read`` each key, ``SYNC_FETCH_CONCURRENCY`` at a time (the rate budget is shared): the
-    records by key, and the error of each read that failed, which fails only its own record."""
+    """``read`` each key on ``rt.readers`` (the rate budget is shared): the records by key, and
+    the error of each read that failed, which fails only its own record."""
 
     def attempt(key: str) -> tuple[str, Any, Exception | None]:
         try:
@@ -321,12 +328,10 @@ def _read_each(
         except Exception as error:
             return key, None, error
 
-    workers = min(rt.engine.settings.sync_fetch_concurrency, len(keys))
-    if workers <= 1:
+    if len(keys) <= 1 or rt.engine.settings.sync_fetch_concurrency <= 1:
         results = [attempt(key) for key in keys]
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(attempt, keys))
+        results = list(rt.readers.map(attempt, keys))
     records = {key: record for key, record, error in results if error is None}
     return records, {key: error for key, _, error in results if error is not None}
 

@@ -72,13 +72,13 @@ def test_a_burst_waits_in_the_inbox_behind_one_drain_task(inbox: Inbox, sent: Se
                   REALTIME)  # fmt: skip
     assert sent.drains() == [[UPDATED], ["orders"]]
     assert inbox.waiting(UPDATED) == 3 and inbox.waiting("orders") == 1
-    inbox.opened(UPDATED)  # a drain started: the next arrival needs a drain of its own
+    inbox.opened(UPDATED, "a-drain")  # a drain started: the next arrival needs a drain of its own
     add_changes(inbox, ["d"])
     assert sent.drains() == [[UPDATED], ["orders"], [UPDATED]]
     # Upkeep sees drains scheduled for both and sends none; with the marks gone it sends both.
     assert inbox.sweep() == []
-    inbox.opened(UPDATED)
-    inbox.opened("orders")
+    inbox.opened(UPDATED, "a-drain")
+    inbox.opened("orders", "a-drain")
     assert sorted(inbox.sweep()) == ["customers_updated", "orders"]
 
 
@@ -91,7 +91,7 @@ def test_work_that_is_not_a_customer_change_or_an_order_notice_stays_a_task(
 
 
 def test_a_drain_sends_a_backlog_in_batches_and_records_each_notification_once(
-    sandbox: Sandbox, rt: Realtime, inbox: Inbox, store: StateStore
+    sandbox: Sandbox, rt: Realtime, inbox: Inbox, sent: Sent, store: StateStore
 ):
     ids = customer_ids(sandbox, 25)
     add_changes(inbox, [*ids, ids[0]])  # the first document notified twice
@@ -101,6 +101,23 @@ def test_a_drain_sends_a_backlog_in_batches_and_records_each_notification_once(
     assert report.outcomes["sent"] == 25 and report.outcomes["skipped"] == 1
     assert synerise_writes(sandbox) == {"synerise.clients_batch": 3}
     assert inbox.waiting(UPDATED) == 0 and deliveries(store) == 0
+    # The burst's drain, and one helper asked for by the first full batch (the second found
+    # it scheduled, not started).
+    assert sent.drains() == [[UPDATED], [UPDATED]]
+
+
+def test_helper_drains_are_asked_for_while_fewer_than_realtime_drains_are_alive(inbox: Inbox):
+    for index in range(3):
+        inbox.opened(UPDATED, f"drain-{index}")
+    assert inbox.help(UPDATED, 4) is True
+    assert inbox.help(UPDATED, 4) is False  # one is scheduled and not started yet
+    inbox.opened(UPDATED, "drain-3")
+    assert inbox.help(UPDATED, 4) is False  # four alive
+    inbox.closed(UPDATED, "drain-0")
+    assert inbox.help(UPDATED, 4) is True
+    inbox.opened(UPDATED, "drain-4")
+    time.sleep(1.2)  # nobody renewed: a killed drain stops counting after REALTIME_REDELIVER_AFTER
+    assert inbox.help(UPDATED, 1) is True
 
 
 def test_entries_of_a_drain_that_died_are_taken_over_and_processed_once(
