@@ -4,9 +4,9 @@ batches.
 One Redis stream per scope (``etl:inbox:customers_created``, ``etl:inbox:customers_updated``,
 ``etl:inbox:orders``), read through one consumer group (``drain``) by drain tasks
 (``etl.realtime.drain``, ``etl.sync.drain``). Not one Celery task per notification: a Celery
-task costs the worker about 0.9 ms of its own (1,160 no-op tasks/s measured with acks_late and
-events, docs/benchmarks.md), more than a whole notification costs in a batch; a drain takes up to
-``REALTIME_BATCH_SIZE`` entries in one call. Deletions and consent stay one Celery task each.
+task costs the worker 1.4-1.7 ms of CPU of its own (a no-op task, docs/benchmarks.md), more than
+a whole notification costs in a batch; a drain takes up to ``REALTIME_BATCH_SIZE`` entries in
+one call. Deletions and consent stay one Celery task each.
 
 Guarantees:
 
