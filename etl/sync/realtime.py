@@ -209,7 +209,7 @@ def sync_customers(
         if key in seen and key not in errors:
             _extra(outcome, batch, item, "skipped")
         else:
-            _settle(rt, outcome, batch, item, key, errors.get(key), _word(sent, key))
+            _settle(outcome, batch, item, key, errors.get(key), _word(sent, key))
         seen.add(key)
     _record(rt, batch, {scope: outcome}, inbox)
     return batch
@@ -284,7 +284,7 @@ def _orders(
     for key, group in groups.items():
         for item in group:
             if item is newest[key] or key in errors:
-                _settle(rt, outcome, batch, item, key, errors.get(key), _word(sent, key))
+                _settle(outcome, batch, item, key, errors.get(key), _word(sent, key))
             else:  # an older notice of an order this batch sends as it is now
                 _extra(outcome, batch, item, "skipped")
     _record(rt, batch, {"orders": outcome}, inbox)
@@ -372,7 +372,6 @@ def _extra(outcome: ChunkOutcome, batch: Batch, item: Item[Any], word: str) -> N
 
 
 def _settle(
-    rt: Realtime,
     outcome: ChunkOutcome,
     batch: Batch,
     item: Item[Any],
