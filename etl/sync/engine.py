@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from etl.config import Settings
+from etl.infra import redis_client
 from etl.lease import SlotLease
 from etl.ratelimit import RedisTokenBucket
 from etl.state.store import StateStore
@@ -44,7 +45,7 @@ class Engine:
         Celery: the caller injects it, so the engine never imports the Celery layer)."""
         settings = settings.with_infra()
         assert settings.redis_url and settings.database_url  # with_infra() sets both
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis_client(settings.redis_url)  # timeouts, keepalives, retries
         return cls(
             settings=settings,
             store=StateStore(settings.database_url),

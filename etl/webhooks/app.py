@@ -201,8 +201,9 @@ def create_app(
         enqueue = celery_enqueue
     ready = None
     if redis_url:
-        import redis
+        from etl.infra import redis_client
 
-        client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        # A readiness probe answers within seconds: no retries, short timeouts.
+        client = redis_client(redis_url, retries=1, socket_timeout=2, socket_connect_timeout=2)
         ready = lambda: bool(client.ping())  # noqa: E731
     return WebhookApp(secret, enqueue, ready=ready)

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 import celeryconfig
+from etl.errors import ConfigError
 from etl.sync.queues import QUEUES
 from workers.dispatch import enqueue
 
@@ -92,7 +93,7 @@ def test_beat_runs_the_orders_feed_every_orders_feed_interval(monkeypatch):
     monkeypatch.setenv("ORDERS_FEED_INTERVAL", "0")
     assert celeryconfig._orders_feed_schedule() == {}
     monkeypatch.setenv("ORDERS_FEED_INTERVAL", "soon")
-    with pytest.raises(ValueError, match="ORDERS_FEED_INTERVAL"):
+    with pytest.raises(ConfigError, match="ORDERS_FEED_INTERVAL"):
         celeryconfig._orders_feed_schedule()
 
 
