@@ -76,7 +76,11 @@ task_publish_retry_policy = {
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-worker_cancel_long_running_tasks_on_connection_loss = True
+# A task running when the broker connection drops (a Redis restart) finishes and records its
+# outcome in PostgreSQL; cancelling it would leave its chunk claimed with no one working on it.
+# Its message, unacknowledged, comes back after the visibility timeout or a worker's restart,
+# and then finds the chunk done (the claim in sync_chunk makes a second delivery a no-op).
+worker_cancel_long_running_tasks_on_connection_loss = False
 worker_soft_shutdown_timeout = 30
 
 # The soft limit raises SoftTimeLimitExceeded so a task can checkpoint; the hard one kills.

@@ -49,7 +49,12 @@ def test_reliability_settings(app):
     assert conf.task_ignore_result
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"
     assert conf.broker_connection_retry_on_startup
-    assert conf.worker_cancel_long_running_tasks_on_connection_loss
+    # A Redis restart must not kill tasks: they finish and record; a redelivery is a no-op.
+    assert not conf.worker_cancel_long_running_tasks_on_connection_loss
+    assert conf.broker_connection_retry and conf.broker_connection_max_retries is None
+    options = conf.broker_transport_options
+    assert options["socket_timeout"] and options["socket_connect_timeout"]
+    assert options["socket_keepalive"] and options["health_check_interval"]
     assert {queue.name for queue in conf.task_queues} == set(QUEUES)
 
 
