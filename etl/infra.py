@@ -85,10 +85,11 @@ idle for 15 s is pinged before use."""
 
 REDIS_RETRY_ATTEMPTS = 8
 """Retries of one Redis call after a connection error or timeout, with exponential backoff and
-jitter capped at 3 s: about 15 s at worst, which rides out a restart of the embedded Redis."""
+jitter capped at 3 s: about 15 s at worst, which rides out a restart of the embedded Redis (the
+CLI's one-off commands use fewer)."""
 
 
-def redis_client(url: str, retries: int = REDIS_RETRY_ATTEMPTS, **overrides: Any) -> redis.Redis:
+def redis_client(url: str, retries: int | None = None, **overrides: Any) -> redis.Redis:
     """A Redis client that survives a Redis restart: timeouts, keepalives and retries.
 
     Every call is retried on ``ConnectionError``/``TimeoutError`` (reconnecting) for up to about
@@ -98,8 +99,9 @@ def redis_client(url: str, retries: int = REDIS_RETRY_ATTEMPTS, **overrides: Any
 
     Args:
         url: ``redis://``, ``rediss://`` or ``unix://``.
-        retries: retries of one call; ``1`` for a request that must answer fast (a probe, a
-            page): it still reconnects once after a restart, then fails.
+        retries: retries of one call (default ``REDIS_RETRY_ATTEMPTS``, read at each call: the
+            CLI lowers it); ``1`` for a request that must answer fast (a probe, a page): it
+            still reconnects once after a restart, then fails.
         overrides: ``redis.Redis`` options that win over ``REDIS_OPTIONS``.
     """
     from redis.backoff import ExponentialWithJitterBackoff
@@ -113,7 +115,7 @@ def redis_client(url: str, retries: int = REDIS_RETRY_ATTEMPTS, **overrides: Any
         "retry",
         Retry(
             ExponentialWithJitterBackoff(cap=3.0, base=0.1),
-            retries,
+            REDIS_RETRY_ATTEMPTS if retries is None else retries,
             supported_errors=(redis.ConnectionError, redis.TimeoutError),
         ),
     )

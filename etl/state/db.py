@@ -64,7 +64,8 @@ unanswered keepalives, and data left unacknowledged for 15 s breaks it (``tcp_us
 ms). Unix sockets (the embedded server) ignore the TCP ones: a restart closes them at once."""
 
 CONNECT_PATIENCE = 20.0
-"""Seconds ``connect`` keeps trying an unreachable server: a restart takes a few."""
+"""Seconds ``connect`` keeps trying an unreachable server: a restart takes a few (the CLI sets
+a shorter wait for its one-off commands)."""
 
 _LOST_SQLSTATES = ("57P01", "57P02", "57P03")
 """admin_shutdown, crash_shutdown, cannot_connect_now; class 08 (connection exception) too."""
@@ -79,20 +80,22 @@ _PASSING = (
 that does not exist, a malformed URL) is a configuration error."""
 
 
-def connect(dsn: str, *, patience: float = CONNECT_PATIENCE) -> Connection:
+def connect(dsn: str, *, patience: float | None = None) -> Connection:
     """Open a connection, retrying while the server is unreachable (starting or restarting).
 
     Logs one warning when the first attempt fails, not one per attempt.
 
     Args:
         dsn: a libpq URI or key/value string; options it sets win over ``PG_OPTIONS``.
-        patience: seconds to keep trying; pauses double from 0.2 s up to 2 s.
+        patience: seconds to keep trying (default ``CONNECT_PATIENCE``, read at each call: the
+            CLI shortens it); pauses double from 0.2 s up to 2 s.
 
     Raises:
         NetworkError: still unreachable after ``patience`` seconds.
         ConfigError: the server refused the login or has no such database (``DATABASE_URL``).
     """
     options = _options(dsn)
+    patience = CONNECT_PATIENCE if patience is None else patience
     deadline = time.monotonic() + patience
     delay = 0.2
     while True:
