@@ -19,6 +19,7 @@ External URLs always win, which is how Docker or managed servers are used unchan
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -302,6 +303,9 @@ def _start_postgres(folder: Path) -> tuple[str, str]:
     pgdata = folder / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
+    # With cleanup_mode None its exit hook only does bookkeeping, under a lock that every
+    # pgserver user on the machine shares: on a loaded machine, exiting waited minutes on it.
+    atexit.unregister(server._cleanup)
     if _postgres_pid(pgdata) is None:
         # pgserver caches one handle per folder and process; a server stopped since (``down``)
         # is started again through it, on the same socket.
