@@ -165,3 +165,24 @@ def test_the_webhook_service_accepts_again_after_a_redis_restart(servers, tmp_pa
         assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
         # AOF kept the message sent before the restart; the one after is there too.
         assert queue.llen("realtime") >= 2
+
+
+def test_the_console_is_ready_again_after_both_servers_restart(servers, tmp_path):
+    state = infra.up(servers)
+    port = infra.free_port()
+    env = {"REDIS_URL": state.redis_url, "DATABASE_URL": state.database_url,
+           "ETL_STATE_DIR": str(servers)}  # fmt: skip
+    ready = f"http://127.0.0.1:{port}/readyz"
+
+    def is_ready() -> bool:
+        try:
+            return requests.get(ready, timeout=30).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    with cli_service(["console", "--no-auth", "--bind", f"127.0.0.1:{port}"], env, tmp_path,
+                     f"http://127.0.0.1:{port}/healthz"):  # fmt: skip
+        assert is_ready()
+        restart(servers, "redis")
+        restart(servers, "postgres")
+        wait_until(is_ready, 30, 0.5, "the console to be ready after the restarts")
