@@ -151,8 +151,13 @@ def _orders_feed_schedule() -> dict[str, dict[str, object]]:
     return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(interval)}}
 
 
-beat_schedule = {
-    "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
-    **_incremental_schedule(),
-    **_orders_feed_schedule(),
-}
+def schedule() -> dict[str, dict[str, object]]:
+    """Beat's schedule from the current settings (``ConfigError`` names a bad variable)."""
+    return {
+        "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
+        **_incremental_schedule(),
+        **_orders_feed_schedule(),
+    }
+
+
+beat_schedule = schedule()

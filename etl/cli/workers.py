@@ -39,7 +39,7 @@ def _exec(argv: Sequence[str], settings: Settings, extra_env: dict[str, str] | N
     database is migrated, so a worker started before anything else finds its tables.
     """
     with contextlib.suppress(ImportError):  # not importable here: Celery will say so itself
-        importlib.import_module("celeryconfig")
+        importlib.import_module("celeryconfig").schedule()
     resolved = settings.with_infra()
     assert resolved.database_url  # with_infra() sets it
     upgrade(resolved.database_url)

@@ -73,9 +73,14 @@ def test_missing_embedded_wheels_name_the_extra_and_the_variable(tmp_path, monke
 def test_servers_come_back_on_the_same_address(tmp_path, monkeypatch, caplog):
     """After a crash or `infra down`, `infra up` restarts Redis on its recorded port and
     PostgreSQL on its socket, so running clients reconnect; a taken port is said, not hidden."""
+    import logging
     import os
     import signal
     import socket
+
+    # Another test's logging set-up (Celery, gunicorn) may have disabled existing loggers.
+    monkeypatch.setattr(infra.log, "disabled", False)
+    caplog.set_level(logging.WARNING, logger=infra.log.name)
 
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)

@@ -23,14 +23,32 @@ from etl.state.store import StateStore
 from tests.helpers.databases import with_redis_db
 
 REPO = Path(__file__).resolve().parents[3]
-CREDENTIALS = {"VTEX_ACCOUNT": "acme", "VTEX_APP_KEY": "key", "VTEX_APP_TOKEN": "token",
-               "SYNERISE_API_KEY": "api-key", "VTEX_BASE_URL": "http://127.0.0.1:9"}  # fmt: skip
+# Secrets are registered with the log redaction for the whole process: values no other test
+# text contains.
+CREDENTIALS = {"VTEX_ACCOUNT": "acme", "VTEX_APP_KEY": "vtexappkey-acme-TESTERRORS",
+               "VTEX_APP_TOKEN": "app-token-test-errors-7f3a", "VTEX_BASE_URL": "http://127.0.0.1:9",
+               "SYNERISE_API_KEY": "synerise-key-test-errors-9c1d"}  # fmt: skip
 
 
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def forget_runtime() -> None:
+    """The CLI builds its settings, store and engine once per process: not across tests."""
+    from etl.cli import runtime
+
+    for cached in (runtime.settings, runtime.store, runtime.engine):
+        cached.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runtime():
+    forget_runtime()
+    yield
+    forget_runtime()
 
 
 @pytest.fixture
