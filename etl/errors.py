@@ -17,6 +17,8 @@ a branch, never a status code::
      ├── SkippableRecordError(reason, message, key)   one record rejected, its batch goes on
      └── PausedError               the run checkpoints and continues later
           ├── SlotLostError
+          ├── ClaimLostError          this worker's claim on a chunk or a planning was taken over
+          ├── RunStoppedError         the run was cancelled, paused or ended meanwhile
           └── BudgetExhaustedError
 
 ``classify_response`` maps an HTTP answer to one of these classes through a declarative table
@@ -37,6 +39,7 @@ __all__ = [
     "RESPONSE_RULES",
     "AuthenticationError",
     "BudgetExhaustedError",
+    "ClaimLostError",
     "ConfigError",
     "EtlError",
     "FatalError",
@@ -47,6 +50,7 @@ __all__ = [
     "RateLimitedError",
     "ResponseRule",
     "RetriableError",
+    "RunStoppedError",
     "ServerError",
     "SkippableRecordError",
     "SlotLostError",
@@ -197,6 +201,15 @@ class PausedError(EtlError):
 
 class SlotLostError(PausedError):
     """The run's lease slot expired or was taken; stop before the next write."""
+
+
+class ClaimLostError(PausedError):
+    """This worker's claim on a chunk (or on a run's planning) expired and was handed to another
+    worker: stop, write nothing; the new holder does the work."""
+
+
+class RunStoppedError(PausedError):
+    """The run was cancelled, paused or finished while a task of it was working: stop quietly."""
 
 
 class BudgetExhaustedError(PausedError):

@@ -75,6 +75,11 @@ def sandbox() -> None:
 @click.option("--app-key", help="VTEX app key the emulator accepts (default: the sandbox's).")
 @click.option("--app-token", help="VTEX app token the emulator accepts (default: the sandbox's).")
 @click.option("--api-key", help="Synerise API key the emulator accepts (default: the sandbox's).")
+@click.option(
+    "--strict/--relaxed", default=True, show_default=True,
+    help="Synerise: refuse bodies that break its request models or documented rules (strict), "
+    "or only what its API itself enforces, counting the rest (relaxed, for experiments).",
+)  # fmt: skip
 def serve(
     host: str,
     vtex_port: int,
@@ -93,6 +98,7 @@ def serve(
     app_key: str | None,
     app_token: str | None,
     api_key: str | None,
+    strict: bool,
 ) -> None:
     """Serve both emulators and print the ETL's environment as export lines."""
     # Imported here: the sandbox is an optional extra, and `etl.cli` must load without it.
@@ -109,6 +115,7 @@ def serve(
             app_token=app_token or DEFAULT_APP_TOKEN, api_key=api_key or SANDBOX_API_KEY,
             vtex_options={"hook_miss_rate": hook_miss_rate, "seed": seed,
                           "feed_duplicate_rate": feed_duplicate_rate},
+            synerise_options={"strict": strict},
         )  # fmt: skip
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -119,7 +126,8 @@ def serve(
         sys.stdout.flush()
         click.echo(
             f"VTEX sandbox at {urls[0]} ({dataset.customer_count} customers,"
-            f" {dataset.order_count} orders), Synerise sandbox at {urls[1]}; Ctrl-C to stop",
+            f" {dataset.order_count} orders), Synerise sandbox at {urls[1]}"
+            f" ({'strict' if strict else 'relaxed'}); Ctrl-C to stop",
             err=True,
         )
 

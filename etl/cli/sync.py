@@ -2,8 +2,9 @@
 
 Exit codes (``etl.cli.errors``): 0 the command did what was asked (with ``--wait``: the run
 ended ``done``); 1 the run ended ``failed`` or ``cancelled``; 2 bad usage or configuration;
-3 no free slot with ``--no-queue``; 4 no such run; 5 Redis or PostgreSQL unreachable; 130
-Ctrl-C while following a run (the run goes on in the background).
+3 no free slot with ``--no-queue``; 4 no such run; 5 Redis or PostgreSQL unreachable (``sync
+start`` then records no run); 130 Ctrl-C while following a run (the run goes on in the
+background).
 """
 
 from __future__ import annotations
@@ -12,22 +13,34 @@ import json
 import sys
 import time
 from datetime import datetime
+from typing import Any
 
 import click
 
-from etl.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_SLOT, EXIT_NOT_FOUND
+from etl.cli.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NO_SLOT,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    explain,
+)
+from etl.errors import NetworkError
 from etl.state.runs import RUN_STATUSES, Run, RunNotFoundError
 from etl.sync import runs
 from etl.sync.realtime import DELIVERY_FAILED
 from etl.sync.report import progress_line, summary
 from etl.sync.windows import Window, parse_time
-from schemas.reasons import RejectReason
+from schemas.reasons import RejectReason, WarningCode
 
 __all__ = ["sync"]
 
 END_STATES = ("done", "failed", "cancelled")
 REASONS = (*(str(reason) for reason in RejectReason), DELIVERY_FAILED)
 """Every reason code a reject can carry (``sync rejects --reason``)."""
+WARNINGS = tuple(str(code) for code in WarningCode)
+"""Every field warning code (``sync rejects --warnings --reason``)."""
+CODES = (*REASONS, *WARNINGS)
 
 
 def _engine():
@@ -155,6 +168,10 @@ def _start(
     except runs.NoFreeSlotError as error:
         click.echo(f"error: {error}; try again later or drop --no-queue", err=True)
         sys.exit(EXIT_NO_SLOT)
+    except NetworkError as error:
+        message, code = explain(error) or (f"error: {error}", EXIT_UNAVAILABLE)
+        click.echo(f"{message}; no run was recorded: start it again once it is back", err=True)
+        sys.exit(code)
     if not as_json:
         note = (
             " (queued: two syncs are active; it starts when a slot frees)"
@@ -279,11 +296,17 @@ def cancel(run_id: int) -> None:
 @click.option("--wait", is_flag=True, help="Follow until the run ends.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def resume(run_id: int, wait: bool, as_json: bool) -> None:
-    """Finish a run that failed, paused or lost its worker: nothing lost, nothing twice."""
+    """Finish a run that failed, paused or lost its worker: nothing lost, nothing twice.
+
+    A healthy running run (slot held, no failed chunk, every claimed chunk's worker answering,
+    planning done or under way) is left alone."""
     _load(run_id)
-    run = runs.resume(_engine(), run_id)
+    engine = _engine()
+    healthy = not runs.health(engine, run_id)
+    run = runs.resume(engine, run_id)
     if not as_json:
-        click.echo(f"run {run.id} {run.status}", err=wait)
+        note = " (healthy: nothing to resume)" if healthy else ""
+        click.echo(f"run {run.id} {run.status}{note}", err=wait)
     if wait:
         run = _follow(run.id, quiet=as_json)
     _finish(run, as_json)
@@ -291,14 +314,31 @@ def resume(run_id: int, wait: bool, as_json: bool) -> None:
 
 @sync.command("rejects")
 @click.argument("run_id", type=int)
-@click.option("--reason", type=_Code(REASONS), default=None,
-              help="Only this reason code.")
+@click.option("--reason", type=_Code(CODES), default=None,
+              help="Only this reason code, or with --warnings this warning code.")
 @click.option("--unresolved", is_flag=True, help="Only records no replay has fixed yet.")
+@click.option(
+    "--warnings", "show_warnings", is_flag=True,
+    help="List the fields sent records went without (field warnings), grouped by code.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines with redacted payloads.")
-def rejects(run_id: int, reason: str | None, unresolved: bool, as_json: bool) -> None:
+def rejects(
+    run_id: int, reason: str | None, unresolved: bool, show_warnings: bool, as_json: bool
+) -> None:
     """List the records a run rejected: key, reason code, message (and whether a replay fixed
-    it)."""
+    it); with --warnings, the records it sent without some fields."""
+    if reason is not None and (reason in WARNINGS) != show_warnings:
+        wrong = (
+            "a reject reason, and --warnings lists warnings" if show_warnings
+            else "a warning code: add --warnings"
+        )  # fmt: skip
+        raise click.BadParameter(f"{reason} is {wrong}", param_hint="--reason")
     _load(run_id)
+    if show_warnings:
+        if unresolved:
+            raise click.UsageError("--unresolved applies to rejects; drop it with --warnings")
+        _warnings(run_id, reason, as_json)
+        return
     for rejected in _store().rejects.find(run_id, reason=reason, unresolved=unresolved):
         if as_json:
             click.echo(json.dumps(rejected.as_dict(), default=str))
@@ -308,6 +348,25 @@ def rejects(run_id: int, reason: str | None, unresolved: bool, as_json: bool) ->
                 f"{rejected.stream:<13} {rejected.record_key:<40} {rejected.reason:<18} "
                 f"{rejected.message}{fixed}"
             )
+
+
+def _warnings(run_id: int, code: str | None, as_json: bool) -> None:
+    """A run's field warnings, grouped by code, each group under what the code means."""
+    from schemas.reasons import describe
+
+    found = _store().warnings.find(run_id, code=code)
+    if as_json:
+        for warning in found:
+            click.echo(json.dumps({**warning.as_dict(), "description": describe(warning.code)}))
+        return
+    groups: dict[str, list[Any]] = {}
+    for warning in found:
+        groups.setdefault(warning.code, []).append(warning)
+    for name, members in groups.items():
+        records = len({(w.stream, w.record_key) for w in members})
+        click.echo(f"{name}: {records} record(s) sent without a field: {describe(name)}")
+        for w in members:
+            click.echo(f"  {w.stream:<13} {w.record_key:<40} {w.field:<20} {w.message}")
 
 
 @sync.command("replay")

@@ -23,6 +23,7 @@ __all__ = [
     "TASK_PRODUCE",
     "TASK_SELFTEST",
     "TASK_SWEEP",
+    "chunk_queue",
 ]
 
 BACKFILL = "backfill"
@@ -32,6 +33,13 @@ INCREMENTAL = "incremental"
 REALTIME = "realtime"
 """Webhook work (and the selftest probe): short, never stuck behind a backfill."""
 QUEUES = (BACKFILL, INCREMENTAL, REALTIME)
+
+
+def chunk_queue(kind: str) -> str:
+    """The queue of a run's chunks: incremental chunks never wait behind a backfill. (Producers
+    all go to ``BACKFILL``.)"""
+    return INCREMENTAL if kind == "incremental" else BACKFILL
+
 
 TASK_PRODUCE = "etl.produce"
 TASK_PROCESS_CHUNK = "etl.process_chunk"

@@ -26,6 +26,12 @@ def summary(run: Run) -> dict[str, Any]:
             "skipped": run.skipped_count,
             "rejected": run.rejected_count,
             "failed": run.failed_count,
+            "warned": run.warned_count,
+            "guest_profiles": {
+                "sent": run.guest_sent_count,
+                "skipped": run.guest_skipped_count,
+                "rejected": run.guest_rejected_count,
+            },
         },
         "chunks": {
             "total": run.chunks_total,
@@ -46,11 +52,12 @@ def summary(run: Run) -> dict[str, Any]:
 
 
 def progress_line(run: Run, now: datetime | None = None) -> str:
-    """``run 7 running 1200/3000 records (40%) 310/s ETA 6s | sent 1100 skipped 0 ...``.
+    """``run 7 running 1200/3000 records (40%) 310/s ETA 6s | sent 1100 skipped 0 ...``; an
+    orders run that upserted guest profiles ends with ``| guest profiles sent 12 ...``.
 
     A finished run's rate is over its own duration (start to finish), so it stays what it
     was; a dry run shows what it would do: ``| dry run: would create 250, update 30, skip 10,
-    reject 10; failed 0``.
+    reject 10; failed 0 warned 0``.
     """
     end = run.finished_at or now or datetime.now(UTC)
     total = f"{run.records_total}" + ("" if run.planning_done else "+")
@@ -66,12 +73,18 @@ def progress_line(run: Run, now: datetime | None = None) -> str:
     if run.dry_run:
         counts = (
             f"dry run: would create {run.would_create}, update {run.would_update},"
-            f" skip {run.skipped_count}, reject {run.rejected_count}; failed {run.failed_count}"
+            f" skip {run.skipped_count}, reject {run.rejected_count};"
+            f" failed {run.failed_count} warned {run.warned_count}"
         )
     else:
         counts = (
             f"sent {run.sent_count} skipped {run.skipped_count}"
-            f" rejected {run.rejected_count} failed {run.failed_count}"
+            f" rejected {run.rejected_count} failed {run.failed_count} warned {run.warned_count}"
+        )
+    if run.guest_sent_count or run.guest_skipped_count or run.guest_rejected_count:
+        counts += (
+            f" | guest profiles sent {run.guest_sent_count} skipped {run.guest_skipped_count}"
+            f" rejected {run.guest_rejected_count}"
         )
     progress = f"{done}/{total} records{percent}{rate_text}{eta_text}"
     return f"run {run.id} {run.status} {progress} | {counts}"

@@ -30,7 +30,8 @@ def test_defaults_follow_the_architecture_table():
     assert settings.synerise_api_host == "https://api.synerise.com"
     assert settings.synerise_rate_limit == 20
     assert settings.synerise_batch_size == 100
-    assert settings.sync_chunk_size == 100
+    assert settings.sync_chunk_size is None  # each stream's own
+    assert settings.sync_claim_ttl == 15
     assert settings.sync_fetch_concurrency == 8
     assert settings.sync_max_active_runs == 2
     assert settings.profile_phone_fields == ("phone", "homePhone", "cellPhone", "businessPhone")
@@ -107,6 +108,7 @@ def test_synerise_host_aliases(alias):
         ("SYNERISE_BATCH_SIZE", "1001"),
         ("SYNERISE_BATCH_SIZE", "1.5"),
         ("SYNC_CHUNK_SIZE", "0"),
+        ("SYNC_CLAIM_TTL", "0.5"),
         ("SYNC_FETCH_CONCURRENCY", "many"),
         ("SYNC_MAX_ACTIVE_RUNS", "-1"),
         ("SYNERISE_API_HOST", "aws"),
@@ -178,7 +180,7 @@ def test_partial_load_still_validates_everything_present():
 
 
 def test_empty_means_default():
-    assert load(SYNC_CHUNK_SIZE="", VTEX_ENVIRONMENT="  ").sync_chunk_size == 100
+    assert load(SYNC_CHUNK_SIZE="", VTEX_ENVIRONMENT="  ").sync_chunk_size is None
 
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path):
@@ -192,7 +194,7 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
 def test_given_env_ignores_the_working_directory_dotenv(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("SYNC_CHUNK_SIZE=250\n")
     monkeypatch.chdir(tmp_path)
-    assert Settings.from_env({}, require=()).sync_chunk_size == 100
+    assert Settings.from_env({}, require=()).sync_chunk_size is None
     monkeypatch.delenv("SYNC_CHUNK_SIZE", raising=False)
     assert Settings.from_env(require=()).sync_chunk_size == 250  # os.environ + ./.env
 
@@ -229,7 +231,7 @@ def test_snapshot_has_no_secrets():
         assert secret not in text
     assert snapshot["vtex_app_token"] == "***"
     assert snapshot["database_url"] == "postgresql://etl:***@db:5432/etl"
-    assert snapshot["sync_chunk_size"] == 100
+    assert snapshot["sync_chunk_size"] is None
     assert snapshot["profile_phone_fields"] == ["phone", "homePhone", "cellPhone", "businessPhone"]
     assert snapshot["vtex_app_key"] == "vtexappkey-shop-ABC"
 

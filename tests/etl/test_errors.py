@@ -10,6 +10,7 @@ from etl import errors
 from etl.errors import (
     AuthenticationError,
     BudgetExhaustedError,
+    ClaimLostError,
     ConfigError,
     EtlError,
     FatalError,
@@ -19,6 +20,7 @@ from etl.errors import (
     PermissionDeniedError,
     RateLimitedError,
     RetriableError,
+    RunStoppedError,
     ServerError,
     SkippableRecordError,
     SlotLostError,
@@ -41,6 +43,8 @@ TREE = {
     SkippableRecordError: EtlError,
     PausedError: EtlError,
     SlotLostError: PausedError,
+    ClaimLostError: PausedError,
+    RunStoppedError: PausedError,
     BudgetExhaustedError: PausedError,
 }
 

@@ -120,6 +120,8 @@ def transaction(**overrides: Any) -> dict:
             {"sku": "A", "name": "Alpha", "finalUnitPrice": money(10.0), "quantity": 1},
             {"sku": "B", "name": "Beta", "finalUnitPrice": money(20.0), "quantity": 1},
         ],
+        "paymentInfo": {"method": "credit card"},
+        "source": "WEB_DESKTOP",
     }
     body.update(overrides)
     return body
@@ -507,7 +509,7 @@ def test_upsert_merges_attributes_and_null_clears(api: Api) -> None:
         "firstName": "Ana",
         "city": "Recife",
         "agreements": {"email": "true", "sms": 1},
-        "attributes": {"tier": "gold", "score": 5, "email": "ignored@reserved.com"},
+        "attributes": {"tier": "gold", "score": 5},
         "tags": ["a"],
     }
     assert api.post("/v4/clients/batch", [first]).status_code == 202
@@ -639,9 +641,9 @@ def _without(key: str) -> dict:
 
 
 def _product(**changes: Any) -> dict:
-    product = {"sku": "A", "name": "Alpha", "finalUnitPrice": money(10.0)}
+    product = {"sku": "A", "name": "Alpha", "finalUnitPrice": money(10.0), "quantity": 1}
     product.update(changes)
-    return transaction(products=[product])
+    return transaction(products=[product], revenue=money(10.0), value=money(10.0))
 
 
 @pytest.mark.parametrize(
@@ -732,6 +734,10 @@ def test_same_salt_time_and_client_overwrites(api: Api) -> None:
         recordedAt="2024-03-01T13:00:00+03:00",  # the same instant, written differently
         revenue=money(10.0),
         value=money(10.0),
+        products=[
+            {"sku": "A", "name": "Alpha", "finalUnitPrice": money(10.0), "quantity": 1},
+            {"sku": "B", "name": "Beta", "finalUnitPrice": money(20.0), "quantity": 0},
+        ],
         metadata={"orderStatus": "canceled"},
     )
     assert api.post("/v4/transactions/batch", [updated]).status_code == 202
@@ -804,7 +810,7 @@ def test_same_client_by_common_identifier_without_profile(api: Api) -> None:
 def test_overwrite_keeps_product_events_by_position(api: Api) -> None:
     api.post("/v4/transactions/batch", [transaction()])
     fewer = transaction(
-        products=[{"sku": "B", "name": "Beta", "finalUnitPrice": money(20.0)}],
+        products=[{"sku": "B", "name": "Beta", "finalUnitPrice": money(20.0), "quantity": 1}],
         revenue=money(20.0),
         value=money(20.0),
     )
@@ -894,12 +900,15 @@ def test_catalogs(api: Api) -> None:
     assert len(api.get("/catalogs/bags").json()["data"]) == 3
 
     items = f"/catalogs/bags/{bag['id']}/items/batch"
-    first = [{"itemKey": "SKU1", "value": {"price": 1}}, {"itemKey": "SKU2", "value": {"price": 2}}]
+    first = [
+        {"itemKey": "SKU1", "value": {"price": "1"}},
+        {"itemKey": "SKU2", "value": {"price": "2"}},
+    ]
     response = api.post(items, first)
     assert response.status_code == 200 and response.json() is True
-    assert api.post(items, [{"itemKey": "SKU1", "value": {"price": 9}}]).status_code == 200
+    assert api.post(items, [{"itemKey": "SKU1", "value": {"price": "9"}}]).status_code == 200
     item = api.get(f"/catalogs/bags/{bag['id']}/items/itemKey/SKU1")
-    assert item.json()["data"]["value"] == {"price": 9}
+    assert item.json()["data"]["value"] == {"price": "9"}
     assert api.stats()["catalog_items"] == 2
     assert [i["itemKey"] for i in api.inspect("catalog-items", bagId=bag["id"])] == ["SKU1", "SKU2"]
 
