@@ -243,3 +243,21 @@ def test_ctrl_c_during_sync_start_wait_leaves_the_run_going(env, database_url, t
     assert runs_in(database_url) == before + 1
     run = StateStore(database_url).runs.find(limit=1)[0]
     assert run.status in ("queued", "running")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--reason", "BIRTHDATE_DROPPED"], "BIRTHDATE_DROPPED is a warning code: add --warnings"),
+        (["--warnings", "--reason", "INVALID_EMAIL"], "INVALID_EMAIL is a reject reason"),
+    ],
+)
+def test_reject_reasons_and_warning_codes_are_not_mixed_up(env, database_url, args, says):
+    run_id = StateStore(database_url).runs.create(
+        "backfill", "orders", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    )
+    result = invoke("sync", "rejects", str(run_id), *args)
+    assert result.exit_code == 2 and says in result.stderr
+    fine = [arg for arg in args if arg == "--warnings"]
+    code = "birthdate_dropped" if fine else "invalid_email"
+    assert invoke("sync", "rejects", str(run_id), *fine, "--reason", code).exit_code == 0

@@ -51,6 +51,6 @@ def test_a_dry_run_says_what_it_would_create_update_skip_and_reject():
                    rejected_count=10, started_at=START, finished_at=START + timedelta(seconds=3))
     line = progress_line(run)
     assert line.endswith(
-        "| dry run: would create 250, update 30, skip 10, reject 10; failed 0"
+        "| dry run: would create 250, update 30, skip 10, reject 10; failed 0 warned 0"
     ), line
     assert summary(run)["counts"]["would_create"] == 250
