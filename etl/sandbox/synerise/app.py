@@ -39,7 +39,9 @@ Sandbox rules for UNCONFIRMED behaviour:
 * ``DELETE /v4/clients/by-customid/{customId}`` (and ``by-custom-id``) answers 200 without a body.
 * Catalogs: duplicate catalog names are allowed (as far as is known the API does not forbid them);
   ``searchBy`` is a case-insensitive substring match on the name; the item batch answers 200
-  ``true`` (or 207 as above).
+  ``true`` (or 207 as above). Every column of an item's ``value`` must be a string: Synerise's
+  generated client types ``value`` as ``map<string, string>`` (``catalogs_items_batch.json``),
+  so a number, boolean, list or ``null`` is refused item by item.
 
 Inspection (no auth, no faults): ``GET /__sandbox__/stats``,
 ``GET /__sandbox__/synerise/{profiles,transactions,events,catalog-items}`` (JSON arrays;
