@@ -3,13 +3,15 @@
 Each table has its own module, which owns its SQL: ``runs`` (``sync_run``), ``chunks``
 (``sync_chunk``, and the one transaction recording a chunk's outcome), ``ledger``
 (``entity_ledger``), ``rejects`` (``rejected_record``), ``replay`` (replay runs), ``cursors``
-(``sync_cursor``) and ``selftest``; ``realtime`` holds the webhooks' daily runs. Callers use the
-aggregates directly (``store.chunks.claim(id)``, ``store.ledger.hashes(...)``), so a path through
-the code names the table it touches; this class only shares one set of connections between them.
+(``sync_cursor``), ``catalogs`` (``synerise_catalog``) and ``selftest``; ``realtime`` holds the
+webhooks' daily runs. Callers use the aggregates directly (``store.chunks.claim(id)``,
+``store.ledger.hashes(...)``), so a path through the code names the table it touches; this class
+only shares one set of connections between them.
 """
 
 from __future__ import annotations
 
+from etl.state.catalogs import SyneriseCatalogs
 from etl.state.chunks import Chunks
 from etl.state.cursors import Cursors
 from etl.state.db import Connections
@@ -37,6 +39,7 @@ class StateStore:
         self.rejects = Rejects(self.db)
         self.replays = Replays(self.db)
         self.cursors = Cursors(self.db)
+        self.catalogs = SyneriseCatalogs(self.db)
         self.selftest = Selftest(self.db)
 
     def close(self) -> None:

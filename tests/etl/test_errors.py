@@ -10,6 +10,7 @@ from etl import errors
 from etl.errors import (
     AuthenticationError,
     BudgetExhaustedError,
+    CatalogNotFoundError,
     ConfigError,
     EtlError,
     FatalError,
@@ -33,6 +34,7 @@ TREE = {
     MissingExtraError: FatalError,
     AuthenticationError: FatalError,
     PermissionDeniedError: FatalError,
+    CatalogNotFoundError: FatalError,
     RetriableError: EtlError,
     RateLimitedError: RetriableError,
     ServerError: RetriableError,
