@@ -13,7 +13,7 @@ from etl.lease import SlotLease
 from etl.ratelimit import RedisTokenBucket
 from etl.state.store import StateStore
 from etl.sync.queues import BACKFILL, INCREMENTAL, TASK_PROCESS_CHUNK, TASK_PRODUCE
-from etl.sync.streams import Stream, stream_for_scope
+from etl.sync.streams import ProductsStream, Stream, stream_for_scope
 from etl.synerise.client import SyneriseClient
 from etl.vtex.client import VtexClient
 from schemas.mapping import MappingConfig
@@ -53,7 +53,11 @@ class Engine:
                 client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl
             ),
             vtex=VtexClient.from_settings(
-                settings, budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit)
+                settings,
+                budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit),
+                catalog_budget=RedisTokenBucket(
+                    client, "vtex_catalog", settings.vtex_catalog_rate_limit
+                ),
             ),
             synerise=SyneriseClient.from_settings(
                 settings,
@@ -66,9 +70,15 @@ class Engine:
     def stream(self, scope: str) -> Stream:
         """The stream for a scope, built once (its HTTP pools are reused)."""
         if scope not in self._streams:
-            self._streams[scope] = stream_for_scope(
-                scope, self.vtex, self.mapping, self.settings.sync_fetch_concurrency
-            )
+            if scope == ProductsStream.scope:  # it also needs Synerise and the state store
+                built: Stream = ProductsStream.from_settings(
+                    self.settings, self.vtex, self.synerise, self.store
+                )
+            else:
+                built = stream_for_scope(
+                    scope, self.vtex, self.mapping, self.settings.sync_fetch_concurrency
+                )
+            self._streams[scope] = built
         return self._streams[scope]
 
     def enqueue_chunk(self, chunk_id: int, kind: str = "backfill") -> None:

@@ -113,6 +113,12 @@ def plan_chunks(
         store.runs.advance_planning(run_id, (window.end, 0), expected=position)
         position = (window.end, 0)
         _check_deadline(deadline)
+    # Records sent before that the whole listing lacked (streams that list their source whole):
+    # found in SQL against this run's chunks, so a resumed producer plans only what is left.
+    for keys in stream.vanished(run_id, store, chunk_size):
+        cursor = (run.window_to, position[1] + len(keys))
+        position = _flush(store, run_id, keys, [], cursor, position, enqueue_chunk, check_alive)
+        _check_deadline(deadline)
     check_alive()
     return store.runs.mark_planning_done(run_id, expected=position)
 

@@ -894,6 +894,13 @@ def test_catalogs(api: Api) -> None:
     ]
     assert api.get(f"/catalogs/bags/{bag['id']}/items/itemKey/SKU3").status_code == 404
     assert api.post("/catalogs/bags/999/items/batch", first).status_code == 404
+    assert api.get(f"/catalogs/bags/{bag['id']}").json()["data"]["name"] == "store-1"
+    gone = api.post("/catalogs/bags", {"name": "gone"}).json()["data"]["id"]
+    api.post(f"/catalogs/bags/{gone}/items/batch", first)
+    assert api.delete(f"/catalogs/bags/{gone}").status_code == 204
+    assert api.post(f"/catalogs/bags/{gone}/items/batch", first).status_code == 404
+    assert api.get(f"/catalogs/bags/{gone}").status_code == 404
+    assert api.delete(f"/catalogs/bags/{gone}").status_code == 404
     assert api.get("/catalogs/bags/abc/items/itemKey/SKU1").status_code == 404
     assert api.post("/catalogs/bags", {"name": ""}).status_code == 400
     assert api.post(items, first, auth="").status_code == 401
