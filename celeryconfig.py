@@ -26,6 +26,7 @@ from etl.sync.queues import (
     TASK_INCREMENTAL,
     TASK_PROCESS_CHUNK,
     TASK_PRODUCE,
+    TASK_PRODUCTS,
     TASK_SELFTEST,
     TASK_SWEEP,
 )
@@ -81,10 +82,23 @@ task_routes = {
     TASK_PRODUCE: {"queue": BACKFILL},
     TASK_PROCESS_CHUNK: {"queue": BACKFILL},
     TASK_INCREMENTAL: {"queue": INCREMENTAL},
+    TASK_PRODUCTS: {"queue": INCREMENTAL},
     TASK_SWEEP: {"queue": INCREMENTAL},
     TASK_SELFTEST: {"queue": REALTIME},
     "etl.realtime.*": {"queue": REALTIME},
 }
+
+
+def _cron(variable: str, default: str) -> crontab:
+    """A five-field cron expression from the environment (unset or empty: ``default``)."""
+    fields = (os.environ.get(variable) or default).split()
+    if len(fields) != 5:
+        raise ValueError(f"{variable}: expected five cron fields, e.g. '{default}'")
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    try:
+        return crontab(minute, hour, day_of_week, day_of_month, month_of_year)
+    except ValueError as error:
+        raise ValueError(f"{variable}: {error}") from None
 
 
 def _incremental_schedule() -> dict[str, dict[str, object]]:
@@ -93,11 +107,7 @@ def _incremental_schedule() -> dict[str, dict[str, object]]:
     ``SYNC_INCREMENTAL_CRON`` (five cron fields, default every 15 minutes) and
     ``SYNC_INCREMENTAL_SCOPES`` (default ``customers_updated,orders``; empty disables them).
     """
-    fields = (os.environ.get("SYNC_INCREMENTAL_CRON") or "*/15 * * * *").split()
-    if len(fields) != 5:
-        raise ValueError("SYNC_INCREMENTAL_CRON: expected five cron fields, e.g. '*/15 * * * *'")
-    minute, hour, day_of_month, month_of_year, day_of_week = fields
-    when = crontab(minute, hour, day_of_week, day_of_month, month_of_year)
+    when = _cron("SYNC_INCREMENTAL_CRON", "*/15 * * * *")
     scopes = os.environ.get("SYNC_INCREMENTAL_SCOPES", "customers_updated,orders")
     return {
         f"incremental-{scope}": {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
@@ -105,7 +115,18 @@ def _incremental_schedule() -> dict[str, dict[str, object]]:
     }
 
 
+def _products_schedule() -> dict[str, dict[str, object]]:
+    """The nightly catalog pass: ``SYNC_PRODUCTS_CRON`` (five cron fields, UTC; default
+    ``0 3 * * *``, 03:00 every day; ``off`` disables it)."""
+    if (os.environ.get("SYNC_PRODUCTS_CRON") or "").strip().lower() == "off":
+        return {}
+    return {
+        "products": {"task": TASK_PRODUCTS, "schedule": _cron("SYNC_PRODUCTS_CRON", "0 3 * * *")}
+    }
+
+
 beat_schedule = {
     "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
     **_incremental_schedule(),
+    **_products_schedule(),
 }

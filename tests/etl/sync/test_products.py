@@ -19,7 +19,7 @@ import requests
 
 from etl.sandbox import Sandbox
 from etl.sandbox.synerise import SANDBOX_API_KEY
-from tests.helpers.sync import invoke, json_lines, listing, stats
+from tests.helpers.sync import invoke, json_lines, listing, stats, wait_for_run, wait_until
 
 pytestmark = pytest.mark.sandbox(customers=5, orders=5, products=400, seed=13)
 
@@ -198,3 +198,24 @@ def test_fixture_products_and_a_sku_the_mapping_cannot_read(sandbox, engine, wor
     assert stored["9011"]["value"]["parentId"] == "902"
     bags = requests.get(f"{sandbox.synerise_url}/__sandbox__/stats", timeout=10).json()
     assert bags["catalog_bags"] == 1
+
+
+@pytest.mark.sandbox(customers=5, orders=5, products=30, seed=13)
+def test_beat_starts_one_catalog_pass_at_a_time(sandbox, engine, worker, store):
+    from etl.sync.products import start_scheduled_products
+    from workers.dispatch import enqueue
+
+    first = start_scheduled_products(engine)
+    assert first is not None and first.kind == "backfill" and first.scope == "products"
+    assert start_scheduled_products(engine) is None  # one is under way: not doubled
+    finished = wait_for_run(store, first.id)
+    assert finished.status == "done" and finished.sent_count == finished.read_count > 30
+
+    enqueue("etl.products", [], "incremental")  # what beat sends on SYNC_PRODUCTS_CRON
+    second = wait_until(
+        lambda: next((r for r in store.runs.find() if r.id != first.id), None),
+        what="the scheduled products run",
+    )
+    done = wait_for_run(store, second.id)
+    assert done.status == "done" and done.sent_count == 0
+    assert done.skipped_count == done.records_total == finished.read_count
