@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.harness import log, machine, write_results
 
-SUITE = ("sandbox_throughput", "orders", "scaling", "customers", "memory", "webhooks")
+SUITE = ("sandbox_throughput", "orders", "scaling", "customers", "memory", "products", "webhooks")
 OPTIONAL = frozenset({"webhooks"})
 NOT_QUICK = frozenset({"webhooks"})
 """Left out of ``quick`` to keep it under 3 minutes (draining its notifications takes ~1.5 min);

@@ -184,6 +184,7 @@ class SandboxConfig:
 
     customers: int = 1000
     orders: int = 2000
+    products: int = 60
     seed: int = 1
     dirty_share: float = 0.05
     vtex_faults: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
