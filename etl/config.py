@@ -87,7 +87,9 @@ source."""
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _CATALOG_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _COLUMN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_FIELD_PATH = re.compile(r"(sku|price):[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+_FIELD_PATH = re.compile(
+    r"sku:[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*|price:(?:basePrice|listPrice|costPrice|markup)"
+)
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _UNSET = object()
 
@@ -460,8 +462,9 @@ def _catalog_columns(variable: str, raw: str) -> tuple[CatalogColumn, ...]:
     ``title=sku:ProductName,manufacturer=sku:ManufacturerCode,ean=``."""
     expected = (
         "comma-separated column=source, column of letters, digits, '_' or '-', source one of"
-        f" {', '.join(CATALOG_DERIVED_SOURCES)}, sku:Field.Path, price:field, or empty to drop"
-        f" the column; {' and '.join(CATALOG_FIXED_COLUMNS)} cannot be changed"
+        f" {', '.join(CATALOG_DERIVED_SOURCES)}, sku:Field.Path,"
+        " price:basePrice|listPrice|costPrice|markup, or empty to drop the column;"
+        f" {' and '.join(CATALOG_FIXED_COLUMNS)} cannot be changed"
     )
     columns: list[CatalogColumn] = []
     for part in raw.split(","):

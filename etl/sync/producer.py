@@ -8,6 +8,10 @@ and continues after the last committed chunk. Chunk rows are committed before
 their tasks are enqueued, so a task never points at a row that does not exist, and a crash
 between the two leaves rows that ``resume`` (or the maintenance sweep) enqueues.
 
+A stream that lists its source whole (the catalog) then plans the records it sent before that
+the listing lacked (``Stream.vanished``: found in SQL against this run's chunks, so a producer
+that resumes there plans only what is left).
+
 Memory stays flat: at most one page and one chunk of records are held at a time.
 """
 

@@ -71,7 +71,7 @@ _HINTS: dict[type[EtlError], str] = {
     PermissionDeniedError: (
         "Give the app key's License Manager role the resource this call needs (OMS 'List "
         "orders' / 'View order', Dynamic Storage 'Read only documents', 'Feed v3 and Hook "
-        "Admin', Catalog)"
+        "Admin', Catalog 'Product management' and 'SKUs', Pricing 'Read prices')"
     ),
     FatalError: "Check VTEX_ACCOUNT / VTEX_BASE_URL; this client does not expect that answer",
 }

@@ -294,6 +294,7 @@ def test_the_settings() -> None:
         ("CATALOG_COLUMNS", "bad name=sku:Id"),
         ("CATALOG_COLUMNS", "a=sku:Id,a=sku:Id"),
         ("CATALOG_COLUMNS", "a=sku:"),
+        ("CATALOG_COLUMNS", "a=price:itemId"),
         ("CATALOG_TRADE_POLICY", "one"),
         ("CATALOG_CURRENCY", "real"),
         ("SYNERISE_CATALOG_NAME", "my catalog"),
