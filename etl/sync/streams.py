@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from etl.config import Settings
-from etl.errors import SkippableRecordError
+from etl.errors import FatalError, SkippableRecordError
 from etl.state.store import StateStore
 from etl.sync.catalog import CatalogTarget, workspace_key
 from etl.sync.windows import Window, format_vtex_time
@@ -348,6 +348,16 @@ class ProductsStream(Stream):
     def vanished(self, run_id: int, store: StateStore, size: int) -> Iterator[list[str]]:
         catalog_id = self.catalog.known_id()
         after, keys = "", []
+        if store.runs.get(run_id).records_total == 0 and store.ledger.unplanned(
+            self.ledger, run_id, limit=1
+        ):
+            # An empty listing would mark the whole catalog deleted: more likely a VTEX glitch
+            # or a wrong account than a store that sells nothing any more.
+            raise FatalError(
+                "VTEX listed no product at all, but earlier runs sent some; refusing to mark "
+                "the whole Synerise catalog deleted. Check VTEX_ACCOUNT and the app key's "
+                "Catalog permissions, then resume the run"
+            )
         while page := store.ledger.unplanned(self.ledger, run_id, after, max(size, 500)):
             for key, digest in page:
                 if digest != payload_hash(self._tombstone(key, catalog_id)):

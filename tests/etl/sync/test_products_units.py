@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from etl.errors import CatalogNotFoundError
+from etl.errors import CatalogNotFoundError, FatalError
 from etl.state.chunks import ChunkOutcome
 from etl.state.store import StateStore
 from etl.sync.catalog import CatalogTarget
@@ -198,7 +198,9 @@ def test_a_producer_that_dies_among_the_gone_plans_each_once(state, dies_at):
 def test_without_a_catalog_yet_nothing_is_a_tombstone(state):
     stream = Listing(state, [], catalog_id=None)
     ledger_rows(state, {"7": payload_hash(stream._tombstone("7", None))})
-    assert list(stream.vanished(products_run(state), state, 10)) == []
+    run_id = products_run(state)
+    state.chunks.add(run_id, [["1"]])  # the listing found something
+    assert list(stream.vanished(run_id, state, 10)) == []
 
 
 def test_items_hash_for_their_catalog_and_travel_without_it(state):
@@ -212,3 +214,16 @@ def test_items_hash_for_their_catalog_and_travel_without_it(state):
     synerise = stream.catalog.synerise
     stream.send(synerise, [payload])  # type: ignore[arg-type]
     assert synerise.bags[5] == {"9": {"itemId": "9", "deleted": "1"}}  # type: ignore[attr-defined]
+
+
+def test_an_empty_listing_never_deletes_the_whole_catalog(state):
+    stream = Listing(state, [])
+    ledger_rows(state, {"11": "h", "12": "h"})
+    run_id = products_run(state)
+    with pytest.raises(FatalError, match="refusing to mark the whole Synerise catalog deleted"):
+        plan_chunks(run_id, state, stream, 4, lambda _: None, lambda: None)
+    assert chunk_keys(state, run_id) == [] and not state.runs.get(run_id).planning_done
+    first_ever = products_run(state)  # nothing sent yet: an empty catalog is just empty
+    with state.db.transaction() as cur:
+        cur.execute("DELETE FROM entity_ledger")
+    assert plan_chunks(first_ever, state, stream, 4, lambda _: None, lambda: None) == "done"
