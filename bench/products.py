@@ -25,21 +25,18 @@ Peak RSS (``VmHWM``) of each. Goal: peak(large) / peak(small) <= 1.05 for both.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from typing import Any
 
 import requests
 
 from bench.harness import (
-    PYTHON,
-    ROOT,
     SandboxConfig,
     Stack,
+    ceiling_summary,
     cpu_meter,
     log,
-    median,
-    peak_rss_kib,
+    plan_then_process,
     run_seconds,
     table,
 )
@@ -196,21 +193,7 @@ def throughput(params: dict[str, Any]) -> list[dict[str, Any]]:
 def one_size(skus: int) -> dict[str, Any]:
     config = SandboxConfig(customers=10, orders=10, products=products_for(skus), seed=1)
     with Stack(NAME, config, UNLIMITED) as stack:
-        run_id = start_products(stack)
-        done = subprocess.run(
-            [PYTHON, "-m", "bench.producer_proc", str(run_id)],
-            cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=3600, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"producer process failed: {done.stderr[-2000:]}")
-        producer = json.loads(done.stdout.strip().splitlines()[-1])
-        if not producer["planning_done"]:
-            raise RuntimeError(f"the producer did not finish planning run {run_id}")
-        worker = stack.start_worker(pool="threads", concurrency=2)
-        run = stack.wait_run(run_id, timeout=3600)
-        worker_peak = peak_rss_kib(worker.pid)
-        if run.status != "done":
-            raise RuntimeError(f"run {run_id} ended {run.status}: {run.error}")
+        producer, run, worker_peak = plan_then_process(stack, start_products(stack))
         return {
             "skus": run.read_count,
             "sent": run.sent_count,
@@ -241,19 +224,8 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
     rows = throughput(params)
     pipeline = [r for r in rows if r["kind"] == "pipeline"]
     naive = next(r for r in rows if r["kind"] == "naive")
-    speed = median([r["skus_per_s"] for r in pipeline])
-    summary = {
-        "kind": "summary",
-        "rate_limit": RATE,
-        "skus": pipeline[0]["skus"],
-        "runs": len(pipeline),
-        "median_skus_per_s": speed,
-        "median_ratio": median([r["ratio"] for r in pipeline]),
-        "median_budget_use": median([r["budget_use"] for r in pipeline]),
-        "vtex_429_total": sum(r["vtex_429"] for r in pipeline),
-        "naive_skus_per_s": naive["skus_per_s"],
-        "speedup_vs_naive": round(speed / naive["skus_per_s"], 1),
-    }
+    summary = {"skus": pipeline[0]["skus"], **ceiling_summary(pipeline, naive, RATE, "skus")}
+    speed = summary["median_skus_per_s"]
     rows.append(summary)
     rows += memory(params["memory"])
     print(table(

@@ -31,7 +31,6 @@ for a SKU that has none); ``DELETE`` removes the price. Every change is counted 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -181,12 +180,10 @@ class CatalogRoutes:
     # -- admin ----------------------------------------------------------------------------------
 
     async def admin_put_price(self, request: web.Request) -> web.Response:
-        sku_id = _admin_id(request, "itemId")
-        if isinstance(sku_id, web.Response):
-            return sku_id
-        body = await _admin_object(request)
-        if isinstance(body, web.Response):
-            return body
+        parsed = await _admin_change(request, "itemId")
+        if isinstance(parsed, web.Response):
+            return parsed
+        sku_id, body = parsed
         if self.sku(sku_id) is None:
             return _admin_error(404, f"SKU {sku_id} not found")
         current = self.price(sku_id)
@@ -213,12 +210,10 @@ class CatalogRoutes:
         return web.Response(status=204)
 
     async def admin_patch_sku(self, request: web.Request) -> web.Response:
-        sku_id = _admin_id(request, "skuId")
-        if isinstance(sku_id, web.Response):
-            return sku_id
-        body = await _admin_object(request)
-        if isinstance(body, web.Response):
-            return body
+        parsed = await _admin_change(request, "skuId")
+        if isinstance(parsed, web.Response):
+            return parsed
+        sku_id, body = parsed
         if set(body) != {"IsActive"} or not isinstance(body["IsActive"], bool):
             return _admin_error(400, 'expected {"IsActive": true|false}')
         if self.sku(sku_id) is None:
@@ -264,14 +259,20 @@ def _admin_id(request: web.Request, param: str) -> int | web.Response:
         return _admin_error(400, f"{param} must be a whole number")
 
 
-async def _admin_object(request: web.Request) -> dict[str, Any] | web.Response:
+async def _admin_change(
+    request: web.Request, param: str
+) -> tuple[int, dict[str, Any]] | web.Response:
+    """The id in the path and the JSON object in the body, else the 400 answer."""
+    key = _admin_id(request, param)
+    if isinstance(key, web.Response):
+        return key
     try:
         body = await request.json()
-    except (ValueError, json.JSONDecodeError):
+    except ValueError:
         body = None
     if not isinstance(body, dict):
         return _admin_error(400, "the body must be a JSON object")
-    return body
+    return key, body
 
 
 def _price_problem(body: dict[str, Any], creating: bool) -> str | None:
