@@ -219,3 +219,13 @@ def test_beat_starts_one_catalog_pass_at_a_time(sandbox, engine, worker, store):
     done = wait_for_run(store, second.id)
     assert done.status == "done" and done.sent_count == 0
     assert done.skipped_count == done.records_total == finished.read_count
+
+
+@pytest.mark.sandbox(customers=5, orders=5, products=10, seed=13)
+@pytest.mark.sync_env(SYNERISE_API_KEY="not-the-workspace-key")
+def test_a_catalog_that_cannot_be_prepared_is_one_line_and_no_run(sandbox, engine, store):
+    result = invoke("sync", "start", "products", expect=1)
+    assert result.stderr.startswith("error: the Synerise catalog could not be prepared: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert store.runs.find() == []
+    assert invoke("sync", "start", "products", "--dry-run", "--json").exit_code == 0
