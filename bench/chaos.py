@@ -14,8 +14,9 @@ The storm (all at once, on the real pipeline: embedded Redis and PostgreSQL, two
 * Redis is stopped once and started again on the same port and data folder
   (``etl.infra.start_redis_process``; AOF keeps the queues); workers reconnect.
 
-Then the runs finish on their own (``SYNC_STALE_AFTER=30``: the workers' upkeep re-enqueues the
-chunks of a killed worker once the run stands still that long) or, if a run has not ended
+Then the runs finish on their own (the workers' upkeep hands a killed worker's chunks on once
+their claims expire, ``SYNC_CLAIM_TTL``, and re-enqueues messages lost with Redis once the run
+stands still for ``SYNC_STALE_AFTER=30``) or, if a run has not ended
 ``recover_after`` s after the last event, ``vtex-synerise sync resume RUN``. No ``sync replay``:
 the goal is zero loss without a manual replay.
 

@@ -9,11 +9,11 @@ tasks, parent and pool children), the sandbox process, and Redis + PostgreSQL.
 Variants on one stack, each with its own worker process, taking turns run by run:
 
 * ``before``: this checkout with the CPU fixes of docs/benchmarks.md undone in the workers
-  (bench/undo: ``BENCH_UNDO=mapping,http``), default settings;
-* ``after``: this checkout, default settings (``SYNC_CHUNK_SIZE=100``, batches of 100);
-* ``after, chunks of 500``: ``SYNC_CHUNK_SIZE=500`` and ``SYNERISE_BATCH_SIZE=500``, which
-  spreads the fixed cost of a chunk (its task, its transactions, its lease checks) over five
-  times the records.
+  (bench/undo: ``BENCH_UNDO=mapping,http``), chunks of 100 (the default when it was measured);
+* ``after, chunks of 100``: this checkout, ``SYNC_CHUNK_SIZE=100``, batches of 100;
+* ``after, default settings``: customer chunks of 500 (the customers stream's own size since
+  docs/benchmarks.md "Per-chunk cost"), batches of 100, which spreads the fixed cost of a chunk
+  (its task, its transactions, its first Synerise call) over five times the records.
 
 Then a profile: a ``-P solo`` worker under cProfile counting CPU time (bench/profiled_worker.py)
 runs the whole sync; the top functions by own time and the share of the main phases are printed
@@ -53,9 +53,9 @@ WORKER = {"pool": "prefork", "concurrency": 2}
 UNDO = {"PYTHONPATH": str(ROOT / "bench" / "undo"), "BENCH_UNDO": "mapping,http"}
 
 VARIANTS = (
-    ("before", {}, UNDO),
-    ("after", {}, {}),
-    ("after, chunks of 500", {"SYNC_CHUNK_SIZE": "500", "SYNERISE_BATCH_SIZE": "500"}, {}),
+    ("before", {"SYNC_CHUNK_SIZE": "100"}, UNDO),
+    ("after, chunks of 100", {"SYNC_CHUNK_SIZE": "100"}, {}),
+    ("after, default settings", {}, {}),
 )
 
 PHASES = (
@@ -67,8 +67,8 @@ PHASES = (
     ("ledger lookups (PostgreSQL)", "state/ledger.py", "hashes"),
     ("recording outcomes (PostgreSQL)", "state/chunks.py", "complete"),
     ("writing chunk rows (PostgreSQL)", "state/chunks.py", "append"),
-    ("lease and status checks", "sync/runs.py", "_check_alive"),
-    ("enqueueing chunk tasks (Celery)", "sync/engine.py", "enqueue_chunk"),
+    ("heartbeat: claims and leases", "sync/heartbeat.py", "beat"),
+    ("enqueueing chunk tasks (Celery)", "sync/engine.py", "enqueue_chunks"),
     ("chunk task total", "sync/runs.py", "run_chunk"),
     ("producer task total", "sync/runs.py", "run_producer"),
 )

@@ -23,9 +23,9 @@ def main() -> None:
     from etl.config import Settings
     from etl.sync import runs
     from etl.sync.engine import Engine
-    from workers.dispatch import enqueue
+    from workers.dispatch import enqueue, enqueue_many
 
-    engine = Engine.from_settings(Settings.from_env(), enqueue)
+    engine = Engine.from_settings(Settings.from_env(), enqueue, enqueue_many)
     started, cpu = time.perf_counter(), time.process_time()
     runs.run_producer(engine, run_id)
     usage = resource.getrusage(resource.RUSAGE_SELF)

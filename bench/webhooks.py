@@ -364,7 +364,9 @@ def reconcile(stack: Stack, loads: list[Load], drained: float) -> dict[str, Any]
     rejects = realtime_rejects(stack)
     queued = int(stack_redis(stack).llen("realtime"))
     orders_ok = synerise["transactions"] + len(rejects["transactions"] & orders)
-    customers_ok = synerise["profiles"] + len(rejects["profiles"] & customers)
+    # Guest buyers of notified orders get profiles too: they are not triggered customers.
+    guests = sum(run.guest_sent_count for run in stack.store.runs.find() if run.kind == "realtime")
+    customers_ok = synerise["profiles"] - guests + len(rejects["profiles"] & customers)
     lost = max(0, accepted - reads)
     return {
         "all_accepted": accepted,

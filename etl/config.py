@@ -143,10 +143,12 @@ class Settings:
     synerise_api_host: str
     synerise_rate_limit: float
     synerise_batch_size: int
-    sync_chunk_size: int
+    sync_chunk_size: int | None
+    """Records per chunk for every stream; ``None``: each stream's own (``Stream.chunk_size``)."""
     sync_fetch_concurrency: int
     sync_max_active_runs: int
     sync_lease_ttl: float
+    sync_claim_ttl: float
     sync_stale_after: float
     profile_phone_fields: tuple[str, ...]
     profile_extra_attributes: tuple[str, ...]
@@ -166,6 +168,7 @@ class Settings:
     database_url: str | None = dataclasses.field(repr=False)
     etl_state_dir: str
     flower_basic_auth: Secret | None
+    console_basic_auth: Secret | None
     webhook_secret: Secret | None
     delete_behaviour: str
     order_update_statuses: tuple[str, ...]
@@ -226,10 +229,11 @@ class Settings:
             synerise_api_host=get("SYNERISE_API_HOST", _synerise_host, SYNERISE_HOSTS["azure"]),
             synerise_rate_limit=get("SYNERISE_RATE_LIMIT", _positive_float, 20.0),
             synerise_batch_size=get("SYNERISE_BATCH_SIZE", _int_between(1, 1000), 100),
-            sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), 100),
+            sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), None),
             sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
             sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
             sync_lease_ttl=get("SYNC_LEASE_TTL", _positive_float, 60.0),
+            sync_claim_ttl=get("SYNC_CLAIM_TTL", _seconds_from(1.0), 15.0),
             sync_stale_after=get("SYNC_STALE_AFTER", _positive_float, 300.0),
             profile_phone_fields=get(
                 "PROFILE_PHONE_FIELDS", _names, ("phone", "homePhone", "cellPhone", "businessPhone")
@@ -259,6 +263,7 @@ class Settings:
             database_url=get("DATABASE_URL", _url_with_scheme("postgresql", "postgres"), None),
             etl_state_dir=values.get("ETL_STATE_DIR", ".state"),
             flower_basic_auth=get("FLOWER_BASIC_AUTH", _basic_auth, None),
+            console_basic_auth=get("CONSOLE_BASIC_AUTH", _basic_auth, None),
             webhook_secret=get("WEBHOOK_SECRET", _secret, None),
             delete_behaviour=get("DELETE_BEHAVIOUR", _choice(*DELETE_BEHAVIOURS), "event"),
             order_update_statuses=get(
@@ -327,8 +332,8 @@ class Settings:
             value = getattr(self, field.name)
             if isinstance(value, Secret):
                 register_secret(value.reveal())
-        if self.flower_basic_auth:
-            for pair in self.flower_basic_auth.reveal().split(","):
+        for pairs in (self.flower_basic_auth, self.console_basic_auth):
+            for pair in pairs.reveal().split(",") if pairs else ():
                 register_secret(pair.partition(":")[2])
         for url in (self.redis_url, self.database_url):
             if url and urlsplit(url).password:
@@ -352,6 +357,19 @@ def _positive_float(variable: str, raw: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(variable, "a positive number", raw)
     return value
+
+
+def _seconds_from(low: float) -> Callable[[str, str], float]:
+    """A number of seconds of at least ``low`` (a shorter claim TTL would have every worker's
+    heartbeat write to PostgreSQL several times a second)."""
+
+    def parse(variable: str, raw: str) -> float:
+        value = _positive_float(variable, raw)
+        if value < low:
+            raise ConfigError(variable, f"a number of seconds of at least {low:g}", raw)
+        return value
+
+    return parse
 
 
 def _int_between(low: int, high: int) -> Callable[[str, str], int]:

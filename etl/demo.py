@@ -250,7 +250,8 @@ def _catalog_counts(items: list[dict[str, Any]], sandbox: Any) -> dict[str, int]
 def _counts(run: Run) -> dict[str, Any]:
     return {"id": run.id, "read": run.read_count, "sent": run.sent_count,
             "skipped": run.skipped_count, "rejected": run.rejected_count,
-            "failed": run.failed_count}
+            "failed": run.failed_count, "warned": run.warned_count,
+            "guests_sent": run.guest_sent_count, "guests_rejected": run.guest_rejected_count}
 
 
 def _reconcile(report: DemoReport) -> list[str]:
@@ -258,12 +259,19 @@ def _reconcile(report: DemoReport) -> list[str]:
     customers, orders = report.runs["customers_created"], report.runs["orders"]
     products = report.runs["products"]
     stats, expected = report.synerise, report.expected
-    # Customers that share an e-mail with an earlier one land on that one's Synerise profile.
+    # Customers that share an e-mail with an earlier one land on that one's Synerise profile;
+    # each guest buyer of an order gets a profile of its own.
     merged = expected["customers"]["by_kind"].get("duplicate_email", 0)
+    profiles = customers["sent"] - merged + orders["guests_sent"]
     checks = [
-        ("profiles in Synerise", stats.get("profiles"), customers["sent"] - merged),
+        ("profiles in Synerise", stats.get("profiles"), profiles),
         ("transactions in Synerise", stats.get("transactions"), orders["sent"]),
         ("duplicate transactions", stats.get("duplicate_transactions"), 0),
+        ("bodies the strict Synerise sandbox refused", sum(stats["refused"].values()), 0),
+        ("items breaking Synerise's models or rules", sum(stats["violations"].values()), 0),
+        ("guest profiles expected sent", expected["orders"]["guest_profiles"],
+         orders["guests_sent"]),
+        ("guest profiles refused", orders["guests_rejected"], 0),
         ("customers expected sent", expected["customers"]["sent"], customers["sent"]),
         ("customers expected rejected", expected["customers"]["rejected"], customers["rejected"]),
         ("orders expected sent", expected["orders"]["sent"], orders["sent"]),
@@ -282,10 +290,11 @@ def _reconcile(report: DemoReport) -> list[str]:
 
 
 def _report_lines(report: DemoReport) -> list[str]:
-    lines = ["", f"{'run':<20}{'read':>8}{'sent':>8}{'skipped':>9}{'rejected':>10}{'failed':>8}"]
+    lines = ["", f"{'run':<20}{'read':>8}{'sent':>8}{'skipped':>9}{'rejected':>10}{'failed':>8}"
+                 f"{'warned':>8}"]
     for scope, c in report.runs.items():
         lines.append(f"{scope + ' #' + str(c['id']):<20}{c['read']:>8}{c['sent']:>8}"
-                     f"{c['skipped']:>9}{c['rejected']:>10}{c['failed']:>8}")
+                     f"{c['skipped']:>9}{c['rejected']:>10}{c['failed']:>8}{c['warned']:>8}")
     stats = report.synerise
     lines.append(
         f"Synerise sandbox holds {stats.get('profiles')} profiles, {stats.get('transactions')} "
@@ -299,6 +308,16 @@ def _report_lines(report: DemoReport) -> list[str]:
         f"{catalog.get('without_price')} without a price, "
         f"{catalog.get('without_image')} without an image"
     )
+    lines.append(
+        f"the orders sync upserted {report.runs['orders']['guests_sent']} guest buyers' profiles"
+        " before their transactions"
+    )
+    mode = "strict" if stats.get("strict") else "relaxed"
+    lines.append(
+        f"Synerise sandbox ({mode}: Synerise's request models and rules) refused "
+        f"{sum(stats['refused'].values())} bodies; items breaking them: "
+        f"{sum(stats['violations'].values())}"
+    )
     merged = report.expected["customers"]["by_kind"].get("duplicate_email", 0)
     lines.append(f"{merged} customers share an e-mail with another: one Synerise profile each pair")
     for kind in ("customers", "orders"):
@@ -307,7 +326,8 @@ def _report_lines(report: DemoReport) -> list[str]:
                      + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none"))
     lines.append("report agrees with the sandbox: "
                  + ("yes" if not report.mismatches else "NO"))
-    lines.append("see every rejected record: vtex-synerise sync rejects RUN_ID")
+    lines.append("see every rejected record: vtex-synerise sync rejects RUN_ID; the fields sent"
+                 " records went without: vtex-synerise sync rejects RUN_ID --warnings")
     return [*lines, ""]
 
 

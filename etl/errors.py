@@ -18,6 +18,8 @@ a branch, never a status code::
      ├── SkippableRecordError(reason, message, key)   one record rejected, its batch goes on
      └── PausedError               the run checkpoints and continues later
           ├── SlotLostError
+          ├── ClaimLostError          this worker's claim on a chunk or a planning was taken over
+          ├── RunStoppedError         the run was cancelled, paused or ended meanwhile
           └── BudgetExhaustedError
 
 ``classify_response`` maps an HTTP answer to one of these classes through a declarative table
@@ -39,6 +41,7 @@ __all__ = [
     "AuthenticationError",
     "BudgetExhaustedError",
     "CatalogNotFoundError",
+    "ClaimLostError",
     "ConfigError",
     "EtlError",
     "FatalError",
@@ -49,6 +52,7 @@ __all__ = [
     "RateLimitedError",
     "ResponseRule",
     "RetriableError",
+    "RunStoppedError",
     "ServerError",
     "SkippableRecordError",
     "SlotLostError",
@@ -213,6 +217,15 @@ class PausedError(EtlError):
 
 class SlotLostError(PausedError):
     """The run's lease slot expired or was taken; stop before the next write."""
+
+
+class ClaimLostError(PausedError):
+    """This worker's claim on a chunk (or on a run's planning) expired and was handed to another
+    worker: stop, write nothing; the new holder does the work."""
+
+
+class RunStoppedError(PausedError):
+    """The run was cancelled, paused or finished while a task of it was working: stop quietly."""
 
 
 class BudgetExhaustedError(PausedError):

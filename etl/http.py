@@ -44,6 +44,7 @@ from etl.redaction import redact_text
 from etl.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 if TYPE_CHECKING:
+    from etl.apiusage import FamilyUsage
     from etl.config import Secret
     from etl.ratelimit import RateBudget
 
@@ -196,6 +197,9 @@ class HttpClient:
         headers: sent with every request (per-request headers win).
         hints: text appended to a fatal error's message per error class, naming the fix
             (``FatalError`` is the hint for unexpected statuses).
+
+    Every answer (or network failure) is counted per API family in ``etl.apiusage`` through
+    the budget's ``usage`` counters when the budget has them (``RedisTokenBucket`` does).
     """
 
     def __init__(
@@ -221,6 +225,7 @@ class HttpClient:
         self.timeout = timeout
         self.headers = dict(headers or {})
         self.hints = dict(hints or {})
+        self.usage: FamilyUsage | None = getattr(budget, "usage", None)
 
     def __repr__(self) -> str:
         return f"HttpClient({self.service}, {self.base_url!r})"
@@ -306,10 +311,14 @@ class HttpClient:
                 timeout=self.timeout,
             )
         except (requests.ConnectionError, requests.Timeout) as error:
+            if self.usage is not None:
+                self.usage.response(None)
             # The cause stays chained for debugging; the message names no query or header.
             raise NetworkError(
                 f"{self.service} {method} {path}: {type(error).__name__}"
             ) from error
+        if self.usage is not None:
+            self.usage.response(response.status_code)
         log.debug("%s %s %s -> %s", self.service, method, path, response.status_code)
         return response
 

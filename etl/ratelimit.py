@@ -26,6 +26,7 @@ from typing import Protocol
 import redis
 from redis import Redis
 
+from etl.apiusage import ApiUsage, FamilyUsage
 from etl.errors import BudgetExhaustedError, unreachable
 
 __all__ = ["RateBudget", "RedisTokenBucket"]
@@ -123,6 +124,8 @@ class RedisTokenBucket:
         burst: bucket capacity (and the largest ``cost``). Reserved turns lose no throughput,
             so a bigger burst only lets a bucket that was idle exceed ``rate`` for a moment.
         max_wait: ``acquire`` raises ``BudgetExhaustedError`` instead of waiting longer than this.
+        usage: where waits (and the HTTP client's answers) are counted; by default the
+            process's ``etl.apiusage`` tally for this Redis.
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class RedisTokenBucket:
         rate: float,
         burst: int = 1,
         max_wait: float = 300,
+        usage: ApiUsage | None = None,
     ) -> None:
         if not family:
             raise ValueError("family must be a non-empty string")
@@ -146,6 +150,8 @@ class RedisTokenBucket:
         self.rate = float(rate)
         self.burst = burst
         self.max_wait = float(max_wait)
+        self.usage: FamilyUsage = (usage or ApiUsage.for_redis(redis)).family(family)
+        """This family's traffic counters; ``etl.http.HttpClient`` counts answers here too."""
         self._acquire = redis.register_script(_ACQUIRE)
         self._penalize = redis.register_script(_PENALIZE)
         self._blocked = redis.register_script(_BLOCKED)
@@ -176,6 +182,7 @@ class RedisTokenBucket:
         while True:
             reserved, wait = self._reserve(cost, max(0.0, deadline - time.monotonic()))
             if not reserved:
+                self.usage.exhausted()
                 raise BudgetExhaustedError(
                     f"rate budget {self.family!r}: the next turn is {wait:.1f} s away, "
                     f"beyond max_wait={self.max_wait:g} s"
@@ -183,6 +190,7 @@ class RedisTokenBucket:
             if not wait:
                 return
             time.sleep(wait)
+            self.usage.waited(wait)
             with unreachable("Redis (rate budget)", *_REDIS_DOWN):
                 blocked = self._blocked(keys=[self.key])
             if not blocked:

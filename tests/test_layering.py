@@ -24,10 +24,17 @@ REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("etl", "workers", "schemas", "celeryconfig.py")
 
 PARTS: dict[str, tuple[str, ...]] = {
-    "Faces": ("etl/cli/", "etl/webhooks/", "etl/demo.py"),
+    "Faces": ("etl/cli/", "etl/webhooks/", "etl/console/", "etl/demo.py", "etl/doctor.py"),
     "Celery": ("workers/", "celeryconfig.py"),
     "Engine": ("etl/sync/",),
-    "Clients": ("etl/vtex/", "etl/synerise/", "etl/http.py", "etl/ratelimit.py", "etl/retry.py"),
+    "Clients": (
+        "etl/vtex/",
+        "etl/synerise/",
+        "etl/http.py",
+        "etl/ratelimit.py",
+        "etl/retry.py",
+        "etl/apiusage.py",
+    ),
     "State": ("etl/state/", "etl/lease.py"),
     "Mapping": ("schemas/",),
     "Base": (
@@ -36,6 +43,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "etl/config.py",
         "etl/redaction.py",
         "etl/infra.py",
+        "etl/connections.py",
     ),
     "Sandbox": ("etl/sandbox/",),
 }

@@ -37,3 +37,11 @@ def _redact_logs(logger: logging.Logger, **_: Any) -> None:
         if log_filter not in handler.filters:
             handler.addFilter(log_filter)
 
+
+@signals.worker_process_shutdown.connect
+def _flush_api_usage(**_: Any) -> None:
+    """A prefork child ends with ``os._exit`` (no atexit): send its API traffic counts first."""
+    from etl.apiusage import flush_all
+
+    flush_all()
+

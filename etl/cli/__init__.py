@@ -15,8 +15,11 @@ from typing import Any
 
 import click
 
+from etl.cli.console import console
 from etl.cli.db import db
 from etl.cli.demo import demo
+from etl.cli.doctor import doctor
+from etl.cli.health import health
 from etl.cli.infra import infra
 from etl.cli.sandbox import sandbox
 from etl.cli.sync import sync
@@ -66,5 +69,7 @@ def main(ctx: click.Context, log_level: str) -> None:
     ctx.obj = {"log_level": log_level.upper()}
 
 
-for _command in (infra, db, worker, beat, flower, demo, sync, sandbox, webhooks, vtex):
+for _command in (
+    infra, db, worker, beat, flower, demo, doctor, sync, sandbox, webhooks, vtex, console, health
+):
     main.add_command(_command)

@@ -11,7 +11,7 @@ from etl.config import Settings
 from etl.state.migrate import upgrade
 from etl.state.store import StateStore
 from etl.sync.engine import Engine
-from workers.dispatch import enqueue
+from workers.dispatch import enqueue, enqueue_many, queue_sizes
 
 __all__ = ["engine", "settings", "store"]
 
@@ -36,4 +36,6 @@ def store() -> StateStore:
 @functools.cache
 def engine() -> Engine:
     """The full engine: needs VTEX and Synerise credentials; it sends tasks through Celery."""
-    return Engine.from_settings(settings(("vtex", "synerise")), enqueue)
+    return Engine.from_settings(
+        settings(("vtex", "synerise")), enqueue, enqueue_many, queue_sizes
+    )

@@ -71,10 +71,19 @@ def sandbox() -> None:
     "--fault", "fault_options", multiple=True, metavar="ROUTE:k=v,...",
     help="A fault rule, e.g. 'oms.get_order:error_rate=0.1,latency_ms=40'. Repeatable.",
 )  # fmt: skip
+@click.option("--hook-miss-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of order status changes the hook never delivers (the feed has them).")
+@click.option("--feed-duplicate-rate", type=click.FloatRange(0, 1), default=0.0,
+              show_default=True, help="Share of Orders Feed events delivered twice.")
 @click.option("--account", default="sandbox", show_default=True)
 @click.option("--app-key", help="VTEX app key the emulator accepts (default: the sandbox's).")
 @click.option("--app-token", help="VTEX app token the emulator accepts (default: the sandbox's).")
 @click.option("--api-key", help="Synerise API key the emulator accepts (default: the sandbox's).")
+@click.option(
+    "--strict/--relaxed", default=True, show_default=True,
+    help="Synerise: refuse bodies that break its request models or documented rules (strict), "
+    "or only what its API itself enforces, counting the rest (relaxed, for experiments).",
+)  # fmt: skip
 def serve(
     host: str,
     vtex_port: int,
@@ -88,10 +97,13 @@ def serve(
     latency_ms: float | None,
     rate_limit: float | None,
     fault_options: tuple[str, ...],
+    hook_miss_rate: float,
+    feed_duplicate_rate: float,
     account: str,
     app_key: str | None,
     app_token: str | None,
     api_key: str | None,
+    strict: bool,
 ) -> None:
     """Serve both emulators and print the ETL's environment as export lines."""
     # Imported here: the sandbox is an optional extra, and `etl.cli` must load without it.
@@ -106,6 +118,9 @@ def serve(
         vtex, synerise = build_emulators(
             dataset, rules, seed=seed, account=account, app_key=app_key or DEFAULT_APP_KEY,
             app_token=app_token or DEFAULT_APP_TOKEN, api_key=api_key or SANDBOX_API_KEY,
+            vtex_options={"hook_miss_rate": hook_miss_rate, "seed": seed,
+                          "feed_duplicate_rate": feed_duplicate_rate},
+            synerise_options={"strict": strict},
         )  # fmt: skip
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -117,7 +132,8 @@ def serve(
         click.echo(
             f"VTEX sandbox at {urls[0]} ({dataset.customer_count} customers,"
             f" {dataset.order_count} orders, {len(dataset.product_ids())} products),"
-            f" Synerise sandbox at {urls[1]}; Ctrl-C to stop",
+            f" Synerise sandbox at {urls[1]}"
+            f" ({'strict' if strict else 'relaxed'}); Ctrl-C to stop",
             err=True,
         )
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 the command did what was asked (with ``--wait``: the run ended ``done``);
 1 the run ended ``failed`` or ``cancelled``; 2 bad usage or configuration; 3 no free slot
-with ``--no-queue``; 4 no such run.
+with ``--no-queue``; 4 no such run; 5 ``sync start`` could not reach Redis or the broker (no
+run was recorded).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import click
 
-from etl.errors import ConfigError, FatalError, RetriableError
+from etl.errors import ConfigError, FatalError, NetworkError, RetriableError
 from etl.state.runs import Run, RunNotFoundError
 from etl.sync import runs
 from etl.sync.report import progress_line, summary
@@ -23,7 +25,7 @@ from etl.sync.windows import Window, parse_time
 
 __all__ = ["sync"]
 
-EXIT_FAILED, EXIT_NO_SLOT, EXIT_NOT_FOUND = 1, 3, 4
+EXIT_FAILED, EXIT_NO_SLOT, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 3, 4, 5
 END_STATES = ("done", "failed", "cancelled")
 
 
@@ -180,6 +182,13 @@ def _launch(begin: Callable[[], Run], wait: bool, as_json: bool) -> None:
     except runs.NoFreeSlotError as error:
         click.echo(f"error: {error}; try again later or drop --no-queue", err=True)
         sys.exit(EXIT_NO_SLOT)
+    except NetworkError as error:
+        click.echo(
+            f"error: {error}; no run was recorded: check that Redis (REDIS_URL: the broker and "
+            "the run slots) is up, then start it again",
+            err=True,
+        )
+        sys.exit(EXIT_UNREACHABLE)
     if not as_json:
         note = (
             " (queued: two syncs are active; it starts when a slot frees)"
@@ -289,11 +298,17 @@ def cancel(run_id: int) -> None:
 @click.option("--wait", is_flag=True, help="Follow until the run ends.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def resume(run_id: int, wait: bool, as_json: bool) -> None:
-    """Finish a run that failed, paused or lost its worker: nothing lost, nothing twice."""
+    """Finish a run that failed, paused or lost its worker: nothing lost, nothing twice.
+
+    A healthy running run (slot held, no failed chunk, every claimed chunk's worker answering,
+    planning done or under way) is left alone."""
     _load(run_id)
-    run = runs.resume(_engine(), run_id)
+    engine = _engine()
+    healthy = not runs.health(engine, run_id)
+    run = runs.resume(engine, run_id)
     if not as_json:
-        click.echo(f"run {run.id} {run.status}", err=wait)
+        note = " (healthy: nothing to resume)" if healthy else ""
+        click.echo(f"run {run.id} {run.status}{note}", err=wait)
     if wait:
         run = _follow(run.id, quiet=as_json)
     _finish(run, as_json)
@@ -301,13 +316,27 @@ def resume(run_id: int, wait: bool, as_json: bool) -> None:
 
 @sync.command("rejects")
 @click.argument("run_id", type=int)
-@click.option("--reason", default=None, help="Only this reason code (e.g. INVALID_EMAIL).")
+@click.option(
+    "--reason", default=None,
+    help="Only this reason code (e.g. INVALID_EMAIL), or with --warnings this warning code.",
+)  # fmt: skip
 @click.option("--unresolved", is_flag=True, help="Only records no replay has fixed yet.")
+@click.option(
+    "--warnings", "show_warnings", is_flag=True,
+    help="List the fields sent records went without (field warnings), grouped by code.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines with redacted payloads.")
-def rejects(run_id: int, reason: str | None, unresolved: bool, as_json: bool) -> None:
+def rejects(
+    run_id: int, reason: str | None, unresolved: bool, show_warnings: bool, as_json: bool
+) -> None:
     """List the records a run rejected: key, reason code, message (and whether a replay fixed
-    it)."""
+    it); with --warnings, the records it sent without some fields."""
     _load(run_id)
+    if show_warnings:
+        if unresolved:
+            raise click.UsageError("--unresolved applies to rejects; drop it with --warnings")
+        _warnings(run_id, reason, as_json)
+        return
     for rejected in _store().rejects.find(run_id, reason=reason, unresolved=unresolved):
         if as_json:
             click.echo(json.dumps(rejected.as_dict(), default=str))
@@ -317,6 +346,25 @@ def rejects(run_id: int, reason: str | None, unresolved: bool, as_json: bool) ->
                 f"{rejected.stream:<13} {rejected.record_key:<40} {rejected.reason:<18} "
                 f"{rejected.message}{fixed}"
             )
+
+
+def _warnings(run_id: int, code: str | None, as_json: bool) -> None:
+    """A run's field warnings, grouped by code, each group under what the code means."""
+    from schemas.reasons import describe
+
+    found = _store().warnings.find(run_id, code=code)
+    if as_json:
+        for warning in found:
+            click.echo(json.dumps({**warning.as_dict(), "description": describe(warning.code)}))
+        return
+    groups: dict[str, list[Any]] = {}
+    for warning in found:
+        groups.setdefault(warning.code, []).append(warning)
+    for name, members in groups.items():
+        records = len({(w.stream, w.record_key) for w in members})
+        click.echo(f"{name}: {records} record(s) sent without a field: {describe(name)}")
+        for w in members:
+            click.echo(f"  {w.stream:<13} {w.record_key:<40} {w.field:<20} {w.message}")
 
 
 @sync.command("replay")

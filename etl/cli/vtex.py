@@ -1,10 +1,13 @@
-"""``vtex-synerise vtex hook``: configure, show and remove the VTEX Orders Hook of the app key.
+"""``vtex-synerise vtex hook|feed``: the VTEX Orders Hook and Orders Feed v3 of the app key.
 
-``register`` points the hook at the webhook service's orders endpoint with a ``FromWorkflow``
-filter on the chosen statuses and the ``x-synerise-api-key`` header carrying ``WEBHOOK_SECRET``.
-VTEX pings the URL on save and refuses the configuration unless it answers 200 within 5 s, so
-the service must already run and be reachable from the internet. One hook per app key; a hook
-that receives nothing for 3 days is removed by VTEX (keep the incremental sync running).
+``hook register`` points the hook at the webhook service's orders endpoint with a
+``FromWorkflow`` filter on the chosen statuses and the ``x-synerise-api-key`` header carrying
+``WEBHOOK_SECRET``. VTEX pings the URL on save and refuses the configuration unless it answers
+200 within 5 s, so the service must already run and be reachable from the internet. One hook per
+app key; a hook that receives nothing for 3 days is removed by VTEX. So ``hook register`` also
+gives the app key an Orders Feed on the same statuses (unless ``--no-feed``): beat's consumer
+(``etl.sync.feed``, every ``ORDERS_FEED_INTERVAL``) sends what the hook missed, once.
+``feed register|show|delete`` manage the feed alone; ``feed drain`` runs the consumer now.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import click
 
 from etl.config import Settings
 from etl.errors import ConfigError, EtlError
-from etl.vtex.client import VtexClient
+from etl.vtex.client import FEED_RETENTION, FEED_VISIBILITY_TIMEOUT, VtexClient
 from etl.webhooks.app import ORDER_HOOK_PATH
 from etl.webhooks.auth import HEADER
 
@@ -85,16 +88,8 @@ def _statuses(ctx: click.Context, param: click.Parameter, value: str) -> list[st
     return list(dict.fromkeys(names))
 
 
-@hook.command("register")
-@click.option("--url", required=True,
-              help=f"The public URL of the service (its {ORDER_HOOK_PATH} is appended to a bare "
-              "host) or of the orders endpoint itself.")
-@click.option("--statuses", default=DEFAULT_STATUSES, show_default=True, callback=_statuses,
-              help="Comma-separated OMS statuses that notify (FromWorkflow filter).")
-def register(url: str, statuses: list[str]) -> None:
-    """Configure the Orders Hook: filter, URL and the secret header."""
-    settings = Settings.from_env(require=("vtex", "webhooks"))
-    assert settings.webhook_secret is not None  # required above
+def _check_statuses(settings: Settings, statuses: list[str]) -> None:
+    """Warn about names VTEX will never match and update statuses that will not notify."""
     unknown = [name for name in statuses if name not in KNOWN_STATUSES]
     if unknown:
         click.echo(f"warning: not OMS status names, VTEX will never match them: "
@@ -103,10 +98,34 @@ def register(url: str, statuses: list[str]) -> None:
     if missing:
         click.echo(f"warning: ORDER_UPDATE_STATUSES {', '.join(missing)} will not notify: "
                    "add them to --statuses to update those transactions", err=True)  # fmt: skip
+
+
+_STATUSES_OPTION = click.option(
+    "--statuses", default=DEFAULT_STATUSES, show_default=True, callback=_statuses,
+    help="Comma-separated OMS statuses that notify (FromWorkflow filter).",
+)  # fmt: skip
+
+
+@hook.command("register")
+@click.option("--url", required=True,
+              help=f"The public URL of the service (its {ORDER_HOOK_PATH} is appended to a bare "
+              "host) or of the orders endpoint itself.")
+@_STATUSES_OPTION
+@click.option("--feed/--no-feed", default=True, show_default=True,
+              help="Also give the app key an Orders Feed on the same statuses (the safety net).")
+def register(url: str, statuses: list[str], feed: bool) -> None:
+    """Configure the Orders Hook: filter, URL and the secret header (and the Orders Feed)."""
+    settings = Settings.from_env(require=("vtex", "webhooks"))
+    assert settings.webhook_secret is not None  # required above
+    _check_statuses(settings, statuses)
     target = hook_url(url)
     headers = {HEADER: settings.webhook_secret.reveal()}
-    _call(lambda: VtexClient.from_settings(settings).set_hook_config(target, statuses, headers))
+    client = VtexClient.from_settings(settings)
+    _call(lambda: client.set_hook_config(target, statuses, headers))
     click.echo(f"hook registered: {target} on {', '.join(statuses)}")
+    if feed:
+        _call(lambda: client.set_feed_config(statuses))
+        click.echo(f"feed registered on {', '.join(statuses)}")
 
 
 @hook.command("show")
@@ -144,3 +163,78 @@ def _masked(config: dict[str, Any]) -> dict[str, Any]:
     if isinstance(hook_part.get("headers"), dict):
         hook_part["headers"] = dict.fromkeys(hook_part["headers"], "***")
     return {**config, "hook": hook_part}
+
+
+@vtex.group()
+def feed() -> None:
+    """The Orders Feed v3 (one per app key), beat's safety net under the hook."""
+
+
+@feed.command("register")
+@_STATUSES_OPTION
+@click.option("--visibility-timeout", type=click.IntRange(1, 43_200),
+              default=FEED_VISIBILITY_TIMEOUT, show_default=True,
+              help="Seconds a read event stays hidden from other readers.")
+@click.option("--retention", type=click.IntRange(345_600, 1_209_600), default=FEED_RETENTION,
+              show_default=True, help="Seconds an uncommitted event is kept (4 to 14 days).")
+def feed_register(statuses: list[str], visibility_timeout: int, retention: int) -> None:
+    """Give the app key an Orders Feed of status changes to --statuses."""
+    settings = Settings.from_env(require=("vtex",))
+    _check_statuses(settings, statuses)
+    _call(lambda: VtexClient.from_settings(settings).set_feed_config(
+        statuses, visibility_timeout, retention))  # fmt: skip
+    click.echo(f"feed registered on {', '.join(statuses)}")
+
+
+@feed.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print the configuration as JSON.")
+def feed_show(as_json: bool) -> None:
+    """Show the Orders Feed configuration and how many events wait in it."""
+    config = _call(lambda: _client().get_feed_config())
+    if config is None:
+        click.echo("no feed configured", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(config, indent=2))
+        return
+    spec, queue = config.get("filter") or {}, config.get("queue") or {}
+    click.echo(f"filter:   {spec.get('type')} {', '.join(spec.get('status') or ['(all)'])}")
+    click.echo(f"waiting:  {config.get('quantity', '?')} events, oldest "
+               f"{config.get('approximateAgeOfOldestMessageInSeconds', 0):.0f} s")  # fmt: skip
+    click.echo(f"queue:    visibility {queue.get('visibilityTimeoutInSeconds')} s, retention "
+               f"{queue.get('messageRetentionPeriodInSeconds')} s")  # fmt: skip
+
+
+@feed.command("delete")
+def feed_delete() -> None:
+    """Remove the Orders Feed (its waiting events go with it)."""
+    if not _call(lambda: _client().delete_feed_config()):
+        click.echo("no feed configured", err=True)
+        sys.exit(1)
+    click.echo("feed deleted")
+
+
+@feed.command("drain")
+@click.option("--max-events", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def feed_drain(max_events: int, as_json: bool) -> None:
+    """Run the feed consumer now (beat runs it every ORDERS_FEED_INTERVAL seconds)."""
+    from etl.cli import runtime
+    from etl.sync.feed import consume_orders_feed
+    from etl.sync.realtime import Realtime
+
+    engine = runtime.engine()
+    report = _call(lambda: consume_orders_feed(
+        Realtime.from_engine(engine), max_events=max_events,
+        concurrency=engine.settings.sync_fetch_concurrency))  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    elif report.busy:
+        click.echo("another feed consumer is running; nothing read")
+    elif not report.configured:
+        click.echo("no feed configured: run `vtex-synerise vtex feed register`", err=True)
+        sys.exit(1)
+    else:
+        outcomes = ", ".join(f"{n} {word}" for word, n in sorted(report.outcomes.items()))
+        click.echo(f"read {report.read}, committed {report.committed}"
+                   f"{f' ({outcomes})' if outcomes else ''}, left for later {report.left}")

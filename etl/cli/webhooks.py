@@ -22,7 +22,7 @@ from etl.webhooks.auth import HEADER
 from etl.webhooks.server import THREADS, WORKERS, GunicornServer, parse_bind, serve_dev
 from workers.dispatch import prepare_sender
 
-__all__ = ["trigger_settings", "webhooks"]
+__all__ = ["check_bind", "trigger_settings", "webhooks"]
 
 
 @click.group()
@@ -30,7 +30,8 @@ def webhooks() -> None:
     """Realtime sync: receive Master Data triggers, the VTEX Orders Hook and Synerise consent."""
 
 
-def _bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def check_bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """The ``--bind`` option's check: ``HOST:PORT``."""
     try:
         parse_bind(value)
     except ValueError as error:
@@ -39,7 +40,7 @@ def _bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 @webhooks.command("serve")
-@click.option("--bind", default="127.0.0.1:8000", show_default=True, callback=_bind,
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, callback=check_bind,
               help="HOST:PORT to listen on.")
 @click.option("--gunicorn", "use_gunicorn", is_flag=True,
               help="Serve with gunicorn (production) instead of the development server.")

@@ -99,7 +99,8 @@ def flower(
 ) -> None:
     """Run Flower, the Celery monitor (with Prometheus metrics at /metrics).
 
-    Authentication is on unless --no-auth: Flower shows task arguments and can revoke tasks.
+    Authentication is on unless --no-auth, for the pages, the API and /metrics alike: Flower
+    shows task arguments and can revoke tasks. /healthcheck stays open (it says only OK).
     """
     env = dict(os.environ)
     if basic_auth is not None:
@@ -110,7 +111,9 @@ def flower(
         extra["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.reveal()  # Flower reads it
     elif not no_auth:
         raise ConfigError("FLOWER_BASIC_AUTH", "user:password (or --basic-auth; --no-auth to skip)")
-    argv = celery_argv(
-        "flower", f"--port={port}", f"--address={address}", f"--logging={_log_level(ctx).lower()}"
-    )
+    # workers.flower runs `celery flower` with /metrics as protected as the pages.
+    argv = [
+        sys.executable, "-m", "workers.flower",
+        f"--port={port}", f"--address={address}", f"--logging={_log_level(ctx).lower()}",
+    ]  # fmt: skip
     _exec(argv, settings, extra)

@@ -22,8 +22,9 @@ from typing import Any
 
 from etl.errors import MissingExtraError
 
-try:
-    import aiohttp  # noqa: F401  (the emulators' server: the `sandbox` extra)
+try:  # the `sandbox` extra: the emulators' server, and Synerise's request models
+    import aiohttp  # noqa: F401
+    import jsonschema  # noqa: F401
 except ImportError:
     raise MissingExtraError("sandbox", "the sandbox") from None
 

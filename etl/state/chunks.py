@@ -2,25 +2,32 @@
 one transaction that records a chunk's outcome.
 
 A chunk is claimed (``pending``/``failed`` -> ``running``, one attempt more) before it is worked
-on, and only the attempt holding the claim may complete it: ``complete`` writes the ledger
-hashes, the rejects, the run's counters, the chunk's status and, when it was the last one, the
-run's end in **one** transaction, so a duplicate delivery never counts a record twice.
+on, in one transaction that also reads what the chunk needs of its run and the ledger hashes of
+its records. The claim names its holder (a worker process's token) and expires at
+``claim_expires_at`` (PostgreSQL time) unless the holder's heartbeat extends it
+(``etl.state.claims``); upkeep puts a chunk whose claim expired back (``recover_expired``, a
+compare-and-set, so it is re-enqueued once). Only the attempt and holder of the claim may
+complete the chunk: ``complete`` writes the ledger hashes, the rejects, the run's counters, the
+chunk's status and, when it was the last one, the run's end in **one** transaction, and only
+while the run is running, so a duplicate delivery or a late answer from a replaced holder never
+counts a record twice.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg2.extras import execute_values
 
-from etl.state import ledger, rejects, runs
+from etl.state import ledger, rejects, runs, warnings
 from etl.state.db import Connections, check_choice, from_row
 from etl.state.rejects import Rejection
 from etl.state.runs import PlanningCursor
+from etl.state.warnings import RecordWarning
 
 __all__ = [
     "CHUNK_STATUSES",
@@ -28,11 +35,20 @@ __all__ = [
     "ChunkNotFoundError",
     "ChunkOutcome",
     "Chunks",
+    "ClaimedChunk",
+    "PlannedChunk",
     "insert_chunks",
     "write_outcome",
 ]
 
 CHUNK_STATUSES = ("pending", "running", "done", "failed")
+
+DEFAULT_CLAIM_TTL = 15.0
+"""Seconds a claim lasts unless extended (``SYNC_CLAIM_TTL``)."""
+
+PlannedChunk = tuple[Sequence[str], Sequence[dict[str, Any]] | None]
+"""A chunk the producer planned: its record keys, and the listed records when the listing
+carries them (Master Data search), so the chunk task needs no second read."""
 
 
 class ChunkNotFoundError(LookupError):
@@ -52,11 +68,30 @@ class Chunk:
     error: str | None
     updated_at: datetime
     payload: list[dict[str, Any]] | None
+    claimed_by: str | None = None
+    """The worker process holding the claim while ``running``."""
+    claim_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimedChunk(Chunk):
+    """A chunk this attempt holds, with what its task needs of its run and of the ledger."""
+
+    run_kind: str
+    run_scope: str
+    full_resync: bool
+    dry_run: bool
+    known: dict[str, str]
+    """Ledger hashes of the chunk's records (key -> content hash of the last accepted payload)."""
 
 
 @dataclass
 class ChunkOutcome:
-    """What became of a chunk's records (or of a webhook's record); ``write_outcome`` keeps it."""
+    """What became of a chunk's records (or of a webhook's record); ``write_outcome`` keeps it.
+
+    ``guests`` is the outcome of the guest profiles an orders chunk upserts before its
+    transactions (stream ``profiles``): recorded with the chunk, counted apart from its orders.
+    """
 
     stream: str
     read: int = 0
@@ -66,14 +101,27 @@ class ChunkOutcome:
     accepted: dict[str, str] = field(default_factory=dict)
     """record key -> content hash of the payload Synerise accepted"""
     rejections: list[Rejection] = field(default_factory=list)
+    warnings: list[RecordWarning] = field(default_factory=list)
+    guests: ChunkOutcome | None = None
 
     def accept(self, key: str, digest: str) -> None:
         """Synerise accepted the record's payload with this hash."""
         self.accepted[key] = digest
 
-    def reject(self, key: str, reason: str, message: str, payload: Any = None) -> None:
-        """The record is rejected with a reason code; its payload must be redacted already."""
-        self.rejections.append(Rejection(self.stream, key, str(reason), message, payload))
+    def reject(
+        self, key: str, reason: str, message: str, payload: Any = None, origin: str | None = None
+    ) -> None:
+        """The record is rejected with a reason code; its payload must be redacted already.
+        ``origin`` is the record whose sync produced this one (a guest profile's order)."""
+        self.rejections.append(
+            Rejection(self.stream, key, str(reason), message, payload, origin_key=origin)
+        )
+
+    def warn(self, key: str, found: Iterable[Any]) -> None:
+        """The record was sent without some fields: ``schemas.reasons.FieldWarning``s."""
+        self.warnings.extend(
+            RecordWarning(self.stream, key, w.field, str(w.code), w.message) for w in found
+        )
 
 
 class Chunks:
@@ -98,29 +146,32 @@ class Chunks:
     def append(
         self,
         run_id: int,
-        keys: Sequence[str],
-        payload: Sequence[dict[str, Any]] | None,
+        chunks: Sequence[PlannedChunk],
         cursor: PlanningCursor,
         expected: PlanningCursor | None = None,
-    ) -> int:
-        """Add one planned chunk and move the planning cursor past it, atomically.
+        holder: str | None = None,
+    ) -> list[int]:
+        """Add planned chunks and move the planning cursor past them, in one transaction; their
+        ids in order.
 
-        ``payload`` holds the listed records when the listing already carries them (Master
-        Data search), so the chunk task needs no second read; it is cleared once done.
+        The listed records (``PlannedChunk``'s second item) are cleared once a chunk is done.
 
-        ``expected`` is where the caller last saw the cursor: the chunk is only added while the
-        cursor is still there, so two producers of one run (a redelivered task next to a
+        ``expected`` is where the caller last saw the cursor: the chunks are only added while
+        the cursor is still there, so two producers of one run (a redelivered task next to a
         re-enqueued one) can never plan the same records twice; the late one gets
-        ``PlanningMovedError`` and nothing is written.
+        ``PlanningMovedError`` and nothing is written. With ``holder``, also only while that
+        producer holds the run's planning claim (a replaced producer writes nothing).
 
         Raises:
             RunNotFoundError: no such run.
-            PlanningMovedError: the cursor is not at ``expected``.
+            PlanningMovedError: the cursor is not at ``expected``, or ``holder`` lost the claim.
         """
         with self.db.transaction() as cur:
-            runs.move_planning_cursor(cur, run_id, cursor, expected)  # first: it locks the run
-            [chunk_id] = insert_chunks(cur, run_id, [keys], [payload] if payload else None)
-            return chunk_id
+            runs.move_planning_cursor(cur, run_id, cursor, expected, holder)  # locks the run
+            payloads = [payload for _, payload in chunks]
+            return insert_chunks(
+                cur, run_id, [keys for keys, _ in chunks], payloads if any(payloads) else None
+            )
 
     def get(self, chunk_id: int) -> Chunk:
         """The chunk.
@@ -146,82 +197,110 @@ class Chunks:
             )
             return [row["id"] for row in cur.fetchall()]
 
-    def claim(self, chunk_id: int) -> Chunk | None:
-        """Take a ``pending`` or ``failed`` chunk of a ``running`` run: it becomes ``running``.
+    def claim(
+        self,
+        chunk_id: int,
+        holder: str,
+        ttl: float = DEFAULT_CLAIM_TTL,
+        ledger_stream: Callable[[str], str] | None = None,
+    ) -> ClaimedChunk | None:
+        """Take a ``pending`` or ``failed`` chunk of a ``running`` run for ``holder`` for ``ttl``
+        seconds: it becomes ``running``; one transaction.
 
         Returns ``None`` when there is nothing to do: the chunk is done, already running
         elsewhere (a duplicate delivery), or its run is not running (paused, cancelled...).
-        Each claim counts an attempt.
+        Each claim counts an attempt. ``ledger_stream`` maps the run's scope to its ledger
+        stream; the ledger hashes of the chunk's records are then read in the same transaction.
 
         Raises:
             ChunkNotFoundError: no such chunk.
         """
         with self.db.transaction() as cur:
             cur.execute(
-                """SELECT c.status AS chunk_status, r.status AS run_status, c.run_id
-                   FROM sync_chunk c JOIN sync_run r ON r.id = c.run_id
-                   WHERE c.id = %s FOR UPDATE OF c""",
-                (chunk_id,),
+                """UPDATE sync_chunk c SET status = 'running', attempts = c.attempts + 1,
+                          claimed_by = %(holder)s,
+                          claim_expires_at = now() + make_interval(secs => %(ttl)s)
+                   FROM sync_chunk old, sync_run r
+                   WHERE c.id = %(id)s AND old.id = c.id AND r.id = c.run_id
+                     AND c.status IN ('pending', 'failed') AND r.status = 'running'
+                   RETURNING c.*, old.status AS was, r.kind AS run_kind,
+                             r.scope AS run_scope, r.full_resync, r.dry_run""",
+                {"id": chunk_id, "holder": holder, "ttl": ttl},
             )
-            found = cur.fetchone()
-            if found is None:
-                raise ChunkNotFoundError(chunk_id)
-            if found["chunk_status"] not in ("pending", "failed") or found["run_status"] != (
-                "running"
-            ):
+            row = cur.fetchone()
+            if row is None:
+                cur.execute("SELECT 1 FROM sync_chunk WHERE id = %s", (chunk_id,))
+                if cur.fetchone() is None:
+                    raise ChunkNotFoundError(chunk_id)
                 return None
-            cur.execute(
-                """UPDATE sync_chunk SET status = 'running', attempts = attempts + 1
-                   WHERE id = %s RETURNING *""",
-                (chunk_id,),
-            )
-            claimed = from_row(Chunk, cur.fetchone())
-            if found["chunk_status"] == "failed":  # its records leave the failed count too
+            if row["was"] == "failed":  # its records leave the failed count too
                 runs.add_counts(
-                    cur, found["run_id"], chunks_failed=-1, failed_count=-len(claimed.keys)
+                    cur, row["run_id"], chunks_failed=-1, failed_count=-len(row["keys"])
                 )
-            return claimed
+            known = {}
+            if ledger_stream is not None:
+                known = ledger.hashes_of_chunk(cur, ledger_stream(row["run_scope"]), chunk_id)
+            fields = {name: row[name] for name in _CHUNK_FIELDS}
+            return ClaimedChunk(
+                **fields,
+                run_kind=row["run_kind"],
+                run_scope=row["run_scope"],
+                full_resync=row["full_resync"],
+                dry_run=row["dry_run"],
+                known=known,
+            )
 
-    def release(self, chunk: Chunk) -> None:
-        """Put back a chunk this attempt claimed but must not finish (its run lost the slot)."""
+    def release(self, chunk: Chunk, due_in: float = 0.0) -> None:
+        """Put back a chunk this attempt claimed but must not finish now (its run lost the slot,
+        or its task retries later); ``due_in``: seconds until its retry message may run, so
+        upkeep does not take that message for lost before then."""
         with self.db.transaction() as cur:
             cur.execute(
-                """UPDATE sync_chunk SET status = 'pending'
-                   WHERE id = %s AND status = 'running' AND attempts = %s""",
-                (chunk.id, chunk.attempts),
+                f"""UPDATE sync_chunk SET status = 'pending', {_UNCLAIMED},
+                           enqueued_at = now() + make_interval(secs => %(due)s)
+                    WHERE {_HELD_BY_ATTEMPT}""",
+                {**_attempt(chunk), "due": due_in},
             )
 
     def complete(self, chunk: Chunk, outcome: ChunkOutcome) -> str | None:
         """Record a chunk's outcome in one transaction; the run's end status if it ended it.
 
-        Only the attempt that holds the claim can complete the chunk: a duplicate delivery
-        finds it no longer ``running`` with its attempt number and writes nothing, so counts
-        and rejects are never recorded twice.
+        Only the attempt that holds the claim can complete the chunk: a duplicate delivery, or
+        a holder whose claim expired and was handed on, finds it no longer ``running`` with its
+        attempt number and holder and writes nothing (``None``), so counts and rejects are never
+        recorded twice.
+
+        Raises:
+            RunNotRunningError: the run is no longer running (paused, cancelled, failed):
+                nothing is written; the caller puts the chunk back.
         """
         with self.db.transaction() as cur:
             cur.execute(
-                """UPDATE sync_chunk SET status = 'done', error = NULL, payload = NULL
-                   WHERE id = %s AND status = 'running' AND attempts = %s""",
-                (chunk.id, chunk.attempts),
+                f"""UPDATE sync_chunk SET status = 'done', error = NULL, payload = NULL,
+                           {_UNCLAIMED}
+                    WHERE {_HELD_BY_ATTEMPT}""",
+                _attempt(chunk),
             )
             if cur.rowcount == 0:
                 return None
-            write_outcome(cur, chunk.run_id, outcome)
-            runs.add_counts(cur, chunk.run_id, chunks_done=1)
+            if not write_outcome(cur, chunk.run_id, outcome, chunks_done=1, while_running=True):
+                raise runs.RunNotRunningError(chunk.run_id)  # rolls the chunk's update back
             return runs.settle(cur, chunk.run_id)
 
-    def fail(self, chunk_id: int, error: str) -> str | None:
-        """A ``running`` chunk gave up (retries exhausted): mark it ``failed`` for a later resume.
+    def fail(self, chunk: Chunk, error: str) -> str | None:
+        """This attempt gave up on its chunk (retries exhausted): mark it ``failed`` for a later
+        resume.
 
-        A chunk in any other status is left alone, so a late duplicate cannot undo a success.
-        Returns the run's end status when this was its last unfinished chunk.
+        Only the attempt holding the claim can: a late failure of a replaced holder, or of a
+        duplicate delivery, cannot undo another attempt's work. Returns the run's end status
+        when this was its last unfinished chunk.
         """
         with self.db.transaction() as cur:
             cur.execute(
-                """UPDATE sync_chunk SET status = 'failed', error = %s
-                   WHERE id = %s AND status = 'running'
-                   RETURNING run_id, jsonb_array_length(keys) AS size""",
-                (error, chunk_id),
+                f"""UPDATE sync_chunk SET status = 'failed', error = %(error)s, {_UNCLAIMED}
+                    WHERE {_HELD_BY_ATTEMPT}
+                    RETURNING run_id, jsonb_array_length(keys) AS size""",
+                {**_attempt(chunk), "error": error},
             )
             row = cur.fetchone()
             if row is None:
@@ -230,15 +309,20 @@ class Chunks:
             return runs.settle(cur, row["run_id"])
 
     def reset_unfinished(self, run_id: int) -> int:
-        """For ``resume``: failed chunks and chunks a dead worker left ``running`` go back to
-        ``pending``, and their failures leave the counts; returns how many were reset."""
+        """For ``resume``: failed chunks, and running ones whose claim expired (their holder is
+        gone), go back to ``pending``, and their failures leave the counts; how many were reset.
+
+        A chunk a live worker holds is left alone: resetting it would have that worker's
+        outcome thrown away and the chunk sent again.
+        """
         with self.db.transaction() as cur:
             cur.execute(
-                """WITH reset AS (
-                       UPDATE sync_chunk c SET status = 'pending'
+                f"""WITH reset AS (
+                       UPDATE sync_chunk c SET status = 'pending', {_UNCLAIMED}
                        FROM sync_chunk old
                        WHERE c.id = old.id AND c.run_id = %s
-                             AND c.status IN ('failed', 'running')
+                             AND (c.status = 'failed'
+                                  OR (c.status = 'running' AND {_CLAIM_EXPIRED}))
                        RETURNING old.status AS was, jsonb_array_length(c.keys) AS size)
                    SELECT count(*) AS n,
                           count(*) FILTER (WHERE was = 'failed') AS failed,
@@ -263,26 +347,77 @@ class Chunks:
             )
             return [row["id"] for row in sorted(cur.fetchall(), key=lambda r: r["seq"])]
 
-    def recover_stale(self, run_id: int, stale_after: timedelta) -> list[int]:
-        """Chunks of a run with no progress for ``stale_after`` whose task must have been lost.
+    def recover_expired(self) -> list[tuple[int, str]]:
+        """Running chunks of running runs whose claim expired (their holder died, froze or was
+        cut off): back to ``pending``, marked enqueued now; ``(chunk id, run kind)`` for the
+        caller to enqueue.
 
-        ``running`` ones (their worker died) return to ``pending``; ``pending`` ones count only
-        when the whole run stood still that long, so a long queue is not mistaken for a loss.
-        Returned chunks are marked enqueued now (the caller enqueues them).
+        A compare-and-set: of two sweepers, only one gets each chunk, so it is enqueued once.
         """
         with self.db.transaction() as cur:
             cur.execute(
-                """UPDATE sync_chunk c SET status = 'pending', enqueued_at = now()
+                f"""UPDATE sync_chunk c SET status = 'pending', enqueued_at = now(), {_UNCLAIMED}
+                    FROM sync_run r
+                    WHERE r.id = c.run_id AND r.status = 'running' AND c.status = 'running'
+                      AND c.claim_expires_at < now()
+                    RETURNING c.id, r.kind""",
+            )
+            return [(row["id"], row["kind"]) for row in cur.fetchall()]
+
+    def recover_undelivered(self, kinds: Sequence[str], after: float) -> list[tuple[int, str]]:
+        """Pending chunks of running runs of ``kinds`` (whose queue is empty) enqueued more than
+        ``after`` seconds ago: nobody took their message, so it was lost (a frozen or cut-off
+        worker's pending fetch took it); marked enqueued now, ``(chunk id, run kind)`` for the
+        caller to enqueue again. A compare-and-set on ``enqueued_at``, like ``recover_expired``.
+        """
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_chunk c SET enqueued_at = now()
                    FROM sync_run r
-                   WHERE r.id = c.run_id AND c.run_id = %(run)s AND r.status = 'running'
-                     AND r.updated_at < now() - %(stale)s
-                     AND ((c.status = 'running' AND c.updated_at < now() - %(stale)s)
-                          OR (c.status = 'pending'
-                              AND coalesce(c.enqueued_at, c.updated_at) < now() - %(stale)s))
-                   RETURNING c.id""",
+                   WHERE r.id = c.run_id AND r.status = 'running' AND r.kind = ANY(%(kinds)s)
+                     AND c.status = 'pending'
+                     AND c.enqueued_at < now() - make_interval(secs => %(after)s)
+                   RETURNING c.id, r.kind""",
+                {"kinds": list(kinds), "after": after},
+            )
+            return [(row["id"], row["kind"]) for row in cur.fetchall()]
+
+    def recover_stale(self, run_id: int, stale_after: timedelta) -> list[int]:
+        """Pending chunks of a run whose task message must have been lost: the run as a whole
+        stood still for ``stale_after`` (a long queue is not mistaken for a loss); also running
+        chunks claimed without an expiry (by a version before claims) that long ago.
+
+        Returned chunks are ``pending`` and marked enqueued now (the caller enqueues them).
+        """
+        with self.db.transaction() as cur:
+            cur.execute(
+                f"""UPDATE sync_chunk c SET status = 'pending', enqueued_at = now(), {_UNCLAIMED}
+                    FROM sync_run r
+                    WHERE r.id = c.run_id AND c.run_id = %(run)s AND r.status = 'running'
+                      AND r.updated_at < now() - %(stale)s
+                      AND ((c.status = 'running' AND c.claim_expires_at IS NULL
+                            AND c.updated_at < now() - %(stale)s)
+                           OR (c.status = 'pending'
+                               AND coalesce(c.enqueued_at, c.updated_at) < now() - %(stale)s))
+                    RETURNING c.id""",
                 {"run": run_id, "stale": stale_after},
             )
             return [row["id"] for row in cur.fetchall()]
+
+
+_CHUNK_FIELDS = tuple(f.name for f in fields(Chunk))
+
+_UNCLAIMED = "claimed_by = NULL, claim_expires_at = NULL"
+
+_HELD_BY_ATTEMPT = """id = %(id)s AND status = 'running' AND attempts = %(attempts)s
+    AND claimed_by IS NOT DISTINCT FROM %(holder)s"""
+"""The chunk is still held by this attempt: running, same attempt number, same holder."""
+
+_CLAIM_EXPIRED = "(c.claim_expires_at IS NULL OR c.claim_expires_at < now())"
+
+
+def _attempt(chunk: Chunk) -> dict[str, Any]:
+    return {"id": chunk.id, "attempts": chunk.attempts, "holder": chunk.claimed_by}
 
 
 # -- inside the caller's transaction -----------------------------------------------------------
@@ -292,7 +427,7 @@ def insert_chunks(
     cur: Any,
     run_id: int,
     key_lists: Sequence[Sequence[str]],
-    payloads: Sequence[Sequence[dict[str, Any]]] | None,
+    payloads: Sequence[Sequence[dict[str, Any]] | None] | None,
 ) -> list[int]:
     """Insert ``pending`` chunks after the run's last one; their ids in ``seq`` order.
 
@@ -316,27 +451,44 @@ def insert_chunks(
                 run_id,
                 first + i,
                 json.dumps(list(keys)),
-                json.dumps(list(payloads[i])) if payloads else None,
+                json.dumps(list(payload)) if (payload := payloads and payloads[i]) else None,
             )
             for i, keys in enumerate(key_lists)
         ],
-        template="(%s, %s, %s::jsonb, %s::jsonb, now())",
+        template="(%s, %s, %s::jsonb, %s::json, now())",
         fetch=True,
     )
     return [row["id"] for row in sorted(rows, key=lambda r: r["seq"])]
 
 
-def write_outcome(cur: Any, run_id: int, outcome: ChunkOutcome) -> None:
-    """Record an outcome against a run: ledger hashes, rejects, and the run's counters."""
-    ledger.record_accepted(cur, outcome.stream, outcome.accepted, run_id)
-    rejects.record(cur, run_id, outcome.rejections)
-    runs.add_counts(
+def write_outcome(
+    cur: Any, run_id: int, outcome: ChunkOutcome, *, while_running: bool = False, **counts: int
+) -> bool:
+    """Record an outcome against a run: ledger hashes, rejects, warnings, the run's counters
+    (plus ``counts``, e.g. ``chunks_done=1``), and the same for the guest profiles sent with it.
+    With ``while_running``, only if the run is running (False, and nothing written, otherwise)."""
+    guests = outcome.guests or ChunkOutcome("profiles")
+    added = runs.add_counts(
         cur,
         run_id,
+        while_status="running" if while_running else None,
         read_count=outcome.read,
         sent_count=len(outcome.accepted),
         skipped_count=outcome.skipped,
         rejected_count=len({r.record_key for r in outcome.rejections}),
         would_create=outcome.would_create,
         would_update=outcome.would_update,
+        guest_sent_count=len(guests.accepted),
+        guest_skipped_count=guests.skipped,
+        guest_rejected_count=len({r.record_key for r in guests.rejections}),
+        **counts,
     )
+    if not added:
+        return False
+    for part in (guests, outcome):
+        ledger.record_accepted(cur, part.stream, part.accepted, run_id)
+    rejects.record(cur, run_id, [*guests.rejections, *outcome.rejections])
+    warned = warnings.record(cur, run_id, [*guests.warnings, *outcome.warnings])
+    if warned:  # known only once written: a record warned before is not counted again
+        runs.add_counts(cur, run_id, warned_count=warned)
+    return True

@@ -31,6 +31,8 @@ class Rejection:
     attempts: int = 1
     resolved_at: datetime | None = None
     """When a replay got the record accepted (``None``: still rejected)."""
+    origin_key: str | None = None
+    """The record whose sync produced this one (a guest profile's order); replays re-read it."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready view (the payload is already redacted)."""
@@ -41,6 +43,7 @@ class Rejection:
             "message": self.message,
             "attempts": self.attempts,
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "origin": self.origin_key,
             "payload": self.payload,
         }
 
@@ -58,7 +61,8 @@ class Rejects:
         fixed yet), oldest first."""
         with self.db.transaction() as cur:
             cur.execute(
-                """SELECT stream, record_key, reason, message, payload, attempts, resolved_at
+                """SELECT stream, record_key, reason, message, payload, attempts, resolved_at,
+                          origin_key
                    FROM rejected_record
                    WHERE run_id = %(run)s AND (%(reason)s::text IS NULL OR reason = %(reason)s)
                      AND (NOT %(unresolved)s OR resolved_at IS NULL)
@@ -68,14 +72,16 @@ class Rejects:
             return [Rejection(**row) for row in cur.fetchall()]
 
     def unresolved_keys(self, run_id: int) -> list[str]:
-        """Keys of a run's rejected records that no replay has fixed yet."""
+        """Keys of the records to re-read for a run's rejects that no replay has fixed yet: the
+        rejected record's own, or the one it came from (a guest profile's order), once each."""
         with self.db.transaction() as cur:
             cur.execute(
-                """SELECT record_key FROM rejected_record
-                   WHERE run_id = %s AND resolved_at IS NULL ORDER BY id""",
+                """SELECT coalesce(origin_key, record_key) AS key, min(id) AS first
+                   FROM rejected_record WHERE run_id = %s AND resolved_at IS NULL
+                   GROUP BY 1 ORDER BY first""",
                 (run_id,),
             )
-            return [row["record_key"] for row in cur.fetchall()]
+            return [row["key"] for row in cur.fetchall()]
 
     def resolve_replayed(self, replay_run_id: int) -> int:
         """Mark the source run's rejects that are in Synerise now; how many.
@@ -102,16 +108,18 @@ def record(cur: Any, run_id: int, rejections: Sequence[Rejection]) -> None:
     is unresolved again."""
     if not rejections:
         return
+    latest = {(r.stream, r.record_key): r for r in rejections}  # a row is upserted once
     execute_values(
         cur,
         """INSERT INTO rejected_record
-               (run_id, stream, record_key, reason, message, payload)
+               (run_id, stream, record_key, reason, message, payload, origin_key)
            VALUES %s ON CONFLICT (run_id, stream, record_key) DO UPDATE SET
                reason = EXCLUDED.reason, message = EXCLUDED.message,
                payload = EXCLUDED.payload, attempts = rejected_record.attempts + 1,
-               resolved_at = NULL""",
+               resolved_at = NULL, origin_key = EXCLUDED.origin_key""",
         [
-            (run_id, r.stream, r.record_key, r.reason, r.message, Json(r.payload))
-            for r in rejections
+            (run_id, r.stream, r.record_key, r.reason, r.message, Json(r.payload), r.origin_key)
+            for _, r in sorted(latest.items())
         ],
+        page_size=len(latest),  # one statement, rows in key order (no lock-order deadlock)
     )

@@ -6,11 +6,15 @@ tasks carry ids only. The counters follow the chunk rows in the same transaction
 taking a cursor run inside the caller's): ``chunks_total`` counts the run's chunks,
 ``chunks_failed`` the ones *currently* ``failed`` (a failed chunk claimed again leaves it),
 ``chunks_done`` the ones completed.
+
+A run's planning is claimed like a chunk (``claim_planning``): one producer at a time holds it,
+its worker's heartbeat extends it, and upkeep hands an expired claim on (``recover_planning``).
+Planning writes check both the planning cursor and the claim's holder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +32,9 @@ __all__ = [
     "PlanningCursor",
     "PlanningMovedError",
     "Run",
+    "RunHealth",
     "RunNotFoundError",
+    "RunNotRunningError",
     "Runs",
     "add_counts",
     "add_planned",
@@ -50,12 +56,21 @@ COUNTERS = (
     "would_update",
     "chunks_done",
     "chunks_failed",
+    "warned_count",
+    "guest_sent_count",
+    "guest_skipped_count",
+    "guest_rejected_count",
 )
 """The ``sync_run`` columns ``add_counts`` may change."""
 
 
 class RunNotFoundError(LookupError):
     """No run has this id."""
+
+
+class RunNotRunningError(RuntimeError):
+    """The run left ``running`` (paused, cancelled, ended) before a write that needs it running;
+    nothing was written."""
 
 
 class PlanningMovedError(RuntimeError):
@@ -101,6 +116,26 @@ class Run:
     planning_cursor: datetime | None
     planning_offset: int
     replay_of: int | None
+    warned_count: int
+    guest_sent_count: int
+    guest_skipped_count: int
+    guest_rejected_count: int
+    planning_claimed_by: str | None
+    """The producer (worker process token) planning the run now, until its claim expires."""
+    planning_claim_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RunHealth:
+    """What ``etl.sync.runs.health`` needs to know about a run, read at one instant."""
+
+    status: str
+    chunks_failed: int
+    expired_claims: int
+    """Running chunks whose claim expired (or that carry none)."""
+    planning_done: bool
+    producer_alive: bool
+    """A producer holds a live planning claim."""
 
 
 class Runs:
@@ -132,6 +167,37 @@ class Runs:
                 (kind, scope, window_from, window_to, dry_run, full_resync, Json(config or {})),
             )
             return int(cur.fetchone()["id"])
+
+    def discard(self, run_id: int) -> bool:
+        """Delete a run that never started working (no chunk planned): ``sync start`` could
+        not send its first task. True if it was deleted."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """DELETE FROM sync_run WHERE id = %s AND chunks_total = 0
+                   AND status IN ('queued', 'running')""",
+                (run_id,),
+            )
+            return bool(cur.rowcount == 1)
+
+    def health(self, run_id: int) -> RunHealth:
+        """The run's status, failed chunks, expired chunk claims and producer, at one instant.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        row = self.db.fetch_one(
+            """SELECT r.status, r.chunks_failed, r.planning_done,
+                      coalesce(r.planning_claim_expires_at > now(), false) AS producer_alive,
+                      (SELECT count(*) FROM sync_chunk c
+                       WHERE c.run_id = r.id AND c.status = 'running'
+                         AND (c.claim_expires_at IS NULL OR c.claim_expires_at < now())
+                      ) AS expired_claims
+               FROM sync_run r WHERE r.id = %s""",
+            (run_id,),
+        )
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return from_row(RunHealth, row)
 
     def get(self, run_id: int) -> Run:
         """The run with its counts.
@@ -214,36 +280,104 @@ class Runs:
             return bool(cur.rowcount == 1)
 
     def advance_planning(
-        self, run_id: int, cursor: PlanningCursor, expected: PlanningCursor | None = None
+        self,
+        run_id: int,
+        cursor: PlanningCursor,
+        expected: PlanningCursor | None = None,
+        holder: str | None = None,
     ) -> None:
         """Move the planning cursor: records before it are chunked already.
 
         Raises:
             RunNotFoundError: no such run.
-            PlanningMovedError: ``expected`` was given and the cursor is elsewhere.
+            PlanningMovedError: ``expected`` was given and the cursor is elsewhere, or
+                ``holder`` was given and does not hold the planning claim.
         """
         with self.db.transaction() as cur:
-            move_planning_cursor(cur, run_id, cursor, expected)
+            move_planning_cursor(cur, run_id, cursor, expected, holder)
 
     def mark_planning_done(
-        self, run_id: int, expected: PlanningCursor | None = None
+        self, run_id: int, expected: PlanningCursor | None = None, holder: str | None = None
     ) -> str | None:
-        """Record that every chunk of the run exists; return the end status if that ended it.
+        """Record that every chunk of the run exists (and drop the planning claim); return the
+        end status if that ended the run.
 
-        With ``expected``, only while the cursor is still there (see ``Chunks.append``).
+        With ``expected`` (and ``holder``), only while the cursor is still there (and the claim
+        is ``holder``'s), see ``Chunks.append``.
 
         Raises:
             RunNotFoundError: no such run.
-            PlanningMovedError: the cursor moved (another producer is ahead).
+            PlanningMovedError: the cursor moved or the claim changed hands.
         """
         with self.db.transaction() as cur:
             cur.execute(
-                f"UPDATE sync_run SET planning_done = true WHERE {_CURSOR_IS}",
-                _cursor_args(run_id, expected),
+                f"""UPDATE sync_run SET planning_done = true, {_UNCLAIMED}
+                    WHERE {_CURSOR_IS}""",
+                _cursor_args(run_id, expected, holder),
             )
             if cur.rowcount == 0:
                 _explain_stale_cursor(cur, run_id)
             return settle(cur, run_id)
+
+    def claim_planning(self, run_id: int, holder: str, ttl: float) -> Run | None:
+        """Take the planning of a running run for ``holder`` for ``ttl`` seconds; the run, or
+        ``None`` when there is nothing to plan or another producer's claim is live."""
+        row = self.db.fetch_one(
+            """UPDATE sync_run SET planning_claimed_by = %(holder)s,
+                      planning_claim_expires_at = now() + make_interval(secs => %(ttl)s)
+               WHERE id = %(id)s AND status = 'running' AND NOT planning_done
+                 AND (planning_claimed_by IS NULL OR planning_claimed_by = %(holder)s
+                      OR planning_claim_expires_at < now())
+               RETURNING *""",
+            {"id": run_id, "holder": holder, "ttl": ttl},
+        )
+        return from_row(Run, row) if row is not None else None
+
+    def release_planning(
+        self, run_id: int, holder: str, expect_within: float | None = None
+    ) -> None:
+        """Drop ``holder``'s planning claim (its producer stopped or handed over); with
+        ``expect_within``, a producer message was (or is about to be) sent and should claim the
+        planning within that many seconds (see ``expect_producer``)."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_run SET planning_claimed_by = NULL,
+                          planning_claim_expires_at =
+                              now() + make_interval(secs => %(within)s::float8)
+                   WHERE id = %(id)s AND planning_claimed_by = %(holder)s""",
+                {"id": run_id, "holder": holder, "within": expect_within},
+            )
+
+    def expect_producer(self, run_id: int, within: float) -> None:
+        """A producer message is about to be sent: it should claim the planning within
+        ``within`` seconds; after that, and with its queue empty, upkeep takes it for lost."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_run
+                   SET planning_claim_expires_at = now() + make_interval(secs => %s)
+                   WHERE id = %s AND planning_claimed_by IS NULL AND NOT planning_done""",
+                (within, run_id),
+            )
+
+    def recover_planning(self, idle_kinds: Sequence[str], within: float) -> list[tuple[int, str]]:
+        """Running runs whose producer's claim expired (it died, froze or was cut off), or whose
+        expected producer never came while its queue is empty (runs of ``idle_kinds``: the
+        message was lost): a new producer is expected ``within`` seconds; ``(run id, kind)`` for
+        the caller to enqueue it.
+
+        A compare-and-set: of two sweepers, only one gets each run.
+        """
+        with self.db.transaction() as cur:
+            cur.execute(
+                """UPDATE sync_run SET planning_claimed_by = NULL,
+                          planning_claim_expires_at = now() + make_interval(secs => %(within)s)
+                   WHERE status = 'running' AND NOT planning_done
+                     AND planning_claim_expires_at < now()
+                     AND (planning_claimed_by IS NOT NULL OR kind = ANY(%(idle)s))
+                   RETURNING id, kind""",
+                {"within": within, "idle": list(idle_kinds)},
+            )
+            return [(row["id"], row["kind"]) for row in cur.fetchall()]
 
     def settle(self, run_id: int) -> str | None:
         """End a running run whose planning is done and every chunk finished; the end status."""
@@ -263,17 +397,24 @@ class Runs:
 # -- inside the caller's transaction -----------------------------------------------------------
 
 
-def add_counts(cur: Any, run_id: int, **deltas: int) -> None:
-    """Add to a run's ``COUNTERS`` (a negative delta takes away), e.g. ``read_count=3``."""
+def add_counts(cur: Any, run_id: int, while_status: str | None = None, **deltas: int) -> bool:
+    """Add to a run's ``COUNTERS`` (a negative delta takes away), e.g. ``read_count=3``; with
+    ``while_status``, only if the run is in that status. True if the run was updated."""
     unknown = sorted(set(deltas) - set(COUNTERS))
     if unknown:
         raise ValueError(f"not a run counter: {', '.join(unknown)}")
-    if not deltas:
-        return
-    assignments = ", ".join(f"{name} = {name} + %({name})s" for name in deltas)
-    cur.execute(
-        f"UPDATE sync_run SET {assignments} WHERE id = %(run_id)s", {**deltas, "run_id": run_id}
+    deltas = {name: value for name, value in deltas.items() if value}
+    if not deltas and while_status is None:
+        return True
+    assignments = ", ".join(
+        [f"{name} = {name} + %({name})s" for name in deltas] or ["status = status"]
     )
+    cur.execute(
+        f"""UPDATE sync_run SET {assignments}
+            WHERE id = %(run_id)s AND (%(status)s::text IS NULL OR status = %(status)s)""",
+        {**deltas, "run_id": run_id, "status": while_status},
+    )
+    return bool(cur.rowcount == 1)
 
 
 def add_planned(cur: Any, run_id: int, chunks: int, records: int) -> int:
@@ -298,18 +439,23 @@ def add_planned(cur: Any, run_id: int, chunks: int, records: int) -> int:
 
 
 def move_planning_cursor(
-    cur: Any, run_id: int, cursor: PlanningCursor, expected: PlanningCursor | None
+    cur: Any,
+    run_id: int,
+    cursor: PlanningCursor,
+    expected: PlanningCursor | None,
+    holder: str | None = None,
 ) -> None:
-    """Move the planning cursor (locking the run row), only from ``expected`` if given.
+    """Move the planning cursor (locking the run row), only from ``expected`` if given, and
+    only while ``holder`` holds the planning claim if given.
 
     Raises:
         RunNotFoundError: no such run.
-        PlanningMovedError: ``expected`` was given and the cursor is elsewhere.
+        PlanningMovedError: the cursor is not at ``expected``, or the claim is not ``holder``'s.
     """
     cur.execute(
         f"""UPDATE sync_run SET planning_cursor = %(new_at)s, planning_offset = %(new_offset)s
             WHERE {_CURSOR_IS}""",
-        {**_cursor_args(run_id, expected), "new_at": cursor[0], "new_offset": cursor[1]},
+        {**_cursor_args(run_id, expected, holder), "new_at": cursor[0], "new_offset": cursor[1]},
     )
     if cur.rowcount == 0:
         _explain_stale_cursor(cur, run_id)
@@ -339,13 +485,25 @@ def settle(cur: Any, run_id: int) -> str | None:
 
 
 _CURSOR_IS = """id = %(id)s AND (NOT %(check)s OR (NOT planning_done
-    AND planning_cursor IS NOT DISTINCT FROM %(at)s AND planning_offset = %(offset)s))"""
-"""Selects the run, and with ``check`` only while its planning cursor is at ``at``/``offset``."""
+    AND planning_cursor IS NOT DISTINCT FROM %(at)s AND planning_offset = %(offset)s))
+    AND (%(holder)s::text IS NULL OR planning_claimed_by = %(holder)s)"""
+"""Selects the run, and with ``check`` only while its planning cursor is at ``at``/``offset``,
+and with ``holder`` only while that producer holds the planning claim."""
+
+_UNCLAIMED = "planning_claimed_by = NULL, planning_claim_expires_at = NULL"
 
 
-def _cursor_args(run_id: int, expected: PlanningCursor | None) -> dict[str, Any]:
+def _cursor_args(
+    run_id: int, expected: PlanningCursor | None, holder: str | None = None
+) -> dict[str, Any]:
     at, offset = expected if expected is not None else (None, 0)
-    return {"id": run_id, "check": expected is not None, "at": at, "offset": offset}
+    return {
+        "id": run_id,
+        "check": expected is not None,
+        "at": at,
+        "offset": offset,
+        "holder": holder,
+    }
 
 
 def _explain_stale_cursor(cur: Any, run_id: int) -> None:
@@ -353,4 +511,7 @@ def _explain_stale_cursor(cur: Any, run_id: int) -> None:
     cur.execute("SELECT 1 FROM sync_run WHERE id = %s", (run_id,))
     if cur.fetchone() is None:
         raise RunNotFoundError(run_id)
-    raise PlanningMovedError(f"run {run_id}: the planning cursor moved; another producer is ahead")
+    raise PlanningMovedError(
+        f"run {run_id}: the planning cursor moved or its planning claim changed hands; "
+        "another producer is ahead"
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,17 +11,32 @@ import redis
 from etl.config import Settings
 from etl.lease import SlotLease
 from etl.ratelimit import RedisTokenBucket
+from etl.state.runs import KINDS
 from etl.state.store import StateStore
-from etl.sync.queues import BACKFILL, INCREMENTAL, TASK_PROCESS_CHUNK, TASK_PRODUCE
+from etl.sync.heartbeat import WorkerHeartbeat
+from etl.sync.queues import BACKFILL, INCREMENTAL, TASK_PROCESS_CHUNK, TASK_PRODUCE, chunk_queue
 from etl.sync.streams import ProductsStream, Stream, stream_for_scope
 from etl.synerise.client import SyneriseClient
 from etl.vtex.client import VtexClient
 from schemas.mapping import MappingConfig
 
-__all__ = ["Engine", "Enqueue"]
+__all__ = ["Engine", "Enqueue", "EnqueueMany", "QueueSizes", "run_token"]
 
 Enqueue = Callable[[str, list[Any], str], object]
 """``(task name, JSON args, queue) -> task id``: how the engine sends work (``etl.sync.queues``)."""
+
+EnqueueMany = Callable[[str, list[list[Any]], str], object]
+"""``(task name, one JSON args list per task, queue)``: several tasks of one name in one go
+(``workers.dispatch.enqueue_many``: one Redis round trip)."""
+
+QueueSizes = Callable[[Iterable[str]], dict[str, int]]
+"""``(queues) -> {queue: messages waiting}`` (``workers.dispatch.queue_sizes``): lets upkeep tell a
+message that is lost (its queue is empty, yet nobody took the work) from one that waits."""
+
+
+def run_token(run_id: int) -> str:
+    """The lease token of a run: any process working on the run may renew it."""
+    return f"run:{run_id}"
 
 
 @dataclass
@@ -36,22 +51,34 @@ class Engine:
     synerise: SyneriseClient
     mapping: MappingConfig
     enqueue: Enqueue
+    heartbeat: WorkerHeartbeat
+    enqueue_many: EnqueueMany | None = None
+    queue_sizes: QueueSizes | None = None
     _streams: dict[str, Stream] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings, enqueue: Enqueue) -> Engine:
+    def from_settings(
+        cls,
+        settings: Settings,
+        enqueue: Enqueue,
+        enqueue_many: EnqueueMany | None = None,
+        queue_sizes: QueueSizes | None = None,
+    ) -> Engine:
         """Wire the real clients; ``enqueue`` sends tasks (``workers.dispatch.enqueue`` under
-        Celery: the caller injects it, so the engine never imports the Celery layer)."""
+        Celery: the caller injects it, so the engine never imports the Celery layer),
+        ``enqueue_many`` sends several at once (one ``enqueue`` each when not given) and
+        ``queue_sizes`` counts waiting messages (without it, upkeep cannot tell a lost message
+        from a waiting one and leaves that to ``SYNC_STALE_AFTER``)."""
         settings = settings.with_infra()
         assert settings.redis_url and settings.database_url  # with_infra() sets both
         client = redis.Redis.from_url(settings.redis_url)
+        store = StateStore(settings.database_url)
+        lease = SlotLease(client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl)
         return cls(
             settings=settings,
-            store=StateStore(settings.database_url),
+            store=store,
             redis=client,
-            lease=SlotLease(
-                client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl
-            ),
+            lease=lease,
             vtex=VtexClient.from_settings(
                 settings,
                 budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit),
@@ -65,6 +92,9 @@ class Engine:
             ),
             mapping=MappingConfig.from_settings(settings),
             enqueue=enqueue,
+            enqueue_many=enqueue_many,
+            queue_sizes=queue_sizes,
+            heartbeat=WorkerHeartbeat(store, lease, settings.sync_claim_ttl, run_token),
         )
 
     def stream(self, scope: str) -> Stream:
@@ -81,11 +111,40 @@ class Engine:
             self._streams[scope] = built
         return self._streams[scope]
 
-    def enqueue_chunk(self, chunk_id: int, kind: str = "backfill") -> None:
-        """Send a chunk to its run's queue: incremental chunks never wait behind a backfill."""
-        queue = INCREMENTAL if kind == "incremental" else BACKFILL
-        self.enqueue(TASK_PROCESS_CHUNK, [chunk_id], queue)
+    def chunk_size(self, scope: str) -> int:
+        """Records per chunk of a scope: ``SYNC_CHUNK_SIZE``, else the stream's own."""
+        return self.settings.sync_chunk_size or self.stream(scope).chunk_size
+
+    def enqueue_chunks(self, chunk_ids: list[int], kind: str = "backfill") -> None:
+        """Send chunks to their run's queue, in one go: incremental chunks never wait behind a
+        backfill."""
+        if not chunk_ids:
+            return
+        queue = chunk_queue(kind)
+        if self.enqueue_many is not None:
+            self.enqueue_many(TASK_PROCESS_CHUNK, [[chunk_id] for chunk_id in chunk_ids], queue)
+            return
+        for chunk_id in chunk_ids:
+            self.enqueue(TASK_PROCESS_CHUNK, [chunk_id], queue)
+
+    def idle_kinds(self) -> tuple[list[str], list[str]] | None:
+        """Run kinds whose chunk queue, and whose producer queue, hold no message at all, or
+        ``None`` when the queues cannot be counted."""
+        if self.queue_sizes is None:
+            return None
+        sizes = self.queue_sizes([BACKFILL, INCREMENTAL])
+        chunks = [kind for kind in KINDS if not sizes.get(chunk_queue(kind))]
+        producers = list(KINDS) if not sizes.get(BACKFILL) else []
+        return chunks, producers
 
     def enqueue_producer(self, run_id: int) -> None:
         """Send a run's producer to the backfill queue."""
         self.enqueue(TASK_PRODUCE, [run_id], BACKFILL)
+
+    def close(self) -> None:
+        """Stop the heartbeat and close the clients (the calling thread's database connection)."""
+        self.heartbeat.stop()
+        self.vtex.close()
+        self.synerise.close()
+        self.redis.close()
+        self.store.close()

@@ -4,15 +4,19 @@ Windows are split in half until each one lists under the stream's cap (30 pages 
 10,000 Master Data documents). Windows come out in time order, so the planning cursor
 ``(window start, records already chunked in it)`` only moves forward; a producer that dies is
 simply run again: it splits the run's range the same way, skips the windows before the cursor
-and continues after the last committed chunk. Chunk rows are committed before
-their tasks are enqueued, so a task never points at a row that does not exist, and a crash
-between the two leaves rows that ``resume`` (or the maintenance sweep) enqueues.
+and continues after the last committed chunk.
+
+Chunks are written in batches: the chunks of about ``PLAN_BATCH_RECORDS`` records (and a
+window's end) in one transaction together with the cursor, then their tasks in one publish.
+Chunk rows are committed before their tasks are enqueued, so a task never points at a row that
+does not exist, and a crash between the two leaves rows that ``resume`` (or the maintenance
+sweep) enqueues. The first chunk of each producer task goes out alone, so workers start at once.
 
 A stream that lists its source whole (the catalog) then plans the records it sent before that
 the listing lacked (``Stream.vanished``: found in SQL against this run's chunks, so a producer
 that resumes there plans only what is left).
 
-Memory stays flat: at most one page and one chunk of records are held at a time.
+Memory stays flat: at most one page and one batch of records are held at a time.
 """
 
 from __future__ import annotations
@@ -23,14 +27,19 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from etl.state.chunks import PlannedChunk
 from etl.state.runs import PlanningCursor
 from etl.state.store import StateStore
 from etl.sync.streams import Stream
 from etl.sync.windows import Window
 
-__all__ = ["PlanningSliceEnded", "plan_chunks", "plan_windows"]
+__all__ = ["PLAN_BATCH_RECORDS", "PlanningSliceEnded", "plan_chunks", "plan_windows"]
 
 log = logging.getLogger(__name__)
+
+PLAN_BATCH_RECORDS = 1000
+"""Records whose chunks are written in one transaction and enqueued in one publish (a chunk
+larger than this goes alone)."""
 
 
 class PlanningSliceEnded(Exception):
@@ -63,19 +72,22 @@ def plan_chunks(
     store: StateStore,
     stream: Stream,
     chunk_size: int,
-    enqueue_chunk: Callable[[int], None],
+    enqueue_chunks: Callable[[list[int]], None],
     check_alive: Callable[[], None],
     deadline: float | None = None,
+    holder: str | None = None,
 ) -> str | None:
     """Plan every remaining window of a run; return the run's final status if planning ended it.
 
     A run ends here only when every chunk was already done (or there were none).
 
-    ``check_alive`` raises (``SlotLostError``, or ``RunStoppedError`` when the run was cancelled)
-    before each write, so a producer that lost its lease writes nothing more. Every write also
-    checks that the planning cursor is where this producer left it, so a second producer of the
-    same run (a redelivered task next to a re-enqueued one) stops with ``PlanningMovedError``
-    instead of planning records twice.
+    ``check_alive`` raises (``SlotLostError``, ``RunStoppedError`` when the run was cancelled,
+    ``ClaimLostError`` when the planning was handed to another producer) before each write, so a
+    producer that lost its lease writes nothing more. Every write also checks that the planning
+    cursor is where this producer left it and, with ``holder``, that this producer still holds
+    the run's planning claim, so a second producer of the same run (a redelivered task next to a
+    re-enqueued one, or a frozen one that wakes up) stops with ``PlanningMovedError`` instead of
+    planning records twice.
 
     ``deadline`` (``time.monotonic()``) bounds one call: planning a large range takes longer
     than a task may run, so past it, right after a commit, ``PlanningSliceEnded`` is raised and
@@ -85,7 +97,7 @@ def plan_chunks(
     if run.planning_done:
         return None
     resume_at, resume_offset = run.planning_cursor, run.planning_offset
-    position: PlanningCursor = (resume_at, resume_offset)  # where the cursor is in the database
+    batch = _Batch(store, run_id, holder, enqueue_chunks, check_alive, (resume_at, resume_offset))
     for window, total in plan_windows(stream, Window(run.window_from, run.window_to), resume_at):
         # Only the window the cursor points into was partly chunked; a window that starts
         # earlier (the counts changed since) is planned whole: records twice, never lost.
@@ -102,29 +114,27 @@ def plan_chunks(
                 if stream.carries_payload:
                     docs.append(listed)
                 if len(keys) == chunk_size:
-                    position = _flush(
-                        store, run_id, keys, docs, (window.start, offset), position,
-                        enqueue_chunk, check_alive,
-                    )  # fmt: skip
+                    batch.add(keys, docs, (window.start, offset))
                     keys, docs = [], []
-                    _check_deadline(deadline)
+                    if batch.full():
+                        batch.flush()
+                        _check_deadline(deadline)
         if keys:
-            position = _flush(
-                store, run_id, keys, docs, (window.start, offset), position,
-                enqueue_chunk, check_alive,
-            )  # fmt: skip
-        check_alive()
-        store.runs.advance_planning(run_id, (window.end, 0), expected=position)
-        position = (window.end, 0)
+            batch.add(keys, docs, (window.start, offset))
+        batch.flush((window.end, 0))  # the window's last chunks and its end: one transaction
         _check_deadline(deadline)
     # Records sent before that the whole listing lacked (streams that list their source whole):
     # found in SQL against this run's chunks, so a resumed producer plans only what is left.
+    offset = batch.position[1]
     for keys in stream.vanished(run_id, store, chunk_size):
-        cursor = (run.window_to, position[1] + len(keys))
-        position = _flush(store, run_id, keys, [], cursor, position, enqueue_chunk, check_alive)
-        _check_deadline(deadline)
+        offset += len(keys)
+        batch.add(keys, [], (run.window_to, offset))
+        if batch.full():
+            batch.flush()
+            _check_deadline(deadline)
+    batch.flush()
     check_alive()
-    return store.runs.mark_planning_done(run_id, expected=position)
+    return store.runs.mark_planning_done(run_id, expected=batch.position, holder=holder)
 
 
 def _check_deadline(deadline: float | None) -> None:
@@ -132,17 +142,49 @@ def _check_deadline(deadline: float | None) -> None:
         raise PlanningSliceEnded
 
 
-def _flush(
-    store: StateStore,
-    run_id: int,
-    keys: list[str],
-    docs: list[dict[str, Any]],
-    cursor: PlanningCursor,
-    expected: PlanningCursor,
-    enqueue_chunk: Callable[[int], None],
-    check_alive: Callable[[], None],
-) -> PlanningCursor:
-    """Commit one chunk row (moving the cursor past it), then enqueue its task."""
-    check_alive()
-    enqueue_chunk(store.chunks.append(run_id, keys, docs or None, cursor, expected=expected))
-    return cursor
+class _Batch:
+    """Planned chunks waiting to be written together, then enqueued together."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        run_id: int,
+        holder: str | None,
+        enqueue_chunks: Callable[[list[int]], None],
+        check_alive: Callable[[], None],
+        position: PlanningCursor,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.holder = holder
+        self.enqueue_chunks = enqueue_chunks
+        self.check_alive = check_alive
+        self.position = position
+        """Where the cursor is in the database."""
+        self.chunks: list[PlannedChunk] = []
+        self.records = 0
+        self.cursor: PlanningCursor | None = None
+        self.written = 0
+
+    def add(self, keys: list[str], docs: list[dict[str, Any]], cursor: PlanningCursor) -> None:
+        self.chunks.append((keys, docs or None))
+        self.records += len(keys)
+        self.cursor = cursor
+
+    def full(self) -> bool:
+        return self.records >= PLAN_BATCH_RECORDS or self.written == 0
+
+    def flush(self, cursor: PlanningCursor | None = None) -> None:
+        """Commit the chunk rows and move the cursor (to ``cursor``, else past the last chunk),
+        then enqueue their tasks."""
+        target = cursor or self.cursor
+        if target is None or target == self.position:
+            return
+        self.check_alive()
+        ids = self.store.chunks.append(
+            self.run_id, self.chunks, target, expected=self.position, holder=self.holder
+        )
+        self.position, self.cursor = target, None
+        self.chunks, self.records = [], 0
+        self.written += len(ids)
+        self.enqueue_chunks(ids)

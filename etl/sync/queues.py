@@ -18,11 +18,13 @@ __all__ = [
     "TASK_CUSTOMER_DELETED",
     "TASK_INCREMENTAL",
     "TASK_ORDER",
+    "TASK_ORDERS_FEED",
     "TASK_PROCESS_CHUNK",
     "TASK_PRODUCE",
     "TASK_PRODUCTS",
     "TASK_SELFTEST",
     "TASK_SWEEP",
+    "chunk_queue",
 ]
 
 BACKFILL = "backfill"
@@ -32,6 +34,13 @@ INCREMENTAL = "incremental"
 REALTIME = "realtime"
 """Webhook work (and the selftest probe): short, never stuck behind a backfill."""
 QUEUES = (BACKFILL, INCREMENTAL, REALTIME)
+
+
+def chunk_queue(kind: str) -> str:
+    """The queue of a run's chunks: incremental chunks never wait behind a backfill. (Producers
+    all go to ``BACKFILL``.)"""
+    return INCREMENTAL if kind == "incremental" else BACKFILL
+
 
 TASK_PRODUCE = "etl.produce"
 TASK_PROCESS_CHUNK = "etl.process_chunk"
@@ -43,3 +52,4 @@ TASK_CUSTOMER = "etl.realtime.customer"
 TASK_CUSTOMER_DELETED = "etl.realtime.customer_deleted"
 TASK_ORDER = "etl.realtime.order"
 TASK_CONSENT = "etl.realtime.consent"
+TASK_ORDERS_FEED = "etl.realtime.orders_feed"

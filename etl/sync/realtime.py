@@ -39,7 +39,6 @@ from etl.sync.guards import EchoGuard, OnceGuard
 from etl.sync.pipeline import map_diff_send
 from etl.sync.streams import Fetched, OrdersStream
 from etl.sync.windows import parse_time
-from schemas.mapping import transaction_from_order
 from schemas.reasons import RejectReason
 from schemas.rules import is_masked_vtex_email, is_valid_email, unmask_soft_alias
 
@@ -142,7 +141,7 @@ def sync_customer(rt: Realtime, change: CustomerChange, *, final_attempt: bool =
             # Our own consent write (or an older read): Synerise's value is the newest one.
             document = {**document, "isNewsletterOptIn": echo.value}
         outcome = map_diff_send([Fetched(change.id, document)], stream, rt.engine.synerise,
-                                rt.engine.store.ledger)  # fmt: skip
+                                rt.engine.store.ledger.hashes)  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 
@@ -233,12 +232,11 @@ def _email_key(email: str | None, namespace: str) -> str:
 class HookOrders(OrdersStream):
     """Orders as the hook sees them: ``context`` carries the buyer and the status to report."""
 
-    def to_payload(self, fetched: Fetched) -> dict[str, Any]:
-        assert fetched.record is not None
-        context = fetched.context or {}
-        return transaction_from_order(
-            fetched.record, context.get("customer"), self.mapping, context.get("status")
-        )
+    def buyer(self, fetched: Fetched) -> dict[str, Any] | None:
+        return (fetched.context or {}).get("customer")
+
+    def status(self, fetched: Fetched) -> str | None:
+        return (fetched.context or {}).get("status")
 
 
 def sync_order(
@@ -266,7 +264,7 @@ def sync_order(
                 context["customer"] = vtex.find_customer_by_user_id(user_id, fields)
             context["status"] = reported_status(order, notice)
         outcome = map_diff_send([Fetched(notice.order_id, order, context)], stream,
-                                rt.engine.synerise, rt.engine.store.ledger)  # fmt: skip
+                                rt.engine.synerise, rt.engine.store.ledger.hashes)  # fmt: skip
         rt.record(scope, outcome)
         return _word(outcome)
 

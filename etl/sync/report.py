@@ -26,6 +26,12 @@ def summary(run: Run) -> dict[str, Any]:
             "skipped": run.skipped_count,
             "rejected": run.rejected_count,
             "failed": run.failed_count,
+            "warned": run.warned_count,
+            "guest_profiles": {
+                "sent": run.guest_sent_count,
+                "skipped": run.guest_skipped_count,
+                "rejected": run.guest_rejected_count,
+            },
         },
         "chunks": {
             "total": run.chunks_total,
@@ -46,7 +52,8 @@ def summary(run: Run) -> dict[str, Any]:
 
 
 def progress_line(run: Run, now: datetime | None = None) -> str:
-    """``run 7 running 1200/3000 records (40%) 310/s ETA 6s | sent 1100 skipped 0 ...``."""
+    """``run 7 running 1200/3000 records (40%) 310/s ETA 6s | sent 1100 skipped 0 ...``; an
+    orders run that upserted guest profiles ends with ``| guest profiles sent 12 ...``."""
     now = now or datetime.now(UTC)
     total = f"{run.records_total}" + ("" if run.planning_done else "+")
     done = run.read_count
@@ -58,10 +65,17 @@ def progress_line(run: Run, now: datetime | None = None) -> str:
         rate_text = f" {rate:,.0f}/s"
         if run.planning_done and rate > 0 and run.status == "running":
             eta_text = f" ETA {max(run.records_total - done, 0) / rate:,.0f}s"
+    guests = ""
+    if run.guest_sent_count or run.guest_skipped_count or run.guest_rejected_count:
+        guests = (
+            f" | guest profiles sent {run.guest_sent_count} skipped {run.guest_skipped_count}"
+            f" rejected {run.guest_rejected_count}"
+        )
     return (
         f"run {run.id} {run.status} {done}/{total} records{percent}{rate_text}{eta_text}"
         f" | sent {run.sent_count} skipped {run.skipped_count}"
-        f" rejected {run.rejected_count} failed {run.failed_count}"
+        f" rejected {run.rejected_count} failed {run.failed_count} warned {run.warned_count}"
+        f"{guests}"
     )
 
 

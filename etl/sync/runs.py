@@ -1,11 +1,17 @@
 """Run lifecycle: start, queue for a slot, produce, finish, cancel, resume, replay, maintain.
 
 At most ``SYNC_MAX_ACTIVE_RUNS`` (two) runs are active, enforced by ``etl.lease.SlotLease``: a
-Redis lease per run, token ``run:{id}``, that expires unless renewed. Every task working on a
-run renews it before it writes, and each worker's maintenance loop renews the leases of running
-runs while their tasks wait in the queue. When no worker is left, nobody renews, and the slot
-frees itself after the TTL. A task whose renewal fails raises ``SlotLostError``: it writes
-nothing more, puts its chunk back, and the run is ``paused`` until a slot frees.
+Redis lease per run, token ``run:{id}``, that expires unless renewed. Each worker process's
+heartbeat (``etl.sync.heartbeat``) renews the leases of the runs it works on, and each worker's
+maintenance loop renews the leases of running runs while their tasks wait in the queue. When no
+worker is left, nobody renews, and the slot frees itself after the TTL. A task whose run lost
+its lease raises ``SlotLostError``: it writes nothing more, puts its chunk back, and the run is
+``paused`` until a slot frees.
+
+Work has leases of its own: a chunk task claims its chunk, and a producer its run's planning,
+for ``SYNC_CLAIM_TTL`` seconds that the heartbeat extends. When a holder dies, freezes or is cut
+off, its claims expire and ``maintain`` (every worker's upkeep, and beat) hands the work to
+another worker, once, while the run goes on.
 
 A run that cannot get a slot stays ``queued``; whoever frees a slot (the finishing chunk,
 ``cancel``, or the maintenance loop) starts the oldest queued or paused run. Nothing blocks a
@@ -28,23 +34,28 @@ from datetime import UTC, datetime, timedelta
 
 from etl.errors import (
     BudgetExhaustedError,
+    ClaimLostError,
     FatalError,
+    NetworkError,
     PausedError,
     RetriableError,
+    RunStoppedError,
     SlotLostError,
 )
-from etl.state.chunks import ChunkNotFoundError
-from etl.state.runs import PlanningMovedError, Run, RunNotFoundError
-from etl.sync.engine import Engine
+from etl.state.chunks import ChunkNotFoundError, ClaimedChunk
+from etl.state.runs import PlanningMovedError, Run, RunNotRunningError
+from etl.sync.engine import Engine, run_token
 from etl.sync.pipeline import map_diff_send
 from etl.sync.producer import PlanningSliceEnded, plan_chunks
 from etl.sync.windows import Window
 
 __all__ = [
+    "RETRY_WITHIN",
     "NoFreeSlotError",
     "RunStoppedError",
     "activate_waiting",
     "cancel",
+    "health",
     "maintain",
     "replay",
     "resume",
@@ -59,6 +70,11 @@ log = logging.getLogger(__name__)
 TWO_YEARS = timedelta(days=730)
 """VTEX OMS only serves orders from the last two years."""
 
+RETRY_WITHIN = 60.0
+"""The longest wait before a chunk or producer task that hit a retriable error runs again
+(``workers.tasks.sync`` caps its backoff at it). Until then its message sits in a worker, so
+upkeep does not count it as lost."""
+
 PLANNING_SLICE = 300.0
 """Seconds one producer task plans before it hands over to a fresh one (well under the task
 soft time limit, ``celeryconfig.task_soft_time_limit``)."""
@@ -66,10 +82,6 @@ soft time limit, ``celeryconfig.task_soft_time_limit``)."""
 
 class NoFreeSlotError(PausedError):
     """Both slots are taken and the caller asked not to queue (``--no-queue``)."""
-
-
-class RunStoppedError(PausedError):
-    """The run was cancelled or finished while a task of it was working: stop quietly."""
 
 
 @dataclass(frozen=True)
@@ -84,13 +96,18 @@ class StartRequest:
     queue_if_busy: bool = True
 
 
-def token(run_id: int) -> str:
-    """The lease token of a run: any process working on the run may renew it."""
-    return f"run:{run_id}"
+token = run_token
+"""The lease token of a run: any process working on the run may renew it."""
 
 
 def start(engine: Engine, request: StartRequest) -> Run:
-    """Record a run and start it if a slot is free; otherwise queue it (or refuse)."""
+    """Record a run and start it if a slot is free; otherwise queue it (or refuse).
+
+    Nothing is left behind unless the run could take or queue its slot: Redis (the lease) is
+    asked before anything is written, and a run that cannot send its first task (the broker is
+    unreachable) is removed again before the error (``NetworkError``) propagates.
+    """
+    engine.lease.free_slots()  # Redis unreachable: NetworkError, nothing recorded
     run_id = engine.store.runs.create(
         kind=request.kind,
         scope=request.scope,
@@ -101,7 +118,12 @@ def start(engine: Engine, request: StartRequest) -> Run:
         config=engine.settings.snapshot(),
     )
     # Oldest first: a run that has been waiting gets a free slot before this new one.
-    activate_waiting(engine)
+    try:
+        activate_waiting(engine)
+    except Exception:
+        engine.lease.release(token(run_id))
+        engine.store.runs.discard(run_id)
+        raise
     run = engine.store.runs.get(run_id)
     if run.status == "queued" and not request.queue_if_busy:
         if engine.store.runs.transition(
@@ -134,51 +156,66 @@ def run_producer(
 ) -> None:
     """Body of the ``etl.produce`` task.
 
-    A retriable error propagates so the task retries it; on the final attempt (or a fatal
-    error) the run fails with the reason, and ``resume`` continues planning where it stopped.
-    After ``planning_slice`` seconds the producer enqueues its continuation and returns.
+    The producer first claims the run's planning (one producer at a time; a duplicate message
+    finds the claim live and returns). A retriable error propagates so the task retries it; on
+    the final attempt (or a fatal error) the run fails with the reason, and ``resume`` continues
+    planning where it stopped. After ``planning_slice`` seconds the producer enqueues its
+    continuation and returns. The claim is let go before any continuation or retry is sent.
     """
-    try:
-        run = engine.store.runs.get(run_id)
-    except RunNotFoundError:
-        log.warning("produce: run %s does not exist (a message from another database?)", run_id)
+    heartbeat = engine.heartbeat
+    holder = heartbeat.token
+    run = engine.store.runs.claim_planning(run_id, holder, engine.settings.sync_claim_ttl)
+    if run is None:  # not running, planned already, planned by a live producer, or unknown
         return
-    if run.status != "running":
-        return
+    ttl = engine.settings.sync_claim_ttl
+
+    def let_go(next_producer_within: float | None = None) -> None:
+        heartbeat.drop_planning(run_id)
+        engine.store.runs.release_planning(run_id, holder, next_producer_within)
+
     try:
+        heartbeat.hold_planning(run_id)  # may renew the run's lease: Redis may be away
         final = plan_chunks(
             run_id,
             engine.store,
             engine.stream(run.scope),
-            engine.settings.sync_chunk_size,
-            lambda chunk_id: engine.enqueue_chunk(chunk_id, run.kind),
-            lambda: _check_alive(engine, run_id),
+            engine.chunk_size(run.scope),
+            lambda chunk_ids: engine.enqueue_chunks(chunk_ids, run.kind),
+            lambda: heartbeat.check(run_id, planning=True),
             deadline=time.monotonic() + planning_slice,
+            holder=holder,
         )
-    except (SlotLostError, RunStoppedError) as signal:
-        _on_paused(engine, run_id, signal)
-        return
     except PlanningSliceEnded:
+        let_go(next_producer_within=ttl)
         engine.enqueue_producer(run_id)  # continues from the cursor
         return
-    except PlanningMovedError as moved:
+    except (ClaimLostError, PlanningMovedError) as moved:
+        heartbeat.drop_planning(run_id)  # the planning is another producer's now
         log.info("produce: %s; this producer stops", moved)
         return
+    except (SlotLostError, RunStoppedError) as signal:
+        let_go()
+        _on_paused(engine, run_id, signal)
+        return
     except (RetriableError, BudgetExhaustedError) as error:
+        let_go(next_producer_within=RETRY_WITHIN + ttl if not final_attempt else None)
         if not final_attempt:
             raise
         fail_run(engine, run_id, f"planning stopped: {error}; run `sync resume {run_id}`")
         return
     except FatalError as error:
+        let_go()
         fail_run(engine, run_id, f"planning failed: {error}")
         return
     except Exception as error:  # a bug or an outage: fail loudly, never stall silently
+        let_go()
         fail_run(
             engine,
             run_id,
             f"planning failed: {type(error).__name__}: {error}; run `sync resume {run_id}`",
         )
         raise
+    heartbeat.drop_planning(run_id)  # planning is done: marking it done dropped the claim
     if final:
         _on_finished(engine, run_id)
 
@@ -186,69 +223,92 @@ def run_producer(
 def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> str:
     """Body of the ``etl.process_chunk`` task; returns what happened (for logs and tests).
 
-    The chunk's path: claim it (``Chunks.claim``), fetch what the listing lacks from VTEX
-    (``Stream.fetch``), map, diff against the ledger and send to Synerise
+    The chunk's path: claim it for this worker process (``Chunks.claim``: one transaction that
+    also reads its run's settings and the ledger hashes of its records), fetch what the listing
+    lacks from VTEX (``Stream.fetch``), map, diff against those hashes and send to Synerise
     (``pipeline.map_diff_send``), then record the outcome in one transaction
-    (``Chunks.complete``). The run's lease is checked before each write.
+    (``Chunks.complete``, which writes only for this claim and only while the run is running).
+    Between steps the task checks what its process's heartbeat knows (run running, slot held,
+    claim still ours), which costs no round trip.
 
     A retriable error puts the chunk back and propagates so the task retries it with backoff;
     on the final attempt the chunk is marked ``failed`` (``resume`` retries it). A fatal error
     (credentials, permissions) fails the whole run: every other chunk would fail the same way.
     """
+    heartbeat = engine.heartbeat
     try:
-        chunk = engine.store.chunks.claim(chunk_id)
+        chunk = engine.store.chunks.claim(
+            chunk_id,
+            heartbeat.token,
+            engine.settings.sync_claim_ttl,
+            ledger_stream=lambda scope: engine.stream(scope).ledger,
+        )
     except ChunkNotFoundError:
         log.warning("chunk %s does not exist (a message from another database?)", chunk_id)
         return "missing"
     if chunk is None:
         return "skipped"
-    run = engine.store.runs.get(chunk.run_id)
+    try:
+        return _process(engine, chunk, final_attempt)
+    finally:
+        heartbeat.drop_chunk(chunk.id)
+
+
+def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
+    """The claimed chunk's path (``run_chunk``) and what each failure means for it."""
+    run_id = chunk.run_id
 
     def alive() -> None:
-        _check_alive(engine, run.id)
+        engine.heartbeat.check(run_id, chunk.id)
 
     try:
+        engine.heartbeat.hold_chunk(chunk.id, run_id)
         alive()
-        stream = engine.stream(run.scope)
+        stream = engine.stream(chunk.run_scope)
         fetched = stream.fetch(chunk.keys, chunk.payload)
         outcome = map_diff_send(
             fetched,
             stream,
             engine.synerise,
-            engine.store.ledger,
-            full_resync=run.full_resync,
-            dry_run=run.dry_run,
+            lambda name, keys: (
+                chunk.known if name == stream.ledger else engine.store.ledger.hashes(name, keys)
+            ),
+            full_resync=chunk.full_resync,
+            dry_run=chunk.dry_run,
             check_alive=alive,
         )
         alive()
         final = engine.store.chunks.complete(chunk, outcome)
-    except (SlotLostError, RunStoppedError) as signal:
+    except ClaimLostError as lost:  # another worker has it now: write nothing
+        log.warning("%s; this attempt stops", lost)
+        return "superseded"
+    except (SlotLostError, RunStoppedError, RunNotRunningError) as signal:
         engine.store.chunks.release(chunk)
-        _on_paused(engine, run.id, signal)
+        _on_paused(engine, run_id, signal)
         return "paused"
     except (RetriableError, BudgetExhaustedError) as error:
         # A long-blocked rate budget is waited out like a 429: the chunk goes back and the
         # task retries later instead of holding a worker.
         if not final_attempt:
-            engine.store.chunks.release(chunk)
+            engine.store.chunks.release(chunk, due_in=RETRY_WITHIN)
             raise
-        _fail_chunk(engine, chunk.id, run.id, str(error))
+        _fail_chunk(engine, chunk, str(error))
         return "failed"
     except FatalError as error:
-        _fail_chunk(engine, chunk.id, run.id, str(error))
-        fail_run(engine, run.id, str(error))
+        _fail_chunk(engine, chunk, str(error))
+        fail_run(engine, run_id, str(error))
         return "failed"
     except Exception as error:  # a bug or an outage: the chunk fails (resume retries it)
-        _fail_chunk(engine, chunk.id, run.id, f"{type(error).__name__}: {error}")
+        _fail_chunk(engine, chunk, f"{type(error).__name__}: {error}")
         raise
     if final:
-        _on_finished(engine, run.id)
+        _on_finished(engine, run_id)
     return "done"
 
 
-def _fail_chunk(engine: Engine, chunk_id: int, run_id: int, error: str) -> None:
-    if engine.store.chunks.fail(chunk_id, error):
-        _on_finished(engine, run_id)
+def _fail_chunk(engine: Engine, chunk: ClaimedChunk, error: str) -> None:
+    if engine.store.chunks.fail(chunk, error):
+        _on_finished(engine, chunk.run_id)
 
 
 def fail_run(engine: Engine, run_id: int, error: str) -> None:
@@ -267,15 +327,44 @@ def cancel(engine: Engine, run_id: int) -> bool:
     return changed
 
 
-def resume(engine: Engine, run_id: int) -> Run:
-    """Finish a run that failed, paused, stalled, or lost its workers.
+def health(engine: Engine, run_id: int) -> list[str]:
+    """What keeps a run from being healthy; empty when it is.
 
-    Failed chunks and chunks left ``running`` by a dead worker go back to ``pending``; the run
+    A run is healthy when it is ``running``, holds its lease slot, has no ``failed`` chunk, no
+    ``running`` chunk whose claim expired (its worker stopped answering), and its planning is
+    done or claimed by a live producer. ``resume`` of a healthy run does nothing.
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    facts = engine.store.runs.health(run_id)
+    if facts.status != "running":
+        return [f"it is {facts.status}"]
+    problems = []
+    if token(run_id) not in {holder for holder, _ in engine.lease.holders()}:
+        problems.append("it holds no slot lease")
+    if facts.chunks_failed:
+        problems.append(f"{facts.chunks_failed} chunk(s) failed")
+    if facts.expired_claims:
+        problems.append(f"{facts.expired_claims} chunk(s) held by a worker that stopped answering")
+    if not facts.planning_done and not facts.producer_alive:
+        problems.append("no live producer is planning it")
+    return problems
+
+
+def resume(engine: Engine, run_id: int) -> Run:
+    """Finish a run that failed, paused, stalled, or lost its workers; a healthy run (see
+    ``health``) is left as it is.
+
+    Failed chunks and chunks whose holder stopped answering go back to ``pending``; the run
     takes a slot again (or queues for one) and every unfinished chunk is enqueued once more.
-    A chunk done in the meantime is skipped when claimed, so nothing is processed twice.
+    A chunk a live worker holds is left to it, and a chunk done in the meantime is skipped
+    when claimed, so nothing is processed twice.
     """
     run = engine.store.runs.get(run_id)
     if run.status in ("done", "cancelled"):
+        return run
+    if run.status == "running" and not health(engine, run_id):
         return run
     engine.store.chunks.reset_unfinished(run_id)
     if run.status == "running":
@@ -295,7 +384,7 @@ def replay(engine: Engine, run_id: int) -> Run:
     source = engine.store.runs.get(run_id)
     keys = engine.store.rejects.unresolved_keys(run_id)
     replay_id = engine.store.replays.create(
-        source, keys, engine.settings.sync_chunk_size, config=engine.settings.snapshot()
+        source, keys, engine.chunk_size(source.scope), config=engine.settings.snapshot()
     )
     _activate(engine, replay_id)
     return engine.store.runs.get(replay_id)
@@ -326,7 +415,16 @@ def start_incremental(
 
 
 def maintain(engine: Engine, stale_after: timedelta) -> None:
-    """Periodic upkeep from every worker and from beat: renew, recover, start waiting runs."""
+    """Periodic upkeep from every worker and from beat: renew leases, hand expired claims to
+    other workers, recover lost messages, start waiting runs.
+
+    A message is lost when a frozen or cut-off worker's pending fetch takes it (Redis hands a
+    new message to the longest-waiting consumer) or the broker drops it. Upkeep sees it when the
+    work's queue is empty yet nobody claimed the work within ``SYNC_CLAIM_TTL``; without a way
+    to count the queues, only once the whole run stood still for ``SYNC_STALE_AFTER``.
+    """
+    ttl = engine.settings.sync_claim_ttl
+    running = []
     for run in engine.store.runs.find(status="running"):
         if not engine.lease.renew(token(run.id)):
             if not engine.lease.try_acquire(token(run.id)):
@@ -335,11 +433,39 @@ def maintain(engine: Engine, stale_after: timedelta) -> None:
             if engine.store.runs.status(run.id) != "running":
                 engine.lease.release(token(run.id))  # it ended meanwhile: give the slot back
                 continue
-        for chunk_id in engine.store.chunks.recover_stale(run.id, stale_after):
-            engine.enqueue_chunk(chunk_id, run.kind)
+        running.append(run)
+    try:
+        idle = engine.idle_kinds()
+    except NetworkError as error:  # the broker is away: lost messages wait for the next sweep
+        log.warning("upkeep cannot count the queues: %s", error)
+        idle = None
+    _resend(engine, engine.store.chunks.recover_expired(), "their worker stopped answering")
+    if idle is not None:
+        lost = engine.store.chunks.recover_undelivered(idle[0], ttl)
+        _resend(engine, lost, "nobody took their task (a frozen worker's fetch took it?)")
+    for run_id, _ in engine.store.runs.recover_planning(idle[1] if idle else (), ttl):
+        log.warning("run %s: its producer stopped answering; a new one is enqueued", run_id)
+        engine.enqueue_producer(run_id)
+    for run in running:  # messages lost with a broker restart, or before claims existed
+        engine.enqueue_chunks(engine.store.chunks.recover_stale(run.id, stale_after), run.kind)
         if not run.planning_done and engine.store.runs.planning_stalled(run.id, stale_after):
-            engine.enqueue_producer(run.id)
+            _send_producer(engine, run.id)
     activate_waiting(engine)
+
+
+def _resend(engine: Engine, chunks: list[tuple[int, str]], why: str) -> None:
+    by_kind: dict[str, list[int]] = {}
+    for chunk_id, kind in chunks:
+        by_kind.setdefault(kind, []).append(chunk_id)
+    for kind, chunk_ids in by_kind.items():
+        log.warning("chunks %s re-enqueued: %s", chunk_ids, why)
+        engine.enqueue_chunks(chunk_ids, kind)
+
+
+def _send_producer(engine: Engine, run_id: int) -> None:
+    """Enqueue a run's producer, expected to claim the planning within the claim TTL."""
+    engine.store.runs.expect_producer(run_id, engine.settings.sync_claim_ttl)
+    engine.enqueue_producer(run_id)
 
 
 def activate_waiting(engine: Engine) -> None:
@@ -351,7 +477,11 @@ def activate_waiting(engine: Engine) -> None:
 
 
 def _activate(engine: Engine, run_id: int) -> bool:
-    """Take a slot for a queued or paused run and set it going; False if no slot is free."""
+    """Take a slot for a queued or paused run and set it going; False if no slot is free.
+
+    When its tasks cannot be sent (the broker is unreachable) the run goes back to waiting,
+    gives its slot back, and the error propagates.
+    """
     if not engine.lease.try_acquire(token(run_id)):
         return False
     if not engine.store.runs.transition(run_id, "running", ("queued", "paused"), error=None):
@@ -360,27 +490,25 @@ def _activate(engine: Engine, run_id: int) -> bool:
         if engine.store.runs.status(run_id) != "running":
             engine.lease.release(token(run_id))
         return False
-    _enqueue_unfinished(engine, run_id)
+    try:
+        _enqueue_unfinished(engine, run_id)
+    except Exception as error:
+        engine.store.runs.transition(
+            run_id, "queued", ("running",), error=f"could not be started: {error}"
+        )
+        engine.lease.release(token(run_id))
+        raise
     return True
 
 
 def _enqueue_unfinished(engine: Engine, run_id: int) -> None:
     run = engine.store.runs.get(run_id)
     if not run.planning_done:
-        engine.enqueue_producer(run_id)
-    for chunk_id in engine.store.chunks.mark_enqueued(run_id):
-        engine.enqueue_chunk(chunk_id, run.kind)
+        _send_producer(engine, run_id)
+    engine.enqueue_chunks(engine.store.chunks.mark_enqueued(run_id), run.kind)
     # A run with nothing left to do (an empty replay) ends here; settle() checks that in SQL.
     if engine.store.runs.settle(run_id):
         _on_finished(engine, run_id)
-
-
-def _check_alive(engine: Engine, run_id: int) -> None:
-    """Raise unless this run may still write: it is running and holds its lease."""
-    if engine.store.runs.status(run_id) != "running":
-        raise RunStoppedError(f"run {run_id} is no longer running")
-    if not engine.lease.renew(token(run_id)):
-        raise SlotLostError(f"run {run_id} lost its slot lease")
 
 
 def _on_paused(engine: Engine, run_id: int, signal: Exception) -> None:

@@ -54,7 +54,13 @@ if TYPE_CHECKING:
     from etl.config import Settings
     from etl.ratelimit import RateBudget
 
-__all__ = ["DELETE_BY_CUSTOM_ID", "SPLIT_STATUSES", "BatchResult", "SyneriseClient"]
+__all__ = [
+    "DELETE_BY_CUSTOM_ID",
+    "PERMISSION_CHECK_PATH",
+    "SPLIT_STATUSES",
+    "BatchResult",
+    "SyneriseClient",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,8 @@ SPLIT_STATUSES = frozenset({400, 413, 422})
 DELETE_BY_CUSTOM_ID = "/v4/clients/by-customid/{custom_id}"
 """Newest generated client's path; Synerise's older clients and M2 use ``by-custom-id``
 (CONFLICT in docs, verify on a workspace and pass ``delete_path``)."""
+
+PERMISSION_CHECK_PATH = "/uauth/api-key/permission-check"
 
 PartialParser = Callable[[Body, int], Attribution]
 
@@ -228,6 +236,23 @@ class SyneriseClient:
             raise ValueError("custom_id must not be empty")
         path = self.delete_path.format(custom_id=quote(custom_id, safe=""))
         return self.http.request("DELETE", path, allow={404}).status_code != 404
+
+    def check_permissions(self, names: Sequence[str]) -> tuple[str | None, dict[str, bool]]:
+        """Which of ``names`` the API key holds (``POST /uauth/api-key/permission-check``).
+
+        Returns:
+            The workspace name (``businessProfileName``) and ``{permission: granted}``; a
+            permission the answer leaves out counts as not granted.
+        """
+        response = self.http.request(
+            "POST", PERMISSION_CHECK_PATH, json={"permissionsToCheck": list(names)}
+        )
+        body = decode_body(response)
+        if not isinstance(body, dict) or not isinstance(body.get("permissions"), dict):
+            raise FatalError("Synerise answered the permission check without 'permissions'")
+        granted = body["permissions"]
+        name = body.get("businessProfileName")
+        return (str(name) if name else None), {n: granted.get(n) is True for n in names}
 
     def ensure_catalog(self, name: str) -> int:
         """The id of the catalog named ``name``, created when missing; cached per client.

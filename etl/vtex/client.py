@@ -1,4 +1,4 @@
-"""VTEX client: OMS orders, Master Data ``CL`` customers, the order hook, catalog and prices.
+"""VTEX client: OMS orders, Master Data ``CL`` customers, the order hook and feed, catalog, prices.
 
 One ``requests.Session`` (pooled for the fetch threads), app-key headers, the shared rate budgets
 and retries, all through ``etl.http.HttpClient``. Catalog and Pricing calls draw on a budget of
@@ -65,6 +65,13 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 Document = dict[str, Any]
 
 _ONE_MS = timedelta(milliseconds=1)
+
+FEED_MAX_LOT = 10
+"""Most events one Orders Feed read returns (``maxlot``)."""
+FEED_VISIBILITY_TIMEOUT = 240
+"""Seconds a read event stays hidden: longer than processing a lot of 10 takes."""
+FEED_RETENTION = 345_600
+"""Four days, VTEX's minimum retention (the ERP guide's figure)."""
 
 _HINTS: dict[type[EtlError], str] = {
     AuthenticationError: "Check VTEX_APP_KEY and VTEX_APP_TOKEN (a key pair of this account)",
@@ -449,6 +456,69 @@ class VtexClient:
         """Remove the app key's order hook; ``False`` when there was none."""
         response = self.http.request("DELETE", "/api/orders/hook/config", allow={404})
         return response.status_code != 404
+
+    # -- orders feed v3 -----------------------------------------------------------------------
+
+    def get_feed_config(self) -> Document | None:
+        """The app key's Orders Feed configuration (with ``quantity``), or ``None`` if none."""
+        response = self.http.request("GET", "/api/orders/feed/config", allow={404})
+        if response.status_code == 404 or not response.content:
+            return None
+        return _object(response)
+
+    def set_feed_config(
+        self,
+        statuses: Sequence[str],
+        visibility_timeout: int = FEED_VISIBILITY_TIMEOUT,
+        retention: int = FEED_RETENTION,
+    ) -> Document:
+        """Give the app key an Orders Feed of status changes to ``statuses``.
+
+        ``FromWorkflow``, like the hook (``FromOrders`` can skip events). Events stay until
+        committed, for ``retention`` seconds at most (4 to 14 days); a read hides them for
+        ``visibility_timeout`` seconds. One feed per app key: users of the key share its queue.
+
+        Raises:
+            FatalError: VTEX refused the configuration (the message quotes VTEX's reason).
+        """
+        body = {
+            "filter": {"type": "FromWorkflow", "status": list(statuses)},
+            # The spec's request schema spells the second field with a capital M.
+            "queue": {
+                "visibilityTimeoutInSeconds": visibility_timeout,
+                "MessageRetentionPeriodInSeconds": retention,
+            },
+        }
+        response = self.http.request(
+            "POST", "/api/orders/feed/config", json=body, allow={400, 409}
+        )
+        if response.status_code in (400, 409):
+            raise FatalError(
+                f"VTEX refused the feed configuration: {describe_body(decode_body(response))}"
+            )
+        return _object(response) if response.content else {}
+
+    def delete_feed_config(self) -> bool:
+        """Remove the app key's Orders Feed; ``False`` when there was none."""
+        response = self.http.request("DELETE", "/api/orders/feed/config", allow={404})
+        return response.status_code != 404
+
+    def read_feed(self, max_lot: int = FEED_MAX_LOT) -> list[Document] | None:
+        """Up to ``max_lot`` (1-10) feed events, hidden from other readers for the visibility
+        timeout; ``None`` when the app key has no feed (VTEX deletes an idle one)."""
+        if not 1 <= max_lot <= FEED_MAX_LOT:
+            raise ValueError(f"max_lot must be 1..{FEED_MAX_LOT}")
+        response = self.http.request(
+            "GET", "/api/orders/feed", params={"maxlot": max_lot}, allow={404}
+        )
+        if response.status_code == 404:
+            return None
+        return _list(response)
+
+    def commit_feed(self, handles: Sequence[str]) -> None:
+        """Remove events from the feed by the handles of their last read."""
+        if handles:
+            self.http.request("POST", "/api/orders/feed", json={"handles": list(handles)})
 
     # -- catalog and prices -------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ def test_defaults_follow_the_architecture_table():
     assert settings.synerise_api_host == "https://api.synerise.com"
     assert settings.synerise_rate_limit == 20
     assert settings.synerise_batch_size == 100
-    assert settings.sync_chunk_size == 100
+    assert settings.sync_chunk_size is None  # each stream's own
+    assert settings.sync_claim_ttl == 15
     assert settings.sync_fetch_concurrency == 8
     assert settings.sync_max_active_runs == 2
     assert settings.profile_phone_fields == ("phone", "homePhone", "cellPhone", "businessPhone")
@@ -56,6 +57,7 @@ def test_values_are_parsed():
         REDIS_URL="redis://localhost:6379/1",
         DATABASE_URL="postgresql://etl:pw@db:5432/etl",
         FLOWER_BASIC_AUTH="admin:s3cret",
+        CONSOLE_BASIC_AUTH="ops:c0nsole,prometheus:scrape",
     )
     assert settings.vtex_base_url == "http://127.0.0.1:8001"
     assert settings.vtex_rate_limit == 12.5
@@ -64,6 +66,7 @@ def test_values_are_parsed():
     assert settings.profile_extra_attributes == ("gender", "tradeName")
     assert settings.redis_url == "redis://localhost:6379/1"
     assert settings.flower_basic_auth == Secret("admin:s3cret")
+    assert settings.console_basic_auth == Secret("ops:c0nsole,prometheus:scrape")
 
 
 def test_transaction_source_settings():
@@ -105,6 +108,7 @@ def test_synerise_host_aliases(alias):
         ("SYNERISE_BATCH_SIZE", "1001"),
         ("SYNERISE_BATCH_SIZE", "1.5"),
         ("SYNC_CHUNK_SIZE", "0"),
+        ("SYNC_CLAIM_TTL", "0.5"),
         ("SYNC_FETCH_CONCURRENCY", "many"),
         ("SYNC_MAX_ACTIVE_RUNS", "-1"),
         ("SYNERISE_API_HOST", "aws"),
@@ -176,7 +180,7 @@ def test_partial_load_still_validates_everything_present():
 
 
 def test_empty_means_default():
-    assert load(SYNC_CHUNK_SIZE="", VTEX_ENVIRONMENT="  ").sync_chunk_size == 100
+    assert load(SYNC_CHUNK_SIZE="", VTEX_ENVIRONMENT="  ").sync_chunk_size is None
 
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path):
@@ -190,7 +194,7 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
 def test_given_env_ignores_the_working_directory_dotenv(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("SYNC_CHUNK_SIZE=250\n")
     monkeypatch.chdir(tmp_path)
-    assert Settings.from_env({}, require=()).sync_chunk_size == 100
+    assert Settings.from_env({}, require=()).sync_chunk_size is None
     monkeypatch.delenv("SYNC_CHUNK_SIZE", raising=False)
     assert Settings.from_env(require=()).sync_chunk_size == 250  # os.environ + ./.env
 
@@ -217,16 +221,17 @@ def test_snapshot_has_no_secrets():
     settings = load(
         DATABASE_URL="postgresql://etl:dbpass99@db:5432/etl",
         FLOWER_BASIC_AUTH="admin:flowerpass77",
+        CONSOLE_BASIC_AUTH="ops:consolepass66",
         WEBHOOK_SECRET="hook-secret-88",
     )
     snapshot = settings.snapshot()
     text = repr(snapshot)
     for secret in ("app-token-value-123", "synerise-key-456", "dbpass99", "flowerpass77",
-                   "hook-secret-88"):
+                   "consolepass66", "hook-secret-88"):
         assert secret not in text
     assert snapshot["vtex_app_token"] == "***"
     assert snapshot["database_url"] == "postgresql://etl:***@db:5432/etl"
-    assert snapshot["sync_chunk_size"] == 100
+    assert snapshot["sync_chunk_size"] is None
     assert snapshot["profile_phone_fields"] == ["phone", "homePhone", "cellPhone", "businessPhone"]
     assert snapshot["vtex_app_key"] == "vtexappkey-shop-ABC"
 

@@ -51,6 +51,9 @@ def test_demo_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "report agrees with the sandbox: yes" in result.stdout
+    assert "(strict: Synerise's request models and rules) refused 0 bodies; items breaking" \
+           " them: 0" in result.stdout
+    assert "guest buyers' profiles before their transactions" in result.stdout
     assert "skipped" in result.stdout and "demo ok" in result.stdout
     assert "refused anonymous requests: yes" in result.stdout
     assert wait_gone(tmp_path) == []

@@ -11,6 +11,7 @@ from etl.errors import (
     AuthenticationError,
     BudgetExhaustedError,
     CatalogNotFoundError,
+    ClaimLostError,
     ConfigError,
     EtlError,
     FatalError,
@@ -20,6 +21,7 @@ from etl.errors import (
     PermissionDeniedError,
     RateLimitedError,
     RetriableError,
+    RunStoppedError,
     ServerError,
     SkippableRecordError,
     SlotLostError,
@@ -43,6 +45,8 @@ TREE = {
     SkippableRecordError: EtlError,
     PausedError: EtlError,
     SlotLostError: PausedError,
+    ClaimLostError: PausedError,
+    RunStoppedError: PausedError,
     BudgetExhaustedError: PausedError,
 }
 

@@ -9,7 +9,7 @@ import pytest
 
 from etl.config import Settings
 from etl.sync.engine import Engine
-from workers.dispatch import enqueue
+from workers.dispatch import enqueue, enqueue_many, queue_sizes
 
 
 @contextlib.contextmanager
@@ -18,7 +18,9 @@ def wired_engine(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
     from etl.cli import runtime
     from workers.tasks import sync as sync_tasks
 
-    built = Engine.from_settings(Settings.from_env(dict(env)), enqueue)
+    built = Engine.from_settings(
+        Settings.from_env(dict(env)), enqueue, enqueue_many, queue_sizes
+    )
     monkeypatch.setattr(sync_tasks, "engine", lambda: built)
     monkeypatch.setattr(runtime, "engine", lambda: built)
     monkeypatch.setattr(runtime, "store", lambda: built.store)
@@ -26,7 +28,4 @@ def wired_engine(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
     try:
         yield built
     finally:
-        built.vtex.close()
-        built.synerise.close()
-        built.redis.close()
-        built.store.close()
+        built.close()

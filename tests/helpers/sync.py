@@ -41,6 +41,7 @@ FAST_SETTINGS = {
     "SYNC_CHUNK_SIZE": "50",
     "SYNC_FETCH_CONCURRENCY": "8",
     "SYNC_STALE_AFTER": "300",
+    "SYNC_CLAIM_TTL": "5",
 }
 """Tests are not about throughput limits unless they say so."""
 
@@ -202,12 +203,37 @@ def expected_profiles(sandbox: Sandbox) -> list[set[str]]:
     return list(groups.values())
 
 
-def assert_profiles_arrived(sandbox: Sandbox) -> None:
-    """Every expected profile is in Synerise once, and nothing else is."""
+def guest_profiles(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
+    """The orders sync's guest profiles: orderId -> the ``/v4/clients/batch`` item sent for the
+    buyer, for each order that maps and has no ``CL`` buyer (``schemas.mapping``, defaults)."""
+    from etl.errors import SkippableRecordError
+    from schemas.mapping import MappingConfig, guest_profile_from_order, transaction_from_order
+
+    config, data, found = MappingConfig(), sandbox.dataset, {}
+    for i in range(data.order_count):
+        order = data.order(i)
+        user_id = (order.get("clientProfileData") or {}).get("userProfileId")
+        buyers = data.find_customers("userId", user_id) if user_id else []
+        buyer = data.customer(buyers[0]) if buyers else None
+        try:
+            transaction_from_order(order, buyer, config)
+        except SkippableRecordError:
+            continue
+        guest = guest_profile_from_order(order, buyer, config)
+        if guest is not None:
+            found[order["orderId"]] = guest
+    return found
+
+
+def assert_profiles_arrived(sandbox: Sandbox, *, guests: bool = True) -> None:
+    """Every expected profile is in Synerise once, and nothing else is: the customers', and
+    (``guests``, when the orders were synced too) the guest buyers'."""
     from collections import Counter
 
     profiles = listing(sandbox, "profiles")
     groups = expected_profiles(sandbox)
+    if guests:
+        groups += [{guest["customId"]} for guest in guest_profiles(sandbox).values()]
     present = Counter(profile.get("customId") for profile in profiles)
     assert set(present.values()) == {1}, "a customId is on two profiles"
     assert len(profiles) == len(groups)

@@ -82,6 +82,21 @@ def test_a_message_lands_in_its_queue_only(app, redis_url):
         broker.delete(*QUEUES)
 
 
+def test_beat_runs_the_orders_feed_every_orders_feed_interval(monkeypatch):
+    import celeryconfig
+
+    assert celeryconfig.beat_schedule["orders-feed"] == {
+        "task": "etl.realtime.orders_feed", "schedule": 60.0,
+    }  # fmt: skip
+    monkeypatch.setenv("ORDERS_FEED_INTERVAL", "15")
+    assert celeryconfig._orders_feed_schedule()["orders-feed"]["schedule"] == 15.0
+    monkeypatch.setenv("ORDERS_FEED_INTERVAL", "0")
+    assert celeryconfig._orders_feed_schedule() == {}
+    monkeypatch.setenv("ORDERS_FEED_INTERVAL", "soon")
+    with pytest.raises(ValueError, match="ORDERS_FEED_INTERVAL"):
+        celeryconfig._orders_feed_schedule()
+
+
 def test_beat_schedules_the_sweep(app):
     assert app.conf.beat_schedule["sweep"] == {"task": "etl.sweep", "schedule": 30.0}
 

@@ -35,7 +35,7 @@ from etl.sync.queues import (
     TASK_SWEEP,
 )
 from workers.app import app
-from workers.dispatch import enqueue
+from workers.dispatch import enqueue, enqueue_many, queue_sizes
 
 __all__ = [
     "engine",
@@ -56,7 +56,7 @@ MAX_RETRIES = 6
 @functools.cache
 def engine() -> Engine:
     """One engine per worker process (pooled HTTP sessions, one DB connection per thread)."""
-    return Engine.from_settings(Settings.from_env(), enqueue)
+    return Engine.from_settings(Settings.from_env(), enqueue, enqueue_many, queue_sizes)
 
 
 @functools.lru_cache(maxsize=8)
@@ -66,8 +66,9 @@ def _store(dsn: str) -> StateStore:
 
 
 def _countdown(retries: int) -> float:
-    """Exponential backoff with full jitter, capped well under the visibility timeout."""
-    return random.uniform(0, min(60.0, 2.0 * 2**retries))
+    """Exponential backoff with full jitter, capped well under the visibility timeout and at
+    ``runs.RETRY_WITHIN`` (the engine counts a message as lost only after that)."""
+    return random.uniform(0, min(runs.RETRY_WITHIN, 2.0 * 2**retries))
 
 
 @app.task(name=TASK_PRODUCE, bind=True, max_retries=MAX_RETRIES)
@@ -90,21 +91,27 @@ def process_chunk(self: Task, chunk_id: int) -> str:
 
 @app.task(name=TASK_SWEEP)
 def sweep() -> None:
-    """Upkeep (beat, and every worker's own loop): renew leases, recover, start waiting runs."""
+    """Upkeep (beat, and every worker's own loop): renew leases, hand expired claims on,
+    recover lost messages, start waiting runs."""
     settings = engine().settings
     runs.maintain(engine(), timedelta(seconds=settings.sync_stale_after))
 
 
 def start_upkeep(interval: float | None = None) -> threading.Event:
-    """Run ``sweep`` every ``interval`` seconds (a third of the lease TTL) in a daemon thread.
+    """Run ``sweep`` every ``interval`` seconds (a third of the shorter of the lease and claim
+    TTLs) in a daemon thread.
 
     Every worker runs one, beat or no beat, so its runs keep their slots while their tasks wait
-    in the queue. Set the returned event to stop it (the worker does at shutdown).
+    in the queue, and work whose claim expired (its worker died, froze or was cut off) moves to
+    a live worker within seconds. Set the returned event to stop it (the worker does at
+    shutdown).
 
     Raises:
         ConfigError: the worker has no VTEX/Synerise credentials (it keeps no runs then).
     """
-    every = interval if interval is not None else max(1.0, engine().settings.sync_lease_ttl / 3)
+    settings = engine().settings
+    shortest = min(settings.sync_lease_ttl, settings.sync_claim_ttl)
+    every = interval if interval is not None else max(1.0, shortest / 3)
     stop = threading.Event()
 
     def loop() -> None:

@@ -64,6 +64,10 @@ zero_decimal_currency  (sent)               CLP or JPY (``CurrencyDecimalDigits`
                                             still x100, VTEX's documented cents convention)
 ====================== ==================== ===============================================
 
+A sent order whose buyer has no ``CL`` document (``Source.guest_order``: the ``guest`` kind, and
+the second half of a guest's split order) also brings its buyer a guest profile; ``expected()``
+counts them in ``orders.guest_profiles``.
+
 Every order's ``clientProfileData.email`` is masked (``<md5>@ct.vtex.com.br``, or for a fifth
 of registered buyers the soft form ``real@x-<n>b.ct.vtex.com.br``); the real address is only in
 the buyer's ``CL`` document (``userId == userProfileId``).

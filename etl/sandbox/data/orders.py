@@ -119,6 +119,9 @@ class OrderGenerator(CustomerGenerator, CatalogGenerator):
             return None
         return i
 
+    def guest_order(self, i: int) -> bool:
+        return self._order_customer(i) is None
+
     def _order_customer(self, i: int) -> int | None:
         """The registered buyer's customer index, None for a guest."""
         if self._split_second(i):

@@ -134,8 +134,15 @@ class Source(ABC):
         table = CUSTOMER_DIRTY_KINDS if kind == "customer" else ORDER_DIRTY_KINDS
         return table[dirty] if dirty else None
 
+    def guest_order(self, i: int) -> bool:
+        """Whether order ``i``'s buyer has no ``CL`` document: a guest, to whom the ETL sends a
+        minimal profile along with the order's transaction."""
+        user_id = (self.order(i).get("clientProfileData") or {}).get("userProfileId")
+        return not user_id or not self.find_customers("userId", user_id)
+
     def expected(self) -> dict[str, Any]:
-        """Counts for the whole generated population: clean, by defect, by reject reason."""
+        """Counts for the whole generated population: clean, by defect, by reject reason, and
+        the guest profiles the orders bring."""
         return {
             "customers": self._tally("customer", self.customer_count),
             "orders": self._tally("order", self.order_count),
@@ -172,7 +179,7 @@ class Source(ABC):
             if reason is not None:
                 by_reason[reason] = by_reason.get(reason, 0) + 1
         rejected = sum(by_reason.values())
-        return {
+        tally = {
             "total": n,
             "clean": n - sum(by_kind.values()),
             "sent": n - rejected,
@@ -180,6 +187,11 @@ class Source(ABC):
             "by_kind": dict(sorted(by_kind.items())),
             "by_reason": dict(sorted(by_reason.items())),
         }
+        if kind == "order":  # each guest of a sent order gets a profile of its own
+            tally["guest_profiles"] = sum(
+                1 for i in range(n) if self.expected_reason(kind, i) is None and self.guest_order(i)
+            )
+        return tally
 
     def customer_ids_in_window(
         self, field: str, start: datetime | int, end: datetime | int

@@ -12,6 +12,19 @@ one. Every ``/v4`` and ``/catalogs`` route needs ``Authorization: Bearer <jwt>``
 ``"error": "Token expired."``. ``expire_tokens()`` expires every token issued so far;
 ``token_expiry_interval`` does that periodically (chaos). POST bodies must be
 ``application/json`` (else 415, checked after auth). ``Api-Version`` is accepted and counted.
+``POST /uauth/api-key/permission-check`` (§1.4, either auth) answers which of
+``permissionsToCheck`` the key holds: all of them unless ``permissions`` names the granted ones.
+
+Validation, in three layers (`models`, `rules`): every item is checked against Synerise's
+request model (the JSON Schemas vendored in ``etl/sandbox/synerise_schemas``: required fields,
+types, enums, patterns), against the rules the API enforces (identifiers, birth dates, money,
+one currency, ``discountAmount`` > 0, real times) and, once both pass, against documented rules
+the API leaves unchecked (``revenue`` = Σ ``finalUnitPrice.amount`` x ``quantity``; a reserved
+attribute name, which Synerise would silently drop). ``strict`` (the default, and what tests,
+the demo and the benchmarks use) refuses a breach of any layer; ``strict=False`` (``sandbox
+serve --relaxed``) refuses only what the API enforces and counts the rest. ``stats()`` has
+``refused`` (refusals per route name) and ``violations`` (items per layer, in both modes). A
+``null`` profile field is a reset (§2.1), not a value: the model does not see it.
 
 Sandbox rules for UNCONFIRMED behaviour:
 
@@ -90,10 +103,9 @@ class SyneriseSandbox(SyneriseRecords):
         body, problem = await self._body(request, 64 * 1024)
         if problem is not None:
             return problem
-        name = body.get("name") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not name.strip():
-            error = FieldError("name", "name is required", name)
-            return self._rejected(request, [error])
+        errors, name = self._judge("synerise.catalog_bags", body, "", _bag_name)
+        if errors:
+            return self._rejected(request, errors)
         now = now_iso()
         bag_id = next(self._bag_ids)
         bag = {"id": bag_id, "name": name, "created": now, "updated": now}
@@ -260,6 +272,9 @@ class SyneriseSandbox(SyneriseRecords):
         route.add_post("/uauth/v2/auth/login/profile", self.login, name="synerise.login")
         route.add_post("/v4/auth/login/profile", self.login, name="synerise.login_legacy")
         route.add_get("/v4/auth/refresh/profile", self.refresh, name="synerise.refresh")
+        route.add_post(
+            "/uauth/api-key/permission-check", self.permission_check, name="synerise.permissions"
+        )
         route.add_post("/v4/clients/batch", self.clients_batch, name="synerise.clients_batch")
         route.add_post("/v4/clients", self.clients_create, name="synerise.clients_create")
         route.add_delete(
@@ -323,6 +338,13 @@ class SyneriseSandbox(SyneriseRecords):
             return response
 
         return error_middleware
+
+
+def _bag_name(body: Any, path: str) -> tuple[list[FieldError], Any]:
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        return [FieldError("name", "name is required", name)], name
+    return [], name
 
 
 def _paging(request: web.Request, default_limit: int | None = None) -> tuple[int | None, int]:

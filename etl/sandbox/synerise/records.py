@@ -24,6 +24,13 @@ from etl.sandbox.synerise.workspace import (
 class SyneriseRecords(SyneriseWorkspace):
     """The ``/v4`` data routes of a workspace."""
 
+    PROSE_RULES = {
+        "synerise.clients_batch": rules.profile_prose_errors,
+        "synerise.clients_create": rules.profile_prose_errors,
+        "synerise.transactions_batch": rules.transaction_prose_errors,
+        "synerise.transactions": rules.transaction_prose_errors,
+    }
+
     def _check_profile(self, item: Any, path: str) -> tuple[list[FieldError], Any]:
         return rules.validate_profile(item, path), item
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, TypeGuard
 
 # -- codes used in Error objects (real codes are UNCONFIRMED; the sandbox uses HTTP-like ones) ----
@@ -108,12 +109,18 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class FieldError:
-    """One rejected field; serialised as the API's ``Error`` object."""
+    """One rejected field; serialised as the API's ``Error`` object.
+
+    ``kind`` says which layer found it: ``schema`` (Synerise's request models, `models`),
+    ``rule`` (a rule the API enforces, refused in every mode) or ``prose`` (a documented rule the
+    API does not check, refused only by a strict emulator).
+    """
 
     field: str
     message: str
     rejected: Any = None
     code: int = CODE_INVALID
+    kind: str = "rule"
 
     def as_json(self, index: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -327,6 +334,25 @@ def _attribute_errors(value: Any, field: str) -> list[FieldError]:
     ]
 
 
+def profile_prose_errors(item: Any, path: str) -> list[FieldError]:
+    """A well-formed profile's breaches of rules the API leaves unchecked (strict mode).
+
+    Synerise silently ignores a custom attribute with a reserved name (§2.2): the value is lost
+    while the call succeeds, so a strict emulator refuses it to make the loss visible.
+    """
+    attributes = item.get("attributes") if isinstance(item, dict) else None
+    return [
+        FieldError(
+            f"{join(path, 'attributes')}.{name}",
+            "is a reserved name: Synerise would ignore this attribute silently",
+            name,
+            kind="prose",
+        )
+        for name in (attributes if isinstance(attributes, dict) else ())
+        if name in RESERVED_ATTRIBUTES
+    ]
+
+
 # -- clients inside transactions and events ----------------------------------------------------
 def validate_client(value: Any, field: str) -> list[FieldError]:
     """``client`` of a transaction/event: at least one of id, customId, email, uuid."""
@@ -387,6 +413,39 @@ def validate_transaction(
     moment, time_errors = _occurrence(item.get("recordedAt"), join(path, "recordedAt"), now)
     errors.extend(time_errors)
     return errors, moment
+
+
+def transaction_prose_errors(item: Any, path: str) -> list[FieldError]:
+    """A well-formed transaction's breach of the rule the API documents but does not compute
+    (§3.2): ``revenue`` = Σ ``finalUnitPrice.amount`` x ``quantity``, exactly, in decimal (the
+    numbers' JSON text, so 0.1 + 0.2 is 0.3)."""
+    try:
+        lines = sum(
+            (
+                _decimal(line["finalUnitPrice"]["amount"]) * _decimal(line["quantity"])
+                for line in item["products"]
+            ),
+            Decimal(0),
+        )
+        revenue = _decimal(item["revenue"]["amount"])
+    except (KeyError, TypeError, ValueError):
+        return []  # not well formed: the model and the rules have said so already
+    if revenue == lines:
+        return []
+    return [
+        FieldError(
+            join(path, "revenue"),
+            f"revenue.amount must equal the sum of finalUnitPrice.amount x quantity ({lines})",
+            item["revenue"],
+            kind="prose",
+        )
+    ]
+
+
+def _decimal(number: Any) -> Decimal:
+    if not is_number(number):
+        raise ValueError("not a number")
+    return Decimal(str(number))
 
 
 def _money_errors(

@@ -18,13 +18,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
 from etl.sandbox.faults import FaultInjector
 from etl.sandbox.server import call_in_loop
-from etl.sandbox.synerise import rules
+from etl.sandbox.synerise import models, rules
 from etl.sandbox.synerise.rules import FieldError
 
 SANDBOX_API_KEY = "sandbox-api-key"
@@ -41,7 +41,9 @@ PRODUCT_EVENT_NAMESPACE = uuid.UUID("6f1c3b1e-7d2a-4a0e-9a51-0b8b5c3f5e11")
 
 Doc = dict[str, Any]
 _Check = Callable[[Any, str], tuple[list[FieldError], Any]]
-"""Validates one item at a path: ``(errors, what to store)``."""
+"""Checks one item at a path against the API's rules: ``(errors, what to store)``."""
+_Prose = Callable[[Any, str], list[FieldError]]
+VIOLATION_KINDS = ("schema", "rule", "prose")
 
 
 def _b64url(data: bytes) -> str:
@@ -136,7 +138,17 @@ class SyneriseWorkspace:
         catalog_batch_max_items / catalog_batch_max_bytes: UNCONFIRMED limits.
         faults: a shared `FaultInjector` (one is created from ``seed`` otherwise).
         jwt_secret: HMAC key signing the sandbox JWTs.
+        permissions: what ``POST /uauth/api-key/permission-check`` says the key holds (``None``:
+            every permission); the other routes do not check them.
+        business_profile_name: the workspace name that route answers with.
+        strict: refuse every body that breaks Synerise's request models (the vendored JSON
+            Schemas) or a documented rule the API leaves unchecked (revenue = Σ lines, reserved
+            attribute names); the default. ``False`` refuses only what the API itself enforces
+            and counts the rest in ``stats()["violations"]``, for experiments.
     """
+
+    PROSE_RULES: ClassVar[dict[str, _Prose]] = {}
+    """Route name -> the documented rules the API leaves unchecked, for a well-formed item."""
 
     def __init__(
         self,
@@ -154,6 +166,9 @@ class SyneriseWorkspace:
         faults: FaultInjector | None = None,
         seed: int | None = None,
         jwt_secret: str = SANDBOX_JWT_SECRET,
+        permissions: Iterable[str] | None = None,
+        business_profile_name: str = "sandbox",
+        strict: bool = True,
     ) -> None:
         if token_lifetime <= 0:
             raise ValueError("token_lifetime must be positive")
@@ -169,7 +184,10 @@ class SyneriseWorkspace:
         self.transactions_batch_max_bytes = transactions_batch_max_bytes
         self.catalog_batch_max_items = catalog_batch_max_items
         self.catalog_batch_max_bytes = catalog_batch_max_bytes
+        self.strict = strict
         self.faults = faults if faults is not None else FaultInjector(seed)
+        self.permissions = None if permissions is None else frozenset(permissions)
+        self.business_profile_name = business_profile_name
         self._secret = jwt_secret.encode()
         self._basic = "Basic " + base64.b64encode(f"{workspace_guid}:{api_key}".encode()).decode()
         self._token_seq = itertools.count(1)
@@ -194,6 +212,8 @@ class SyneriseWorkspace:
         self._item_ids = itertools.count(1)
         self.counters: Counter[str] = Counter()
         self.api_versions: Counter[str] = Counter()
+        self.refusals: Counter[str] = Counter()
+        self.violations: Counter[str] = Counter({kind: 0 for kind in VIOLATION_KINDS})
 
     def reset(self, *, faults: bool = False) -> None:
         """Forget all stored data and counters (tokens stay valid); ``faults`` also clears rules."""
@@ -257,6 +277,9 @@ class SyneriseWorkspace:
             "hangs": fault_stats.hangs,
             "requests": dict(fault_stats.requests),
             "api_versions": dict(self.api_versions),
+            "strict": self.strict,
+            "refused": dict(self.refusals),
+            "violations": dict(self.violations),
         }
 
     @staticmethod
@@ -359,9 +382,21 @@ class SyneriseWorkspace:
             request, "Full authentication is required to access this resource"
         )
 
+    def _refuse(
+        self,
+        request: web.Request,
+        status: int,
+        error: str,
+        message: str,
+        errors: list[Doc] | None = None,
+    ) -> web.Response:
+        """A refused body (malformed, too big, breaking the rules): counted per route."""
+        self.refusals[_route(request)] += 1
+        return self.error(request, status, error, message, errors)
+
     def _require_json(self, request: web.Request) -> web.Response | None:
         if request.content_type != "application/json":
-            return self.error(
+            return self._refuse(
                 request,
                 415,
                 "Unsupported Media Type",
@@ -378,7 +413,7 @@ class SyneriseWorkspace:
             return None, problem
         raw = await request.read()
         if len(raw) > max_bytes:
-            return None, self.error(
+            return None, self._refuse(
                 request,
                 413,
                 "Payload Too Large",
@@ -387,13 +422,33 @@ class SyneriseWorkspace:
         try:
             return json.loads(raw, parse_constant=_reject_constant), None
         except (ValueError, UnicodeDecodeError) as exc:
-            return None, self.error(request, 400, "Bad Request", f"Malformed JSON: {exc}")
+            return None, self._refuse(request, 400, "Bad Request", f"Malformed JSON: {exc}")
 
     def _rejected(self, request: web.Request, errors: list[FieldError]) -> web.Response:
         self.counters["rejected_items"] += 1
-        return self.error(
+        return self._refuse(
             request, 400, "Bad Request", "Validation failed", [e.as_json() for e in errors]
         )
+
+    def _judge(
+        self, route: str, item: Any, path: str, check: _Check
+    ) -> tuple[list[FieldError], Any]:
+        """Check an item against the route's model, the API's rules and, for an item both
+        accept, the prose rules; count what it breaks. Returns what refuses it in this mode (the
+        API's rules only, when relaxed) and what to store."""
+        rule_errors, prepared = check(item, path)
+        schema_errors = models.model(route).errors(_without_reset_nulls(route, item), path)
+        errors = schema_errors + [
+            error
+            for error in rule_errors
+            if not any(_related(error.field, other.field) for other in schema_errors)
+        ]
+        prose = self.PROSE_RULES.get(route)
+        if not errors and prose is not None:
+            errors = prose(item, path)
+        for kind in {error.kind for error in (*errors, *rule_errors)}:
+            self.violations[kind] += 1
+        return (errors if self.strict else rule_errors), prepared
 
     async def _single(
         self, request: web.Request, max_bytes: int, check: _Check, apply: Callable[[Any], None]
@@ -402,7 +457,7 @@ class SyneriseWorkspace:
         body, problem = await self._body(request, max_bytes)
         if problem is not None:
             return problem
-        errors, prepared = check(body, "")
+        errors, prepared = self._judge(_route(request), body, "", check)
         if errors:
             return self._rejected(request, errors)
         apply(prepared)
@@ -425,9 +480,9 @@ class SyneriseWorkspace:
         if problem is not None:
             return problem
         if not isinstance(body, list):
-            return self.error(request, 400, "Bad Request", "Request body must be a JSON array")
+            return self._refuse(request, 400, "Bad Request", "Request body must be a JSON array")
         if not body or len(body) > max_items:
-            return self.error(
+            return self._refuse(
                 request,
                 400,
                 "Bad Request",
@@ -436,7 +491,7 @@ class SyneriseWorkspace:
         reject_rate = self.faults.for_route(route).partial_reject_rate
         out: list[Doc] = []
         for index, item in enumerate(body):
-            errors, prepared = check(item, f"[{index}]")
+            errors, prepared = self._judge(route, item, f"[{index}]", check)
             if not errors and self.faults.roll(reject_rate):
                 self.counters["fault_rejected_items"] += 1
                 errors = [
@@ -449,6 +504,8 @@ class SyneriseWorkspace:
                 ]
             if errors:
                 self.counters["rejected_items"] += 1
+                if errors[0].code != rules.CODE_FAULT:
+                    self.refusals[route] += 1
                 out.extend(error.as_json(index) for error in errors)
             else:
                 apply(prepared)
@@ -474,6 +531,45 @@ class SyneriseWorkspace:
             return problem
         return web.json_response({"token": self._issue_token()})
 
+    async def permission_check(self, request: web.Request) -> web.Response:
+        """Which of ``permissionsToCheck`` the authenticated key holds (§1.4)."""
+        body, problem = await self._body(request, 64 * 1024)
+        if problem is not None:
+            return problem
+        asked = body.get("permissionsToCheck") if isinstance(body, dict) else None
+        if not isinstance(asked, list) or not all(isinstance(name, str) for name in asked):
+            return self.error(
+                request, 400, "Bad Request", "permissionsToCheck must be an array of strings"
+            )
+        granted = self.permissions
+        return web.json_response({
+            "businessProfileName": self.business_profile_name,
+            "permissions": {name: granted is None or name in granted for name in asked},
+        })  # fmt: skip
+
     def _all_items(self) -> Iterable[Doc]:
         for items in self.items.values():
             yield from items.values()
+
+
+def _route(request: web.Request) -> str:
+    """The name a request's route was registered with (``synerise.clients_batch``...)."""
+    return request.match_info.route.name or request.path
+
+
+def _related(one: str, two: str) -> bool:
+    """Whether two error fields name the same value or one holds the other (``tags``,
+    ``tags[0]``): the model already said what is wrong there."""
+    short, long = sorted((one, two), key=len)
+    return long == short or long.startswith((f"{short}.", f"{short}["))
+
+
+def _without_reset_nulls(route: str, item: Any) -> Any:
+    """A profile as its model sees it: ``null`` resets a field (§2.1), it is not a value."""
+    if not route.startswith("synerise.clients") or not isinstance(item, dict):
+        return item
+    kept = {name: value for name, value in item.items() if value is not None}
+    agreements = kept.get("agreements")
+    if isinstance(agreements, dict):
+        kept["agreements"] = {k: v for k, v in agreements.items() if v is not None}
+    return kept

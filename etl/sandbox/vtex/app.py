@@ -61,9 +61,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fnmatch
 import hmac
 import itertools
 import math
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -85,6 +87,7 @@ from etl.sandbox.data import (
 from etl.sandbox.faults import SANDBOX_PREFIX, FaultInjector, add_fault_routes
 from etl.sandbox.server import call_in_loop
 from etl.sandbox.vtex.catalog import CatalogRoutes
+from etl.sandbox.vtex.feed import OrdersFeed
 from etl.sandbox.vtex.mdql import (
     BoolOp,
     Cmp,
@@ -136,8 +139,15 @@ class VtexSandbox:
         max_scrolls: simultaneous open scrolls (VTEX: 10).
         hook_timeout: seconds a hook endpoint has to answer 200 (VTEX: 5).
         hook_retry_delays: waits before each notification retry.
+        hook_miss_rate: share of status changes the hook never notifies (a lost delivery: the
+            Orders Feed still has them).
+        feed_duplicate_rate: share of Orders Feed events delivered twice.
+        seed: seeds the draws of the two rates above.
         clock: monotonic seconds (scroll expiry); tests pass a fake one.
         wall_clock: epoch seconds for ``updatedIn``/``lastChange`` written at run time.
+        denied_routes: route-name patterns (``fnmatch``, e.g. ``catalog.*``) the app key's role
+            lacks: valid credentials get 403 there, as a License Manager role without that
+            resource does.
     """
 
     def __init__(
@@ -152,10 +162,15 @@ class VtexSandbox:
         max_scrolls: int = 10,
         hook_timeout: float = 5.0,
         hook_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
+        hook_miss_rate: float = 0.0,
+        feed_duplicate_rate: float = 0.0,
+        seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        denied_routes: tuple[str, ...] = (),
     ) -> None:
         self.source = dataset
+        self.denied_routes = denied_routes
         self.store = Store(dataset, wall_clock=wall_clock)
         self.catalog = CatalogRoutes(dataset)
         self.app_key, self.app_token, self.account = app_key, app_token, account
@@ -163,6 +178,11 @@ class VtexSandbox:
         self.scroll_ttl, self.max_scrolls = scroll_ttl, max_scrolls
         self.hook_timeout, self.hook_retry_delays = hook_timeout, hook_retry_delays
         self._clock = clock
+        if not 0.0 <= hook_miss_rate <= 1.0:
+            raise ValueError("hook_miss_rate must be between 0 and 1")
+        self.hook_miss_rate = hook_miss_rate
+        self._random = random.Random(seed).random
+        self.feed = OrdersFeed(clock, self._random, feed_duplicate_rate)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -172,6 +192,7 @@ class VtexSandbox:
         self.requests: collections.Counter[str] = collections.Counter()
         self.responses: collections.Counter[str] = collections.Counter()
         self.hook: Hook | None = None
+        self.feed.reset()
         self.hook_stats: collections.Counter[str] = collections.Counter()
         self.deliveries: collections.deque[Doc] = collections.deque(maxlen=1000)
         self._scrolls: dict[str, Scroll] = {}
@@ -232,6 +253,7 @@ class VtexSandbox:
         hook.add_route("GET", self.hook_get)
         hook.add_route("POST", self.hook_post)
         hook.add_route("DELETE", self.hook_delete)
+        self.feed.add_routes(r)
         r.add_get("/api/dataentities/CL/search", self.md_search, name="md.search")
         r.add_get("/api/dataentities/CL/scroll", self.md_scroll, name="md.scroll")
         document = r.add_resource("/api/dataentities/CL/documents/{id}", name="md.document")
@@ -296,6 +318,9 @@ class VtexSandbox:
             token_ok = hmac.compare_digest(given_token.encode(), token)
             if not (key_ok and token_ok):
                 return error_response(request, 403, "Forbidden: invalid app key or app token")
+            route = request.match_info.route.name or ""
+            if any(fnmatch.fnmatchcase(route, denied) for denied in self.denied_routes):
+                return error_response(request, 403, f"Forbidden: the app key's role lacks {route}")
             return await handler(request)
 
         return auth
@@ -454,9 +479,15 @@ class VtexSandbox:
         if changed is None:
             return None
         order, previous, last_change = changed
+        self.feed.publish(
+            {"domain": "Marketplace", "state": status, "lastState": previous, "orderId": order_id,
+             "lastChange": last_change, "currentChange": order["lastChange"]}
+        )  # fmt: skip
         hook = self.hook
         notified = hook is not None and (hook.statuses is None or status in hook.statuses)
-        if hook is not None and notified:
+        if notified and self._random() < self.hook_miss_rate:
+            self.hook_stats["missed"] += 1  # a delivery VTEX lost: only the feed has it
+        elif hook is not None and notified:
             payload = {
                 "Domain": "Marketplace",
                 "OrderId": order_id,
@@ -772,6 +803,7 @@ class VtexSandbox:
             "rate_limited": self.faults.stats.rate_limited,
             "faults": self.faults.stats.as_dict(),
             "hook": {"configured": self.hook is not None, **self.hook_stats},
+            "feed": self.feed.snapshot(),
             "scrolls": {
                 "open": sum(
                     1

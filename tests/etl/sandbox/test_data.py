@@ -17,6 +17,7 @@ from etl.sandbox.data import (
     Dataset,
     FixtureDataset,
     NotSortable,
+    Source,
     Store,
     format_md_time,
     parse_time,
@@ -305,6 +306,18 @@ def test_expected_counts_agree_with_per_record_answers() -> None:
         assert summary["clean"] == kinds.count(None)
         for reason, count in summary["by_reason"].items():
             assert reasons.count(reason) == count
+
+
+def test_guest_orders_are_the_orders_without_a_cl_buyer() -> None:
+    """The generator's shortcut agrees with the definition (no ``CL`` with the buyer's userId)
+    that fixtures use, and the expected guest profiles are the sent guest orders."""
+    dataset = small()
+    guests = [i for i in range(dataset.order_count) if dataset.guest_order(i)]
+    assert guests == [i for i in range(dataset.order_count) if Source.guest_order(dataset, i)]
+    assert {dataset.dirty_kind("order", i) for i in guests} >= {"guest", "anonymous_guest"}
+    sent = [i for i in guests if dataset.expected_reason("order", i) is None]
+    assert dataset.expected()["orders"]["guest_profiles"] == len(sent) > 0
+    assert "guest_profiles" not in dataset.expected()["customers"]
 
 
 def test_no_dirt_when_share_is_zero() -> None:

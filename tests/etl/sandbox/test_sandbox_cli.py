@@ -35,7 +35,8 @@ def test_bad_options_exit_2() -> None:
 def test_serve_prints_exports_and_stops_on_sigint() -> None:
     code = "from etl.cli.sandbox import sandbox; sandbox()"
     args = ["serve", "--customers", "20", "--orders", "20", "--rate-limit", "1000",
-            "--fault", "oms.get_order:latency_ms=1", "--app-token", "tok en"]  # fmt: skip
+            "--fault", "oms.get_order:latency_ms=1", "--app-token", "tok en",
+            "--relaxed"]  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,
@@ -60,6 +61,8 @@ def test_serve_prints_exports_and_stops_on_sigint() -> None:
             timeout=5,
         )
         assert login.ok
+        stats = requests.get(env["SYNERISE_API_HOST"] + "/__sandbox__/stats", timeout=5).json()
+        assert stats["strict"] is False
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=15)

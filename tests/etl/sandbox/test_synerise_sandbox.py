@@ -122,6 +122,8 @@ def transaction(**overrides: Any) -> dict:
             {"sku": "A", "name": "Alpha", "finalUnitPrice": money(10.0), "quantity": 1},
             {"sku": "B", "name": "Beta", "finalUnitPrice": money(20.0), "quantity": 1},
         ],
+        "paymentInfo": {"method": "credit card"},
+        "source": "WEB_DESKTOP",
     }
     body.update(overrides)
     return body
@@ -209,6 +211,37 @@ def test_invalid_credentials_are_401(api: Api, auth: str) -> None:
 def test_basic_auth(api: Api) -> None:
     assert api.post("/v4/clients/batch", [{"customId": "x"}], auth=basic()).status_code == 202
     assert api.stats()["profiles"] == 1
+
+
+@pytest.mark.parametrize("auth", ["bearer", "basic"])
+def test_permission_check_answers_for_every_asked_permission(api: Api, auth: str) -> None:
+    asked = {"permissionsToCheck": ["API_BATCH_CLIENT_CREATE", "ANYTHING_ELSE"]}
+    response = api.post("/uauth/api-key/permission-check", asked,
+                        auth=basic() if auth == "basic" else None)  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "businessProfileName": "sandbox",
+        "permissions": {"API_BATCH_CLIENT_CREATE": True, "ANYTHING_ELSE": True},
+    }
+
+
+def test_permission_check_follows_the_granted_permissions() -> None:
+    sandbox = SyneriseSandbox(permissions=["API_BATCH_CLIENT_CREATE"], business_profile_name="Acme")
+    with SandboxServer(sandbox.make_app()) as running:
+        api = Api(running.url)
+        asked = ["API_BATCH_CLIENT_CREATE", "API_BATCH_TRANSACTION_CREATE"]
+        assert api.post("/uauth/api-key/permission-check", {"permissionsToCheck": asked},
+                        auth="").status_code == 401  # fmt: skip
+        api.login()
+        answer = api.post("/uauth/api-key/permission-check", {"permissionsToCheck": asked})
+        assert answer.json() == {
+            "businessProfileName": "Acme",
+            "permissions": {"API_BATCH_CLIENT_CREATE": True, "API_BATCH_TRANSACTION_CREATE": False},
+        }
+        for bad in ({"permissionsToCheck": "API_X"}, {"permissionsToCheck": [1]}, ["API_X"]):
+            refused = api.post("/uauth/api-key/permission-check", bad)
+            assert refused.status_code == 400
+            assert set(refused.json()) == HTTP400_KEYS
 
 
 def test_basic_auth_can_be_disabled() -> None:
@@ -478,7 +511,7 @@ def test_upsert_merges_attributes_and_null_clears(api: Api) -> None:
         "firstName": "Ana",
         "city": "Recife",
         "agreements": {"email": "true", "sms": 1},
-        "attributes": {"tier": "gold", "score": 5, "email": "ignored@reserved.com"},
+        "attributes": {"tier": "gold", "score": 5},
         "tags": ["a"],
     }
     assert api.post("/v4/clients/batch", [first]).status_code == 202
@@ -610,9 +643,9 @@ def _without(key: str) -> dict:
 
 
 def _product(**changes: Any) -> dict:
-    product = {"sku": "A", "name": "Alpha", "finalUnitPrice": money(10.0)}
+    product = {"sku": "A", "name": "Alpha", "finalUnitPrice": money(10.0), "quantity": 1}
     product.update(changes)
-    return transaction(products=[product])
+    return transaction(products=[product], revenue=money(10.0), value=money(10.0))
 
 
 @pytest.mark.parametrize(
@@ -703,6 +736,10 @@ def test_same_salt_time_and_client_overwrites(api: Api) -> None:
         recordedAt="2024-03-01T13:00:00+03:00",  # the same instant, written differently
         revenue=money(10.0),
         value=money(10.0),
+        products=[
+            {"sku": "A", "name": "Alpha", "finalUnitPrice": money(10.0), "quantity": 1},
+            {"sku": "B", "name": "Beta", "finalUnitPrice": money(20.0), "quantity": 0},
+        ],
         metadata={"orderStatus": "canceled"},
     )
     assert api.post("/v4/transactions/batch", [updated]).status_code == 202
@@ -775,7 +812,7 @@ def test_same_client_by_common_identifier_without_profile(api: Api) -> None:
 def test_overwrite_keeps_product_events_by_position(api: Api) -> None:
     api.post("/v4/transactions/batch", [transaction()])
     fewer = transaction(
-        products=[{"sku": "B", "name": "Beta", "finalUnitPrice": money(20.0)}],
+        products=[{"sku": "B", "name": "Beta", "finalUnitPrice": money(20.0), "quantity": 1}],
         revenue=money(20.0),
         value=money(20.0),
     )

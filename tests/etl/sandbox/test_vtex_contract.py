@@ -35,6 +35,7 @@ from referencing.jsonschema import DRAFT4
 from etl.sandbox.data import CUSTOMER_DIRTY_KINDS, ORDER_DIRTY_KINDS, Dataset
 from etl.sandbox.server import SandboxServer
 from etl.sandbox.vtex import VtexSandbox
+from etl.vtex.client import VtexClient
 from tests.helpers.specs import require_specs, specs_folder
 
 SPECS = specs_folder("vtex")
@@ -75,6 +76,15 @@ def validator(name: str, path: str, method: str = "get", status: str = "200") ->
     media = next(m for m in content if m.startswith("application/json"))
     pointer = "/".join(
         _escape(p) for p in ("paths", path, method, "responses", status, "content", media, "schema")
+    )
+    return OAS30Validator({"$ref": f"urn:vtex:{name}#/{pointer}"}, registry=registry())
+
+
+def request_validator(name: str, path: str, method: str = "post") -> Any:
+    """A validator for the documented JSON request body of ``method path``."""
+    pointer = "/".join(
+        _escape(p)
+        for p in ("paths", path, method, "requestBody", "content", "application/json", "schema")
     )
     return OAS30Validator({"$ref": f"urn:vtex:{name}#/{pointer}"}, registry=registry())
 
@@ -274,6 +284,40 @@ def test_sales_channel_matches_the_spec(api: requests.Session) -> None:
     for channel in (1, 2):
         body = get(api, f"/api/catalog_system/pub/saleschannel/{channel}").json()
         assert_valid(check, body, f"sales channel {channel}")
+
+
+# -- Orders Feed v3 -------------------------------------------------------------------------------
+
+
+def test_the_feed_and_the_client_s_configuration_match_the_spec(
+    api: requests.Session, dataset: Dataset
+) -> None:
+    base = api.base_url  # type: ignore[attr-defined]
+    sent: list[Any] = []
+
+    class Recorder(requests.Session):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            if url.endswith("/api/orders/feed/config") and method == "POST":
+                sent.append(kwargs.get("json"))
+            return super().request(method, url, *args, **kwargs)
+
+    client = VtexClient(base, api.headers["X-VTEX-API-AppKey"],
+                        api.headers["X-VTEX-API-AppToken"], session=Recorder())  # fmt: skip
+    client.set_feed_config(["invoiced", "canceled"])
+    assert_valid(request_validator("orders-api.json", "/api/orders/feed/config"), sent[0],
+                 "the client's feed configuration")  # fmt: skip
+    order = dataset.order(7)
+    requests.post(f"{base}/__sandbox__/orders/{order['orderId']}/status",
+                  json={"status": "invoiced"}, timeout=5).raise_for_status()  # fmt: skip
+    config = get(api, "/api/orders/feed/config").json()
+    assert_valid(validator("orders-api.json", "/api/orders/feed/config"), config, "feed config")
+    events = get(api, "/api/orders/feed", params={"maxlot": 10}).json()
+    assert events, "the status change should be in the feed"
+    assert_valid(validator("orders-api.json", "/api/orders/feed"), events, "feed events")
+    assert "maxlot" in documented_parameters("orders-api.json", "/api/orders/feed")
+    client.commit_feed([event["handle"] for event in events])
+    assert client.read_feed() == []
+    assert client.delete_feed_config() is True
 
 
 def test_the_validator_does_reject_a_broken_body(api: requests.Session) -> None:

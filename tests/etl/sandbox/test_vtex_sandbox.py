@@ -153,6 +153,18 @@ def test_admin_routes_need_no_auth(api: Api) -> None:
     assert api.admin("GET", "/stats").ok
 
 
+def test_a_role_without_a_resource_is_403_there_only(dataset: Dataset) -> None:
+    sandbox = VtexSandbox(dataset, denied_routes=("catalog.*", "oms.hook_config"))
+    with SandboxServer(sandbox.make_app()) as running:
+        api = Api(running.url, sandbox)
+        denied = api.get("/api/catalog_system/pvt/products/GetProductAndSkuIds")
+        assert denied.status_code == 403
+        assert "catalog.product_and_sku_ids" in denied.json()["Message"]
+        assert api.get("/api/orders/hook/config").status_code == 403
+        assert api.orders(per_page=1).status_code == 200
+        assert api.get("/pricing/prices/1001").status_code in (200, 404)
+
+
 # -- list orders ---------------------------------------------------------------------------------
 
 

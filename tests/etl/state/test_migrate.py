@@ -41,8 +41,8 @@ def test_packaged_migrations_are_numbered_in_order():
 def test_upgrade_creates_the_contract_tables_and_is_idempotent(empty_database):
     applied = upgrade(empty_database)
     assert applied == [m.version for m in available()]
-    assert {"sync_run", "sync_chunk", "rejected_record", "sync_cursor", "entity_ledger",
-            "selftest", "schema_migrations"} <= tables(empty_database)
+    assert {"sync_run", "sync_chunk", "rejected_record", "record_warning", "sync_cursor",
+            "entity_ledger", "selftest", "schema_migrations"} <= tables(empty_database)
     assert [v for v, _ in recorded(empty_database)] == applied
     assert upgrade(empty_database) == []
 

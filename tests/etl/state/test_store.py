@@ -12,10 +12,13 @@ import psycopg2
 import pytest
 
 from etl.state.chunks import ChunkNotFoundError, ChunkOutcome
+from etl.state.realtime import RealtimeRuns
 from etl.state.rejects import Rejection
 from etl.state.runs import RunNotFoundError, add_counts
 from etl.state.store import StateStore
+from schemas.reasons import FieldWarning, WarningCode
 
+HOLDER = "host:1:test"
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -180,15 +183,16 @@ def test_concurrent_add_chunks_get_distinct_sequence_numbers(database_url):
 def test_claim_needs_a_running_run(store):
     run_id = new_run(store)
     [chunk_id] = store.chunks.add(run_id, [["o-1"]])
-    assert store.chunks.claim(chunk_id) is None, "queued run: nothing may run yet"
+    assert store.chunks.claim(chunk_id, HOLDER) is None, "queued run: nothing may run yet"
     store.runs.transition(run_id, "running", ("queued",))
-    claimed = store.chunks.claim(chunk_id)
+    claimed = store.chunks.claim(chunk_id, HOLDER)
     assert claimed is not None
     assert (claimed.id, claimed.status, claimed.attempts, claimed.keys) == (
         chunk_id, "running", 1, ["o-1"])
-    assert store.chunks.claim(chunk_id) is None, "a duplicate delivery must not run it twice"
+    duplicate = store.chunks.claim(chunk_id, HOLDER)
+    assert duplicate is None, "a duplicate delivery must not run it twice"
     with pytest.raises(ChunkNotFoundError):
-        store.chunks.claim(424242)
+        store.chunks.claim(424242, HOLDER)
 
 
 def test_claim_skips_done_chunks_and_cancelled_runs(store, database_url):
@@ -196,27 +200,27 @@ def test_claim_skips_done_chunks_and_cancelled_runs(store, database_url):
     done_id, other_id = store.chunks.add(run_id, [["o-1"], ["o-2"]])
     with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
         cur.execute("UPDATE sync_chunk SET status = 'done' WHERE id = %s", (done_id,))
-    assert store.chunks.claim(done_id) is None
+    assert store.chunks.claim(done_id, HOLDER) is None
     store.runs.transition(run_id, "cancelled", ("running",))
-    assert store.chunks.claim(other_id) is None
+    assert store.chunks.claim(other_id, HOLDER) is None
     assert store.chunks.get(other_id).status == "pending"
 
 
 def test_fail_then_reclaim_keeps_the_failed_counter_current(store):
     run_id = running_run(store)
     [chunk_id] = store.chunks.add(run_id, [["o-1"]])
-    store.chunks.fail(chunk_id, "not claimed yet: ignored")
+    store.chunks.fail(store.chunks.get(chunk_id), "not claimed yet: ignored")
     assert store.chunks.get(chunk_id).status == "pending"
 
-    store.chunks.claim(chunk_id)
-    store.chunks.fail(chunk_id, "Synerise 503 after 5 tries")
-    store.chunks.fail(chunk_id, "a late duplicate")
+    claimed = store.chunks.claim(chunk_id, HOLDER)
+    store.chunks.fail(claimed, "Synerise 503 after 5 tries")
+    store.chunks.fail(claimed, "a late duplicate")
     failed = store.chunks.get(chunk_id)
     assert (failed.status, failed.error) == ("failed", "Synerise 503 after 5 tries")
     assert store.runs.get(run_id).chunks_failed == 1
     assert store.chunks.ids(run_id, ["failed"]) == [chunk_id]
 
-    again = store.chunks.claim(chunk_id)
+    again = store.chunks.claim(chunk_id, HOLDER)
     assert again is not None and again.attempts == 2
     assert store.runs.get(run_id).chunks_failed == 0
 
@@ -225,7 +229,7 @@ def test_only_one_of_racing_claims_wins(database_url):
     store = StateStore(database_url)
     run_id = running_run(store)
     [chunk_id] = store.chunks.add(run_id, [["o-1"]])
-    results = race(database_url, lambda mine: mine.chunks.claim(chunk_id))
+    results = race(database_url, lambda mine: mine.chunks.claim(chunk_id, HOLDER))
     assert sum(result is not None for result in results) == 1
     assert store.chunks.get(chunk_id).attempts == 1
 
@@ -235,16 +239,18 @@ def test_a_chunk_outcome_is_one_transaction(store):
     run_id = running_run(store)
     [chunk_id] = store.chunks.add(run_id, [["a", "b"]])
     store.runs.mark_planning_done(run_id)
-    chunk = store.chunks.claim(chunk_id)
+    chunk = store.chunks.claim(chunk_id, HOLDER)
     assert chunk is not None
 
     broken = ChunkOutcome(stream="profiles", read=2)
     broken.accept("a", "hash-a")  # written first ...
+    broken.warn("a", [FieldWarning("birthDate", WarningCode.BIRTHDATE_DROPPED, "CL birthDate")])
     broken.rejections.append(Rejection("no-such-stream", "b", "INVALID_EMAIL", "x"))  # ... fails
     with pytest.raises(psycopg2.IntegrityError):
         store.chunks.complete(chunk, broken)
     assert store.ledger.hashes("profiles", ["a"]) == {}
     assert store.rejects.find(run_id) == []
+    assert store.warnings.find(run_id) == []
     run = store.runs.get(run_id)
     assert (run.read_count, run.sent_count, run.chunks_done, run.status) == (0, 0, 0, "running")
     assert store.chunks.get(chunk_id).status == "running"  # still claimed: the retry may finish it
@@ -260,6 +266,50 @@ def test_a_chunk_outcome_is_one_transaction(store):
     assert run.status == "done"
 
 
+def test_warnings_and_guest_profiles_are_recorded_with_the_chunk(store):
+    """A record sent without a field is sent, with its warning; guest profiles have their own
+    ledger entries, rejects and counters, and leave the orders' counts alone."""
+    run_id = running_run(store)
+    [chunk_id] = store.chunks.add(run_id, [["o-1", "o-2"]])
+    chunk = store.chunks.claim(chunk_id, "a-worker")
+    assert chunk is not None
+    unknown = FieldWarning("paymentInfo.method", WarningCode.PAYMENT_METHOD_UNKNOWN, "no payment")
+    phone = FieldWarning("phone", WarningCode.PHONE_DROPPED, "clientProfileData.phone")
+    outcome = ChunkOutcome(stream="transactions", read=2)
+    outcome.accept("o-1", "hash-o1")
+    outcome.warn("o-1", [unknown])
+    outcome.reject("o-2", "MISSING_IDENTIFIER", "no e-mail, no user id")
+    outcome.guests = ChunkOutcome(stream="profiles", skipped=1)
+    outcome.guests.accept("guest:u1", "hash-g1")
+    outcome.guests.warn("guest:u1", [phone])
+    outcome.guests.reject("guest:u3", "SYNERISE_REJECTED", "phone: invalid", origin="o-1")
+    store.chunks.complete(chunk, outcome)
+
+    assert store.ledger.hashes("transactions", ["o-1"]) == {"o-1": "hash-o1"}
+    assert store.ledger.hashes("profiles", ["guest:u1"]) == {"guest:u1": "hash-g1"}
+    run = store.runs.get(run_id)
+    assert (run.read_count, run.sent_count, run.rejected_count, run.warned_count) == (2, 1, 1, 2)
+    assert (run.guest_sent_count, run.guest_skipped_count, run.guest_rejected_count) == (1, 1, 1)
+    warnings = {(w.stream, w.record_key, w.code) for w in store.warnings.find(run_id)}
+    assert warnings == {("transactions", "o-1", "PAYMENT_METHOD_UNKNOWN"),
+                        ("profiles", "guest:u1", "PHONE_DROPPED")}  # fmt: skip
+    assert [w.record_key for w in store.warnings.find(run_id, code="PHONE_DROPPED")] == [
+        "guest:u1"
+    ]
+    rejected = {r.record_key: r.origin_key for r in store.rejects.find(run_id)}
+    assert rejected == {"o-2": None, "guest:u3": "o-1"}
+    # A replay re-reads the orders: the guest profile's too, each once.
+    assert sorted(store.rejects.unresolved_keys(run_id)) == ["o-1", "o-2"]
+
+    # The same warning recorded again (a webhook record warned twice a day) counts once.
+    again = ChunkOutcome(stream="transactions", read=1)
+    again.accept("o-1", "hash-o1")
+    again.warn("o-1", [unknown])
+    RealtimeRuns(store).record(run_id, again)
+    assert store.runs.get(run_id).warned_count == 2
+    assert len(store.warnings.find(run_id)) == 2
+
+
 def test_only_run_counters_can_be_added_to(store):
     run_id = new_run(store)
     with store.db.transaction() as cur, pytest.raises(ValueError, match="not a run counter"):
@@ -269,7 +319,7 @@ def test_only_run_counters_can_be_added_to(store):
 def test_chunk_ids_by_status(store):
     run_id = running_run(store)
     ids = store.chunks.add(run_id, [["a"], ["b"], ["c"]])
-    store.chunks.claim(ids[1])
+    store.chunks.claim(ids[1], HOLDER)
     assert store.chunks.ids(run_id, ["pending"]) == [ids[0], ids[2]]
     assert store.chunks.ids(run_id, ["pending", "running"]) == ids
     with pytest.raises(ValueError):

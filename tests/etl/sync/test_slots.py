@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
+from etl.infra import free_port
 from etl.sync import runs
 from etl.sync.engine import Engine
 from tests.helpers.sync import (
@@ -125,3 +126,30 @@ def test_no_queue_refuses_with_exit_3_when_both_slots_are_busy(sandbox, engine, 
     result = run_cli(sync_env, "sync", "start", "customers", *RANGE_ARGS, "--no-queue", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "running"
+
+
+@pytest.mark.parametrize("unreachable", ["CELERY_BROKER_WRITE_URL", "REDIS_URL"])
+def test_a_start_that_cannot_take_or_queue_its_slot_records_no_run(
+    sandbox, engine, sync_env, unreachable
+):
+    """Retrying after the error must not leave a run behind that a worker starts later."""
+    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    env = {**sync_env, unreachable: closed}
+    result = run_cli(env, "sync", "start", "customers", *RANGE_ARGS, timeout=180)
+    assert result.returncode == 5, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no run was recorded" in lines[0], result.stderr
+    assert engine.store.runs.find() == []
+    assert engine.lease.holders() == []
+
+
+@pytest.mark.sync_env(SYNC_LEASE_TTL="60")
+def test_resume_of_a_healthy_run_says_so_and_sends_nothing(sandbox, engine, sync_env, sync_redis):
+    run = runs.start(engine, runs.StartRequest("orders", WHOLE_RANGE))  # no worker: it waits
+    queued = sync_redis.llen("backfill")
+    claimed = engine.store.runs.claim_planning(run.id, "a-live-producer", 60)
+    assert claimed is not None
+    result = run_cli(sync_env, "sync", "resume", str(run.id))
+    assert result.returncode == 0, result.stderr
+    assert f"run {run.id} running (healthy: nothing to resume)" in result.stdout
+    assert sync_redis.llen("backfill") == queued, "a healthy run's work was sent again"

@@ -86,6 +86,9 @@ def test_hook_register_show_delete_against_the_sandbox(
     assert config["filter"] == {"type": "FromWorkflow",
                                 "status": ["payment-approved", "invoiced", "canceled"]}
     assert config["hook"]["headers"] == {HEADER: SECRET}
+    assert "feed registered on payment-approved, invoiced, canceled" in out
+    assert sandbox.vtex.feed.config is not None
+    assert sandbox.vtex.feed.config.body["filter"] == config["filter"]
 
     code, out = cli("vtex", "hook", "show")
     assert code == 0 and SECRET not in out
@@ -96,6 +99,34 @@ def test_hook_register_show_delete_against_the_sandbox(
     assert cli("vtex", "hook", "delete") == (0, "hook deleted\n")
     assert cli("vtex", "hook", "show")[0] == 1
     assert cli("vtex", "hook", "delete")[0] == 1
+
+
+def test_hook_register_without_the_feed(sandbox: Sandbox, webhooks: Service, rt_env):
+    code, out = cli("vtex", "hook", "register", "--url", webhooks.url, "--no-feed")
+    assert code == 0 and "feed" not in out
+    assert sandbox.vtex.feed.config is None
+
+
+def test_feed_register_show_drain_delete_against_the_sandbox(sandbox: Sandbox, rt_env):
+    assert cli("vtex", "feed", "show")[0] == 1
+    code, out = cli("vtex", "feed", "drain")
+    assert code == 1 and "no feed configured: run `vtex-synerise vtex feed register`" in out
+    code, out = cli("vtex", "feed", "register", "--statuses", "invoiced,canceled",
+                    "--visibility-timeout", "30")
+    assert (code, out) == (0, "feed registered on invoiced, canceled\n")
+    order_id = sandbox.dataset.order(4)["orderId"]
+    sandbox.vtex.set_order_status(order_id, "invoiced")
+    code, out = cli("vtex", "feed", "show")
+    assert code == 0 and "FromWorkflow invoiced, canceled" in out and "waiting:  1 events" in out
+    assert json.loads(cli("vtex", "feed", "show", "--json")[1])["quantity"] == 1
+    code, out = cli("vtex", "feed", "drain")
+    assert (code, out) == (0, "read 1, committed 1 (1 sent), left for later 0\n")
+    assert [t["orderId"] for t in sandbox.synerise.stored_transactions()] == [order_id]
+    assert json.loads(cli("vtex", "feed", "drain", "--json")[1])["read"] == 0
+    assert cli("vtex", "feed", "delete") == (0, "feed deleted\n")
+    assert cli("vtex", "feed", "delete")[0] == 1
+    code, out = cli("vtex", "feed", "register", "--retention", "60")
+    assert code == 2 and "--retention" in out
 
 
 def test_hook_register_warns_about_statuses_that_cannot_work(

@@ -1,0 +1,91 @@
+"""What the console's forms and JSON API do to runs: the engine's own functions, nothing else.
+
+Every change goes through ``etl.sync.runs`` exactly as ``vtex-synerise sync`` does, so a run
+started from the console takes a slot, queues, resumes and replays the same way; this module
+only turns form fields into those calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from etl import connections
+from etl.state.runs import SCOPES, Run
+from etl.sync import runs
+from etl.sync.engine import Engine
+from etl.sync.windows import Window, parse_time
+
+__all__ = ["ActionError", "StartForm", "cancel", "replay", "resume", "start"]
+
+
+class ActionError(ValueError):
+    """The request cannot be carried out; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class StartForm:
+    """The start form's fields, checked."""
+
+    scope: str
+    date_from: datetime
+    date_to: datetime
+    dry_run: bool = False
+    full: bool = False
+    connection: str = connections.DEFAULT
+
+    @classmethod
+    def parse(cls, fields: dict[str, str]) -> StartForm:
+        """Check form (or JSON) fields: ``scope``, ``from``, ``to``, ``dry_run``, ``full``,
+        ``connection``.
+
+        Raises:
+            ActionError: a missing or invalid field, named.
+        """
+        scope = fields.get("scope", "")
+        if scope not in SCOPES:
+            raise ActionError(f"scope must be one of {', '.join(SCOPES)}")
+        connection = fields.get("connection") or connections.DEFAULT
+        if connection not in connections.names():
+            raise ActionError(f"connection must be one of {', '.join(connections.names())}")
+        bounds = []
+        for name in ("from", "to"):
+            try:
+                bounds.append(parse_time(str(fields.get(name) or "")))
+            except ValueError:
+                raise ActionError(f"{name} must be a date (YYYY-MM-DD) or ISO date-time") from None
+        if bounds[1] <= bounds[0]:
+            raise ActionError("to must be after from")
+        return cls(scope, bounds[0], bounds[1], _flag(fields.get("dry_run")),
+                   _flag(fields.get("full")), connection)  # fmt: skip
+
+
+def start(engine: Engine, form: StartForm) -> tuple[Run, str | None]:
+    """Start (or queue) a run; also return the horizon warning for old order ranges."""
+    window = Window(form.date_from, form.date_to)
+    request = runs.StartRequest(form.scope, window, dry_run=form.dry_run, full_resync=form.full)
+    return runs.start(engine, request), runs.horizon_warning(form.scope, window)
+
+
+def cancel(engine: Engine, run_id: int) -> None:
+    """Cancel a queued, running or paused run.
+
+    Raises:
+        ActionError: the run has already ended.
+    """
+    if not runs.cancel(engine, run_id):
+        raise ActionError(f"run {run_id} has already ended; nothing to cancel")
+
+
+def resume(engine: Engine, run_id: int) -> Run:
+    """Finish a failed, paused or stalled run (a done or cancelled one is left as it is)."""
+    return runs.resume(engine, run_id)
+
+
+def replay(engine: Engine, run_id: int) -> Run:
+    """Start a run that retries the run's unresolved rejects."""
+    return runs.replay(engine, run_id)
+
+
+def _flag(value: object) -> bool:
+    return str(value).lower() in ("1", "true", "on", "yes")
