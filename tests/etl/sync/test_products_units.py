@@ -13,6 +13,7 @@ import pytest
 from etl.errors import CatalogNotFoundError, FatalError
 from etl.state.chunks import ChunkOutcome
 from etl.state.store import StateStore
+from etl.sync import producer
 from etl.sync.catalog import CatalogTarget
 from etl.sync.producer import plan_chunks
 from etl.sync.streams import Fetched, ProductsStream
@@ -138,7 +139,7 @@ def ledger_rows(state: StateStore, rows: dict[str, str]) -> None:
     outcome = ChunkOutcome(stream="catalog_items", read=len(rows))
     for key, digest in rows.items():
         outcome.accept(key, digest)
-    state.chunks.complete(state.chunks.claim(chunk_id), outcome)  # type: ignore[arg-type]
+    state.chunks.complete(state.chunks.claim(chunk_id, "test"), outcome)  # type: ignore[arg-type]
 
 
 def products_run(state: StateStore) -> int:
@@ -175,7 +176,8 @@ class Crash(Exception):
 
 
 @pytest.mark.parametrize("dies_at", [0, 1, 2, 3, 4, 5])
-def test_a_producer_that_dies_among_the_gone_plans_each_once(state, dies_at):
+def test_a_producer_that_dies_among_the_gone_plans_each_once(state, dies_at, monkeypatch):
+    monkeypatch.setattr(producer, "PLAN_BATCH_RECORDS", 7)  # one write per chunk
     stream = Listing(state, list(range(100, 110)))
     ledger_rows(state, {str(k): "h" for k in [*range(100, 110), *range(200, 230)]})
     run_id = products_run(state)
@@ -183,8 +185,9 @@ def test_a_producer_that_dies_among_the_gone_plans_each_once(state, dies_at):
 
     def dies() -> None:
         writes["n"] += 1
-        # the listing makes 3 checks (two chunks, the window's end), the gone ones 6 more
-        if writes["n"] == 4 + dies_at:
+        # the listing makes 2 checks (its first chunk alone, then the second with the window's
+        # end), the 5 chunks of gone ones 5 more, and one comes before the planning's end
+        if writes["n"] == 3 + dies_at:
             raise Crash
 
     with pytest.raises(Crash):
