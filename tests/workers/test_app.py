@@ -64,6 +64,7 @@ def test_reliability_settings(app):
         ("etl.produce", "backfill"),
         ("etl.process_chunk", "backfill"),
         ("etl.incremental", "incremental"),
+        ("etl.products", "incremental"),
         ("etl.sweep", "incremental"),
         ("etl.realtime.order_status", "realtime"),
         ("etl.selftest", "realtime"),
@@ -104,6 +105,43 @@ def test_beat_runs_the_orders_feed_every_orders_feed_interval(monkeypatch):
 
 def test_beat_schedules_the_sweep(app):
     assert app.conf.beat_schedule["sweep"] == {"task": "etl.sweep", "schedule": 30.0}
+
+
+def test_beat_runs_the_catalog_pass_nightly_by_default(app):
+    entry = app.conf.beat_schedule["products"]
+    assert entry["task"] == "etl.products"
+    assert (entry["schedule"].hour, entry["schedule"].minute) == ({3}, {0})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("30 1 * * 0", ({1}, {30}, {0})),
+        ("", ({3}, {0}, set(range(7)))),
+        ("off", None),
+        ("OFF", None),
+    ],
+)
+def test_sync_products_cron(value, expected):
+    code = (
+        "import json, celeryconfig; e = celeryconfig.beat_schedule.get('products');"
+        " print(json.dumps(e and [sorted(e['schedule'].hour), sorted(e['schedule'].minute),"
+        " sorted(e['schedule'].day_of_week)]))"
+    )
+    env = {**os.environ, "SYNC_PRODUCTS_CRON": value}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    found = json.loads(out.stdout)
+    assert found == (None if expected is None else [sorted(part) for part in expected])
+
+
+@pytest.mark.parametrize("value", ["0 3 * *", "61 3 * * *", "nightly"])
+def test_a_bad_sync_products_cron_stops_beat_with_its_name(value):
+    env = {**os.environ, "SYNC_PRODUCTS_CRON": value}
+    out = subprocess.run([sys.executable, "-c", "import celeryconfig"], cwd=REPO, env=env,
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert out.returncode != 0
+    assert "ValueError: SYNC_PRODUCTS_CRON: " in out.stderr
 
 
 def test_enqueue_refuses_unknown_queues():

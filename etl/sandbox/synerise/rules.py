@@ -566,6 +566,13 @@ def validate_catalog_item(item: Any, path: str) -> list[FieldError]:
     key = item.get("itemKey")
     if not isinstance(key, str) or not key.strip():
         errors.append(FieldError(join(path, "itemKey"), "itemKey is required", key))
-    if not isinstance(item.get("value"), dict):
-        errors.append(FieldError(join(path, "value"), "value must be an object", item.get("value")))
+    value = item.get("value")
+    if not isinstance(value, dict):
+        errors.append(FieldError(join(path, "value"), "value must be an object", value))
+        return errors
+    # Synerise's generated client types the value map<string, string> (catalogs_items_batch.json).
+    for name, column in value.items():
+        if not isinstance(column, str):
+            where = join(join(path, "value"), name)
+            errors.append(FieldError(where, "a column value must be a string", column))
     return errors
