@@ -31,7 +31,7 @@ __all__ = [
     "CATALOG_FIXED_COLUMNS",
     "CRON_FIELDS",
     "DELETE_BEHAVIOURS",
-    "SCOPES",
+    "INCREMENTAL_SCOPES",
     "SECTIONS",
     "SOURCE_RULE_FIELDS",
     "SYNERISE_HOSTS",
@@ -86,8 +86,9 @@ SourceRule = tuple[str, str, str]
 """``(order field, value, Synerise source)``: an order whose field equals the value gets the
 source."""
 
-SCOPES = ("customers_created", "customers_updated", "orders")
-"""What a sync can cover (``etl.state.runs.SCOPES`` holds the same; a test keeps them equal)."""
+INCREMENTAL_SCOPES = ("customers_created", "customers_updated", "orders")
+"""What beat's incremental syncs can cover: the scopes with a changed-since listing (the catalog
+has none, so ``products`` runs whole on ``SYNC_PRODUCTS_CRON``)."""
 
 CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("minute", 0, 59, ()),
@@ -297,9 +298,7 @@ class Settings:
             sync_incremental_scopes=_scopes(
                 "SYNC_INCREMENTAL_SCOPES", merged.get("SYNC_INCREMENTAL_SCOPES")
             ),
-            sync_products_cron=get(
-                "SYNC_PRODUCTS_CRON", _cron_or_off, ("0", "3", "*", "*", "*")
-            ),
+            sync_products_cron=get("SYNC_PRODUCTS_CRON", _cron_or_off, NIGHTLY_PRODUCTS_CRON),
             orders_feed_interval=get("ORDERS_FEED_INTERVAL", _int_between(0, 3600), 60),
         )
         settings._register_secrets()
@@ -511,6 +510,10 @@ def _cron(variable: str, raw: str) -> tuple[str, str, str, str, str]:
     return fields[0], fields[1], fields[2], fields[3], fields[4]
 
 
+NIGHTLY_PRODUCTS_CRON: tuple[str, str, str, str, str] | None = ("0", "3", "*", "*", "*")
+"""``SYNC_PRODUCTS_CRON``'s default: 03:00 UTC every day."""
+
+
 def _cron_or_off(variable: str, raw: str) -> tuple[str, str, str, str, str] | None:
     """Five cron fields, or ``off`` (the schedule is disabled)."""
     return None if raw.strip().lower() == "off" else _cron(variable, raw)
@@ -539,10 +542,13 @@ def _scopes(variable: str, raw: str | None) -> tuple[str, ...]:
     if raw is None:
         return ("customers_updated", "orders")
     scopes = tuple(name.strip() for name in raw.split(",") if name.strip())
-    unknown = [scope for scope in scopes if scope not in SCOPES]
+    unknown = [scope for scope in scopes if scope not in INCREMENTAL_SCOPES]
     if unknown:
-        raise ConfigError(variable, f"comma-separated scopes among {', '.join(SCOPES)}", raw)
+        among = ", ".join(INCREMENTAL_SCOPES)
+        raise ConfigError(variable, f"comma-separated scopes among {among}", raw)
     return scopes
+
+
 def _catalog_name(variable: str, raw: str) -> str:
     if not _CATALOG_NAME.fullmatch(raw):
         raise ConfigError(variable, "1-100 letters, digits, '_' or '-'", raw)
