@@ -569,10 +569,6 @@ def validate_catalog_item(item: Any, path: str) -> list[FieldError]:
     value = item.get("value")
     if not isinstance(value, dict):
         errors.append(FieldError(join(path, "value"), "value must be an object", value))
-        return errors
-    # Synerise's generated client types the value map<string, string> (catalogs_items_batch.json).
-    for name, column in value.items():
-        if not isinstance(column, str):
-            where = join(join(path, "value"), name)
-            errors.append(FieldError(where, "a column value must be a string", column))
+    # Column values must be strings: the schema layer checks that (Synerise's generated client
+    # types value as map<string, string>, catalogs_items_batch.json).
     return errors

@@ -96,7 +96,7 @@ def test_the_ledger_entries_a_run_did_not_plan(store):
     earlier = store.runs.create("backfill", "products", JAN, JAN)
     assert store.runs.transition(earlier, "running", ("queued",))
     [chunk_id] = store.chunks.add(earlier, [[str(k) for k in range(1, 8)]])
-    chunk = store.chunks.claim(chunk_id)
+    chunk = store.chunks.claim(chunk_id, "test")
     outcome = ChunkOutcome(stream="catalog_items", read=7)
     for key in range(1, 8):
         outcome.accept(str(key), f"hash-{key}")
