@@ -163,6 +163,17 @@ def webhooks(rt_env: dict[str, str], broker: redis.Redis) -> Iterator[Service]:
 # -- helpers ------------------------------------------------------------------------------------
 
 
+class Recorder:
+    """A stand-in for Celery's enqueue that records what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Any], str]] = []
+
+    def __call__(self, task: str, args: list[Any], queue: str) -> str:
+        self.sent.append((task, args, queue))
+        return f"task-{len(self.sent)}"
+
+
 def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
     """Poll ``condition`` until it is truthy and return it; fail after ``timeout`` seconds."""
     return poll(condition, timeout, 0.05, what)

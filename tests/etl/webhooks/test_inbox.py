@@ -18,34 +18,25 @@ from etl.sync.drain import drain
 from etl.sync.inbox import Inbox
 from etl.sync.queues import REALTIME, TASK_CUSTOMER, TASK_DRAIN, TASK_ORDER
 from etl.sync.realtime import Realtime
-from tests.etl.webhooks.harness import processed, realtime_runs, synerise_writes
+from tests.etl.webhooks.harness import Recorder, processed, realtime_runs, synerise_writes
 
 pytestmark = pytest.mark.rt_settings(REALTIME_REDELIVER_AFTER="1")
 
 UPDATED = "customers_updated"
 
 
-class Sent:
-    """A stand-in for Celery's enqueue that records what would be sent."""
+@pytest.fixture
+def sent() -> Recorder:
+    return Recorder()
 
-    def __init__(self) -> None:
-        self.tasks: list[tuple[str, list[Any], str]] = []
 
-    def __call__(self, task: str, args: list[Any], queue: str) -> str:
-        self.tasks.append((task, args, queue))
-        return f"task-{len(self.tasks)}"
-
-    def drains(self) -> list[list[Any]]:
-        return [args for task, args, _ in self.tasks if task == TASK_DRAIN]
+def drains(sent: Recorder) -> list[list[Any]]:
+    """The drain tasks sent, by their arguments."""
+    return [args for task, args, _ in sent.sent if task == TASK_DRAIN]
 
 
 @pytest.fixture
-def sent() -> Sent:
-    return Sent()
-
-
-@pytest.fixture
-def inbox(rt: Realtime, sent: Sent) -> Inbox:
+def inbox(rt: Realtime, sent: Recorder) -> Inbox:
     """The realtime inbox of ``rt``, with Celery's enqueue recorded instead of sent."""
     rt.inbox.send = sent
     return rt.inbox
@@ -66,15 +57,15 @@ def deliveries(store: StateStore) -> int:
         return int(cur.fetchone()["n"])
 
 
-def test_a_burst_waits_in_the_inbox_behind_one_drain_task(inbox: Inbox, sent: Sent):
+def test_a_burst_waits_in_the_inbox_behind_one_drain_task(inbox: Inbox, sent: Recorder):
     add_changes(inbox, ["a", "b", "c"])
     inbox.enqueue(TASK_ORDER, [asdict(OrderNotice("o-1", "invoiced", "2026-01-01T00:00:00Z"))],
                   REALTIME)  # fmt: skip
-    assert sent.drains() == [[UPDATED], ["orders"]]
+    assert drains(sent) == [[UPDATED], ["orders"]]
     assert inbox.waiting(UPDATED) == 3 and inbox.waiting("orders") == 1
     inbox.opened(UPDATED, "a-drain")  # a drain started: the next arrival needs a drain of its own
     add_changes(inbox, ["d"])
-    assert sent.drains() == [[UPDATED], ["orders"], [UPDATED]]
+    assert drains(sent) == [[UPDATED], ["orders"], [UPDATED]]
     # Upkeep sees drains scheduled for both and sends none; with the marks gone it sends both.
     assert inbox.sweep() == []
     inbox.opened(UPDATED, "a-drain")
@@ -83,15 +74,15 @@ def test_a_burst_waits_in_the_inbox_behind_one_drain_task(inbox: Inbox, sent: Se
 
 
 def test_work_that_is_not_a_customer_change_or_an_order_notice_stays_a_task(
-    inbox: Inbox, sent: Sent
+    inbox: Inbox, sent: Recorder
 ):
     task_id = inbox.enqueue("etl.realtime.customer_deleted", [{"user_id": "u"}], REALTIME)
     assert task_id == "task-1"
-    assert sent.tasks == [("etl.realtime.customer_deleted", [{"user_id": "u"}], REALTIME)]
+    assert sent.sent == [("etl.realtime.customer_deleted", [{"user_id": "u"}], REALTIME)]
 
 
 def test_a_drain_sends_a_backlog_in_batches_and_records_each_notification_once(
-    sandbox: Sandbox, rt: Realtime, inbox: Inbox, sent: Sent, store: StateStore
+    sandbox: Sandbox, rt: Realtime, inbox: Inbox, sent: Recorder, store: StateStore
 ):
     ids = customer_ids(sandbox, 25)
     add_changes(inbox, [*ids, ids[0]])  # the first document notified twice
@@ -103,7 +94,7 @@ def test_a_drain_sends_a_backlog_in_batches_and_records_each_notification_once(
     assert inbox.waiting(UPDATED) == 0 and deliveries(store) == 0
     # The burst's drain, and one helper asked for by the first full batch (the second found
     # it scheduled, not started).
-    assert sent.drains() == [[UPDATED], [UPDATED]]
+    assert drains(sent) == [[UPDATED], [UPDATED]]
 
 
 def test_helper_drains_are_asked_for_while_fewer_than_realtime_drains_are_alive(inbox: Inbox):
