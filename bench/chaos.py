@@ -58,9 +58,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import psutil
 import requests
 
-from bench.harness import SandboxConfig, Stack, Worker, log, table
+from bench.harness import SandboxConfig, Stack, Worker, claim_pid, log, table
 
 NAME = "chaos"
 
@@ -227,15 +228,21 @@ class Storm:
         held = patiently(lambda: self.stack.freeze_holding(worker, self.run_ids, timeout=120))
         frozen_at = time.monotonic()
         self.note("worker frozen (SIGSTOP)", pid=worker.pid, chunks=held)
-        moved: float | None = None
+        mine = {worker.pid, *(c.pid for c in psutil.Process(worker.pid).children(recursive=True))}
+        picked: float | None = None  # every held chunk claimed by another worker (or done)
+        moved: float | None = None  # every held chunk done
         thawed = False
         try:
             while not thawed or (moved is None and time.monotonic() - frozen_at < 600):
-                if moved is None and all(
-                    patiently(lambda c=chunk: self.stack.store.chunks.get(c).status) == "done"
-                    for chunk in held
-                ):
-                    moved = round(time.monotonic() - frozen_at, 1)
+                chunks = [patiently(lambda c=c: self.stack.store.chunks.get(c)) for c in held]
+                elapsed = round(time.monotonic() - frozen_at, 1)
+                if picked is None and all(c.status == "done" or claim_pid(c.claimed_by) not in
+                                          {0, *mine} for c in chunks):  # fmt: skip
+                    picked = elapsed
+                    self.note("frozen worker's chunks claimed elsewhere", seconds=picked,
+                              while_frozen=not thawed)  # fmt: skip
+                if moved is None and all(c.status == "done" for c in chunks):
+                    moved = elapsed
                     self.note("frozen worker's chunks done", seconds=moved, while_frozen=not thawed)
                 if not thawed and time.monotonic() - frozen_at >= seconds:
                     os.killpg(worker.pid, signal.SIGCONT)
@@ -246,7 +253,7 @@ class Storm:
             if not thawed:
                 os.killpg(worker.pid, signal.SIGCONT)
         self.freeze = {"frozen_chunks": len(held), "freeze_seconds": seconds,
-                       "seconds_to_move": moved,
+                       "seconds_to_claim_elsewhere": picked, "seconds_to_move": moved,
                        "moved_while_frozen": moved is not None and moved < seconds}  # fmt: skip
 
     def _change_statuses(self) -> None:
@@ -457,8 +464,8 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
         log("chaos: reconciling")
         result = reconcile(stack, params, run_ids)
     runs = [{"run_id": r.id, "scope": r.scope, "status": r.status, "read": r.read_count,
-             "sent": r.sent_count, "rejected": r.rejected_count, "failed": r.failed_count,
-             "error": r.error} for r in final]  # fmt: skip
+             "sent": r.sent_count, "skipped": r.skipped_count, "rejected": r.rejected_count,
+             "failed": r.failed_count, "error": r.error} for r in final]  # fmt: skip
     summary = {
         "kind": "summary",
         "customers": params["customers"],
@@ -489,11 +496,13 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
         f"{len(params['kills'])} SIGKILL, Redis and PostgreSQL restarts (infra), a worker "
         f"frozen {params['freeze_seconds']:.0f} s, hook missing {HOOK_MISS_RATE:.0%}, "
         f"{summary['seconds']} s",
-        ["lost", "duplicated", "manual steps", "status changes arrived", "frozen work moved (s)",
+        ["lost", "duplicated", "manual steps", "status changes arrived",
+         "frozen chunks claimed elsewhere (s)", "frozen chunks done (s)",
          "rejected", "expected rejected (dirty)", "wrong rejects", "missed rejects"],
         [[result["lost"], result["duplicated"], summary["manual_steps"],
           f"{statuses['status_arrived']}/{statuses['status_changed_orders']}",
-          moved_cell(storm.freeze), result["rejected"], result["expected_rejected"],
+          storm.freeze.get("seconds_to_claim_elsewhere"), moved_cell(storm.freeze),
+          result["rejected"], result["expected_rejected"],
           result["wrong_rejects"], result["missed_rejects"]]],
     ))  # fmt: skip
     hook = vtex["hook"]
@@ -503,9 +512,10 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
                 [[hook.get("notifications", 0), hook.get("missed", 0), hook.get("delivered", 0),
                   hook.get("failed", 0), feed]]))  # fmt: skip
     print(table("Faults served", list(summary["faults"]), [list(summary["faults"].values())]))
-    print(table("Runs", ["run", "scope", "status", "read", "sent", "rejected", "failed"],
-                [[r["run_id"], r["scope"], r["status"], r["read"], r["sent"], r["rejected"],
-                  r["failed"]] for r in runs]))  # fmt: skip
+    print(table("Runs (skipped: the ledger says Synerise already has that payload)",
+                ["run", "scope", "status", "read", "sent", "skipped", "rejected", "failed"],
+                [[r["run_id"], r["scope"], r["status"], r["read"], r["sent"], r["skipped"],
+                  r["rejected"], r["failed"]] for r in runs]))  # fmt: skip
     if result["wrong_rejects"]:
         print(f"wrong rejects by reason: {result['wrong_reject_reasons']}")
     if exited:

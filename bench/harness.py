@@ -433,8 +433,7 @@ class Stack:
                 (list(run_ids),),
             )
             rows = cur.fetchall()
-        # claimed_by is "hostname:pid:..."
-        return [r["id"] for r in rows if int((r["claimed_by"] or "::").split(":")[1] or 0) in pids]
+        return [r["id"] for r in rows if claim_pid(r["claimed_by"]) in pids]
 
     def freeze_holding(self, worker: Worker, run_ids: Sequence[int], timeout: float) -> list[int]:
         """Freeze ``worker``'s process group (SIGSTOP: a stand-in for a network partition, it
@@ -559,6 +558,11 @@ class Stack:
                     f"({run.read_count}/{run.records_total} read)"
                 )
             time.sleep(poll)
+
+
+def claim_pid(claimed_by: str | None) -> int:
+    """The process id in a chunk claim (``hostname:pid:token``); 0 when unclaimed."""
+    return int((claimed_by or "::").split(":")[1] or 0)
 
 
 def run_seconds(run: Any) -> float:
