@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from etl.cli.errors import (
     EXIT_UNAVAILABLE,
     explain,
 )
-from etl.errors import NetworkError
+from etl.errors import ConfigError, FatalError, NetworkError, RetriableError
 from etl.state.runs import RUN_STATUSES, Run, RunNotFoundError
 from etl.sync import runs
 from etl.sync.realtime import DELIVERY_FAILED
@@ -84,42 +85,49 @@ def sync() -> None:
     """Historical syncs: start, follow, cancel, resume, inspect rejects, replay."""
 
 
+_RANGE_OPTIONS = [
+    click.option(
+        "--from", "date_from", type=WHEN, required=True, help="Start of the range (inclusive), UTC."
+    ),
+    click.option(
+        "--to", "date_to", type=WHEN, required=True, help="End of the range (exclusive), UTC."
+    ),
+]
+
+_RUN_OPTIONS = [
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Map, validate and diff; send nothing; report what would happen.",
+    ),
+    click.option(
+        "--full", is_flag=True, help="Ignore the entity ledger and resend unchanged records."
+    ),
+    click.option("--wait", is_flag=True, help="Follow with a progress bar until the run ends."),
+    click.option("--json", "as_json", is_flag=True, help="Print the run as JSON."),
+    click.option(
+        "--no-queue",
+        is_flag=True,
+        help="Refuse (exit 3) instead of queueing when two syncs are active.",
+    ),
+]
+
+
 def _start_options(func):  # noqa: ANN001
-    options = [
-        click.option(
-            "--from",
-            "date_from",
-            type=WHEN,
-            required=True,
-            help="Start of the range (inclusive), UTC.",
-        ),
-        click.option(
-            "--to", "date_to", type=WHEN, required=True, help="End of the range (exclusive), UTC."
-        ),
-        click.option(
-            "--dry-run",
-            is_flag=True,
-            help="Map, validate and diff; send nothing; report what would happen.",
-        ),
-        click.option(
-            "--full", is_flag=True, help="Ignore the entity ledger and resend unchanged records."
-        ),
-        click.option("--wait", is_flag=True, help="Follow with a progress bar until the run ends."),
-        click.option("--json", "as_json", is_flag=True, help="Print the run as JSON."),
-        click.option(
-            "--no-queue",
-            is_flag=True,
-            help="Refuse (exit 3) instead of queueing when two syncs are active.",
-        ),
-    ]
-    for option in reversed(options):
+    for option in reversed([*_RANGE_OPTIONS, *_RUN_OPTIONS]):
+        func = option(func)
+    return func
+
+
+def _run_options(func):  # noqa: ANN001
+    for option in reversed(_RUN_OPTIONS):
         func = option(func)
     return func
 
 
 @sync.group()
 def start() -> None:
-    """Start a historical sync of customers or orders over a date range."""
+    """Start a sync: customers or orders over a date range, or the whole product catalog."""
 
 
 @start.command("customers")
@@ -143,6 +151,30 @@ def start_orders(**options: object) -> None:
     _start("orders", **options)  # type: ignore[arg-type]
 
 
+@start.command("products")
+@_run_options
+def start_products(dry_run: bool, full: bool, wait: bool, as_json: bool, no_queue: bool) -> None:
+    """Sync the VTEX catalog, every SKU, into a Synerise catalog (SYNERISE_CATALOG_NAME).
+
+    No date range: every run reads the whole catalog and sends what changed since the last one;
+    an inactive SKU or product, or one gone from VTEX, is sent with deleted = 1.
+    """
+    from etl.sync.products import start_products as start_run
+
+    def begin() -> Run:
+        try:
+            return start_run(
+                _engine(), dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
+            )
+        except (FatalError, RetriableError) as error:
+            if isinstance(error, ConfigError):
+                raise
+            click.echo(f"error: the Synerise catalog could not be prepared: {error}", err=True)
+            sys.exit(EXIT_FAILED)
+
+    _launch(begin, wait, as_json)
+
+
 def _start(
     scope: str,
     date_from: datetime,
@@ -159,12 +191,16 @@ def _start(
     warning = runs.horizon_warning(scope, window)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    engine = _engine()
     request = runs.StartRequest(
         scope, window, dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
     )
+    _launch(lambda: runs.start(_engine(), request), wait, as_json)
+
+
+def _launch(begin: Callable[[], Run], wait: bool, as_json: bool) -> None:
+    """Start a run (``begin``), say so, and follow it with ``--wait``."""
     try:
-        run = runs.start(engine, request)
+        run = begin()
     except runs.NoFreeSlotError as error:
         click.echo(f"error: {error}; try again later or drop --no-queue", err=True)
         sys.exit(EXIT_NO_SLOT)
