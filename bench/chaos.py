@@ -90,7 +90,8 @@ SETTINGS = {
     "ORDERS_FEED_INTERVAL": "10",
     "SYNC_INCREMENTAL_SCOPES": "",
 }
-"""VTEX at 30 requests/s stretches the runs over the storm (about 2 minutes for the full size)."""
+"""VTEX at 30 requests/s stretches the runs over the storm (about 4 minutes at the full size on 2
+shared cores)."""
 WORKER = {"pool": "threads", "concurrency": 4}
 SEED = 5
 T = TypeVar("T")
