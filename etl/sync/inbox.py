@@ -17,7 +17,8 @@ Guarantees:
   that records them together with their entry ids (``realtime_delivery``).
 * A drain that dies, SIGKILL included, leaves its entries pending. While it lives it keeps them
   fresh (``Holding``: ``XCLAIM ... JUSTID`` every quarter of ``redeliver_after``); an entry idle
-  for ``redeliver_after`` after its first delivery (twice that after the second, up to 16x) is
+  for ``redeliver_after`` after its first delivery (twice that after the second, and so on up to
+  ``RETRY_DELAY_CAP``: a failing entry is tried again within a minute, like a task's retry) is
   taken over by the next drain (``XPENDING`` then ``XCLAIM`` with that minimum idle time, so one
   drain wins it). Its delivery count makes the last attempt known (``MAX_DELIVERIES``).
 * Redone once: an entry delivered again whose id PostgreSQL holds is acknowledged with no work.
@@ -68,6 +69,10 @@ MAX_DELIVERIES = 9
 eight more, as a realtime task's eight retries."""
 SCHEDULE_TTL = 60
 """Seconds a "drain scheduled" mark lives: a drain task lost before it started is replaced."""
+RETRY_DELAY_CAP = 60.0
+"""Seconds: the longest an entry waits to be delivered again (its drain died or it failed), unless
+``redeliver_after`` is longer. A busy rate budget fails reads for a while; a longer wait kept
+notifications out of Synerise for minutes after it freed (bench/chaos.py)."""
 IDLE_CONSUMER_MS = 600_000
 """A consumer with nothing pending and idle this long is removed by ``sweep``."""
 
@@ -239,7 +244,7 @@ class Inbox:
         pending = self._group_call(key, lambda: self.client.xpending_range(
             key, GROUP, min="-", max="+", count=min(1000, 10 * count), idle=floor))  # fmt: skip
         due = {_text(row["message_id"]): int(row["times_delivered"]) for row in pending
-               if int(row["time_since_delivered"]) >= floor * _backoff(int(row["times_delivered"]))}
+               if int(row["time_since_delivered"]) >= self.delay_ms(int(row["times_delivered"]))}
         due = dict(list(due.items())[:count])
         if not due:
             return []
@@ -248,6 +253,14 @@ class Inbox:
         )
         return [_entry(raw_id, fields, due[_text(raw_id)] + 1) for raw_id, fields in claimed
                 if fields]  # fmt: skip
+
+    def delay_ms(self, deliveries: int) -> int:
+        """How long an entry delivered ``deliveries`` times sits idle before another delivery:
+        ``redeliver_after``, doubling per delivery, at most ``RETRY_DELAY_CAP`` (or
+        ``redeliver_after`` when that is longer)."""
+        first = self.redeliver_after
+        grown = first * 2 ** max(0, min(deliveries - 1, 16))
+        return int(1000 * max(first, min(grown, RETRY_DELAY_CAP)))
 
     def keep(self, scope: str, consumer: str, ids: Sequence[str]) -> None:
         """Reset the idle time of entries ``consumer`` is working on (not a delivery)."""
@@ -333,11 +346,6 @@ class Holding:
                 self.inbox.alive(self.scope, self.consumer)
             except redis.RedisError as error:  # the entries may be taken over: the gate holds
                 log.warning("inbox %s: could not keep entries: %s", self.scope, error)
-
-
-def _backoff(deliveries: int) -> int:
-    """The redelivery delay after ``deliveries``, in ``redeliver_after`` units: 1, 2, 4 ... 16."""
-    return int(min(16, 2 ** max(0, deliveries - 1)))
 
 
 def _entry(raw_id: Any, fields: dict[Any, Any], deliveries: int) -> Entry:

@@ -73,6 +73,13 @@ def test_a_burst_waits_in_the_inbox_behind_one_drain_task(inbox: Inbox, sent: Re
     assert sorted(inbox.sweep()) == ["customers_updated", "orders"]
 
 
+def test_a_failing_entry_is_delivered_again_within_a_minute(broker):
+    inbox = Inbox(broker, Recorder(), redeliver_after=20)
+    assert [inbox.delay_ms(n) for n in range(1, 6)] == [20_000, 40_000, 60_000, 60_000, 60_000]
+    slow = Inbox(broker, Recorder(), redeliver_after=90)  # a longer setting wins over the cap
+    assert [slow.delay_ms(n) for n in (1, 4)] == [90_000, 90_000]
+
+
 def test_work_that_is_not_a_customer_change_or_an_order_notice_stays_a_task(
     inbox: Inbox, sent: Recorder
 ):
