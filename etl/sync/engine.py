@@ -10,7 +10,7 @@ import redis
 
 from etl.config import Settings
 from etl.lease import SlotLease
-from etl.ratelimit import RedisTokenBucket
+from etl.ratelimit import RateAdaptation, RedisTokenBucket
 from etl.state.runs import KINDS
 from etl.state.store import StateStore
 from etl.sync.heartbeat import WorkerHeartbeat
@@ -74,17 +74,21 @@ class Engine:
         client = redis.Redis.from_url(settings.redis_url)
         store = StateStore(settings.database_url)
         lease = SlotLease(client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl)
+        adapt = RateAdaptation.from_settings(settings)
         return cls(
             settings=settings,
             store=store,
             redis=client,
             lease=lease,
             vtex=VtexClient.from_settings(
-                settings, budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit)
+                settings,
+                budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit, adapt=adapt),
             ),
             synerise=SyneriseClient.from_settings(
                 settings,
-                budget=RedisTokenBucket(client, "synerise", settings.synerise_rate_limit),
+                budget=RedisTokenBucket(
+                    client, "synerise", settings.synerise_rate_limit, adapt=adapt
+                ),
             ),
             mapping=MappingConfig.from_settings(settings),
             enqueue=enqueue,
