@@ -20,7 +20,7 @@ a ``RateAdaptation`` (the default: ``RATE_ADAPTIVE``) the bucket also keeps its 
 in the hash, between 1% of the configured rate and the configured rate, and adapts it the way
 TCP adapts its window (AIMD): the first 429 of a block multiplies it by ``decrease``; each further
 429 inside that block (answers to requests sent before the cut, a sign of a larger overshoot)
-by ``1 - (1 - decrease) / 4``; each grant that had to wait for its token (demand at least the
+by ``(1 + decrease) / 2``, but one block never takes it under half what it began with; each grant that had to wait for its token (demand at least the
 rate) adds ``increase`` requests/s, so a saturated budget grows by the share ``increase`` per
 second and an idle or application-limited one does not creep up untested. Every process reads
 and writes the same ``rate``, so all workers share what one of them learnt; an adapted bucket's
@@ -103,18 +103,22 @@ tokens = tokens - cost
 )
 
 # ARGV (_LOAD's), seconds, decrease. Cuts the rate (by ``decrease`` for the first 429 of a block,
-# by a quarter as much for each further one), blocks the bucket until now + seconds (a shorter
-# penalty never cuts a longer one) and keeps no saved-up tokens, so traffic restarts at ``rate``,
-# not in a burst.
+# by half as much for each further one, down to half the rate the block began with), blocks the
+# bucket until now + seconds (a shorter penalty never cuts a longer one) and keeps no saved-up
+# tokens, so traffic restarts at ``rate``, not in a burst.
 _PENALIZE = (
     _LOAD
     + """
 local decrease = tonumber(ARGV[5])
 local previous = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
 if previous > now then
-  decrease = 1 - (1 - decrease) / 4
+  local began = tonumber(redis.call('HGET', KEYS[1], 'block_rate')) or rate
+  rate = math.max(rate * (1 + decrease) / 2, began / 2)
+else
+  redis.call('HSET', KEYS[1], 'block_rate', string.format('%.17g', rate))
+  rate = rate * decrease
 end
-rate = math.max(min_rate, rate * decrease)
+rate = math.max(min_rate, rate)
 local blocked_until = now + tonumber(ARGV[4]) * 1000000
 if blocked_until > previous then
   tokens, ts = math.min(tokens, 0), blocked_until
@@ -151,8 +155,8 @@ class RateAdaptation:
             budget grows by this share of its rate per second; > 0.
     """
 
-    decrease: float = 0.8
-    increase: float = 0.03
+    decrease: float = 0.9
+    increase: float = 0.01
 
     def __post_init__(self) -> None:
         if not 0 < self.decrease < 1:

@@ -257,13 +257,17 @@ ADAPT = RateAdaptation(decrease=0.5, increase=0.25)
 
 
 def test_a_429_cuts_an_adapted_rate_for_every_process(redis_client):
-    one = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=ADAPT)
-    other = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=ADAPT)
+    adapt = RateAdaptation(decrease=0.8, increase=0.25)
+    one = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=adapt)
+    other = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=adapt)
     assert one.current_rate() == 600  # starts from the configured rate
     one.penalize(30)
-    assert other.current_rate() == 300
-    other.penalize(30)  # a further 429 of the same block: a quarter of the cut
-    assert one.current_rate() == 300 * (1 - 0.5 / 4)
+    assert other.current_rate() == pytest.approx(480)
+    other.penalize(30)  # a further 429 of the same block: half the cut
+    assert one.current_rate() == pytest.approx(480 * 0.9)
+    for _ in range(10):
+        one.penalize(30)
+    assert other.current_rate() == 300  # a block takes at most half of what it began with
 
 
 def test_each_block_starts_a_new_full_cut(redis_client):
@@ -276,8 +280,8 @@ def test_each_block_starts_a_new_full_cut(redis_client):
 
 def test_the_rate_never_falls_under_a_hundredth_of_the_configured_one(redis_client):
     bucket = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=ADAPT)
-    for _ in range(60):
-        bucket.penalize(30)
+    for _ in range(20):
+        bucket.penalize(0)  # each one a block of its own
     assert bucket.current_rate() == pytest.approx(6)
 
 
@@ -339,6 +343,6 @@ def test_rejects_bad_adaptations(kwargs, message):
 
 def test_adaptation_from_settings():
     settings = Settings.from_env({"RATE_ADAPT_DECREASE": "0.6"}, dotenv_path=None, require=())
-    assert RateAdaptation.from_settings(settings) == RateAdaptation(decrease=0.6, increase=0.03)
+    assert RateAdaptation.from_settings(settings) == RateAdaptation(decrease=0.6, increase=0.01)
     fixed = Settings.from_env({"RATE_ADAPTIVE": "false"}, dotenv_path=None, require=())
     assert RateAdaptation.from_settings(fixed) is None
