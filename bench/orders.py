@@ -71,8 +71,10 @@ def pipeline_run(stack: Stack, rate: float, *, full: bool, check: bool = True) -
     for index, worker in enumerate(stack.workers):
         if worker.proc.poll() is None:
             pids[f"worker{index}"] = worker.pid
+    infra_before = stack.infra_cpu()
     with cpu_meter(pids) as cpu:
         run = stack.wait_run(stack.start_run("orders", full=full), timeout=900)
+    infra = stack.infra_cpu() - infra_before
     if check and run.status != "done":
         raise RuntimeError(f"run {run.id} ended {run.status}: {run.error}")
     seconds = run_seconds(run)
@@ -97,16 +99,14 @@ def pipeline_run(stack: Stack, rate: float, *, full: bool, check: bool = True) -
         "synerise_429": synerise["rate_limited"],
         "worker_cpu_us_per_order": round(worker_cpu / run.read_count * 1e6),
         "sandbox_cpu_us_per_order": round(cpu["sandbox"] / run.read_count * 1e6),
+        "infra_cpu_us_per_order": round(infra / run.read_count * 1e6),
     }
 
 
 def naive_run(stack: Stack, orders: int) -> dict[str, Any]:
     """bench/naive.py as a user would run it, against the same sandbox."""
     stack.reset_sandbox()
-    env = stack.sandbox_info["env"]
-    argv = [PYTHON, str(ROOT / "bench" / "naive.py"), "--vtex-url", env["VTEX_BASE_URL"],
-            "--app-key", env["VTEX_APP_KEY"], "--app-token", env["VTEX_APP_TOKEN"],
-            "--synerise-url", env["SYNERISE_API_HOST"], "--api-key", env["SYNERISE_API_KEY"],
+    argv = [PYTHON, str(ROOT / "bench" / "naive.py"), *stack.script_args(),
             "--from", DATA_FROM, "--limit", str(orders), "--json"]  # fmt: skip
     done = subprocess.run(
         argv,

@@ -109,7 +109,7 @@ tokens = tokens - cost
 _PENALIZE = (
     _LOAD
     + """
-local decrease = tonumber(ARGV[5])
+local decrease, old_rate = tonumber(ARGV[5]), rate
 local previous = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
 if previous > now then
   local began = tonumber(redis.call('HGET', KEYS[1], 'block_rate')) or rate
@@ -121,7 +121,10 @@ end
 rate = math.max(min_rate, rate)
 local blocked_until = now + tonumber(ARGV[4]) * 1000000
 if blocked_until > previous then
-  tokens, ts = math.min(tokens, 0), blocked_until
+  -- The turns inside the block are void (their holders queue again when they wake): only the
+  -- debt of turns after it remains, and nothing saved up.
+  tokens = math.min(0, tokens + math.max(0, blocked_until - ts) * old_rate / 1000000)
+  ts = blocked_until
   redis.call('HSET', KEYS[1], 'blocked_until', string.format('%.0f', blocked_until))
 end
 """

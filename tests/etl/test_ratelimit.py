@@ -159,6 +159,15 @@ def test_a_turn_inside_a_429_block_is_voided(redis_client):
     assert sent_at[0] >= blocked_until
 
 
+def test_a_block_drops_the_turns_inside_it_from_the_queue(redis_client):
+    """Their holders queue again when they wake; their old turns must not delay anyone."""
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=0.1, burst=1, max_wait=600)
+    for _ in range(4):  # one grant now, then turns 10, 20 and 30 s ahead
+        assert bucket._reserve(1, max_wait=600)[0]
+    bucket.penalize(20)  # voids the turns at 10 and 20 s; the one at 30 s stands
+    assert 35 < bucket.try_acquire() <= 40  # after the block, the turn at 30 s, then ours
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
