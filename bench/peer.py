@@ -9,10 +9,12 @@ windows halved until they fit the API's caps, a client-side pacer for a known ra
 * ``customers``: Master Data ``CL`` search on ``createdIn`` windows under the 10,000-document
   cap; each page of 100 is a task: map every document (``profile_from_customer``; a record the
   mapping refuses is counted as rejected) and post them to ``/v4/clients/batch``.
-* ``orders``: OMS list orders on ``f_creationDate`` windows under 30 pages of 100; each page is
-  a task: get every order, look the buyers up in Master Data (one ``userId=a OR ...`` search per
-  50), map (``transaction_from_order``, ``guest_profile_from_order``), post the guest profiles
-  to ``/v4/clients/batch``, then the transactions to ``/v4/transactions/batch``.
+* ``orders``: OMS list orders on ``f_creationDate`` windows under 30 pages of 100, the pages
+  listed in parallel; every Get order is a task; each 100 orders fetched are a task: look the
+  buyers up in Master Data (one ``userId=a OR ...`` search per 50), map
+  (``transaction_from_order``, ``guest_profile_from_order``), post the guest profiles to
+  ``/v4/clients/batch``, then the transactions to ``/v4/transactions/batch``. (It holds the
+  listed ids and the orders waiting for their batch in memory: fine for a benchmark.)
 
     python bench/peer.py customers|orders --vtex-url URL --app-key KEY --app-token TOKEN \\
         --synerise-url URL --api-key KEY [--from ISO] [--to ISO] [--threads 8] \\
@@ -56,8 +58,7 @@ OMS_CAP = 30 * PAGE
 BUYERS_PER_SEARCH = 50
 ATTEMPTS = 8
 RETRIED = frozenset({408, 429, 500, 502, 503, 504})
-
-Task = Callable[[], None]
+Pool = ThreadPoolExecutor
 
 
 class Pacer:
@@ -181,17 +182,20 @@ class Peer:
         self.tally(records=len(docs), rejected=rejected)
         self.post_batch("/v4/clients/batch", profiles)
 
-    def customer_tasks(self, date_from: datetime, date_to: datetime) -> Iterator[Task]:
+    def sync_customers(self, pool: Pool, date_from: datetime, date_to: datetime) -> None:
+        """A task per page of 100: search, map, post."""
+
         def count(start: datetime, end: datetime) -> int:
             where = self.customers_where(start, end)
             return self.md_search({"_where": where, "_fields": "id"}, 0, 1)[1]
 
-        for start, end, total in windows(count, date_from, date_to, MD_CAP):
-            where = self.customers_where(start, end)
-            for first in range(0, total, PAGE):
-                yield lambda where=where, first=first, total=total: self.customer_page(
-                    where, first, total
-                )
+        futures = [
+            pool.submit(self.customer_page, self.customers_where(start, end), first, total)
+            for start, end, total in windows(count, date_from, date_to, MD_CAP)
+            for first in range(0, total, PAGE)
+        ]
+        for future in futures:
+            future.result()
 
     # -- orders -------------------------------------------------------------------------------
     def list_orders(self, start: datetime, end: datetime, page: int, per_page: int) -> Any:
@@ -205,13 +209,12 @@ class Peer:
             headers=self.vtex_headers,
         ).json()  # fmt: skip
 
-    def order_page(self, start: datetime, end: datetime, page: int) -> None:
-        listed = self.list_orders(start, end, page, PAGE)["list"]
-        orders = [
-            self.call("GET", f"{self.vtex}/api/oms/pvt/orders/{row['orderId']}", vtex=True,
-                      headers=self.vtex_headers).json()
-            for row in listed
-        ]  # fmt: skip
+    def get_order(self, order_id: str) -> dict[str, Any]:
+        url = f"{self.vtex}/api/oms/pvt/orders/{order_id}"
+        return dict(self.call("GET", url, vtex=True, headers=self.vtex_headers).json())
+
+    def send_orders(self, orders: list[dict[str, Any]]) -> None:
+        """Map a batch of orders (their buyers looked up first) and post it."""
         buyers = self.buyers(orders)
         transactions, guests, rejected = [], [], 0
         for order in orders:
@@ -242,13 +245,30 @@ class Peer:
                 found.setdefault(doc.get("userId"), doc)
         return found
 
-    def order_tasks(self, date_from: datetime, date_to: datetime) -> Iterator[Task]:
+    def sync_orders(self, pool: Pool, date_from: datetime, date_to: datetime) -> None:
+        """The listing pages in parallel, then every Get order through the pool; each 100
+        orders fetched become a task that maps and posts them."""
+
         def count(start: datetime, end: datetime) -> int:
             return int(self.list_orders(start, end, 1, 1)["paging"]["total"])
 
-        for start, end, total in windows(count, date_from, date_to, OMS_CAP):
-            for page in range(1, -(-total // PAGE) + 1):
-                yield lambda start=start, end=end, page=page: self.order_page(start, end, page)
+        def listed(page: tuple[datetime, datetime, int]) -> list[str]:
+            return [row["orderId"] for row in self.list_orders(*page, PAGE)["list"]]
+
+        pages = [(start, end, page)
+                 for start, end, total in windows(count, date_from, date_to, OMS_CAP)
+                 for page in range(1, -(-total // PAGE) + 1)]  # fmt: skip
+        ids = [order_id for page in pool.map(listed, pages) for order_id in page]
+        sends, batch = [], []
+        for order in pool.map(self.get_order, ids):
+            batch.append(order)
+            if len(batch) == PAGE:
+                sends.append(pool.submit(self.send_orders, batch))
+                batch = []
+        if batch:
+            sends.append(pool.submit(self.send_orders, batch))
+        for future in sends:
+            future.result()
 
 
 def windows(
@@ -280,11 +300,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Sync ``args.what`` between ``args.date_from`` and ``args.date_to``; counts and costs."""
     peer = Peer(args)
     wall, cpu = time.perf_counter(), time.process_time()
-    tasks = peer.customer_tasks if args.what == "customers" else peer.order_tasks
+    sync = peer.sync_customers if args.what == "customers" else peer.sync_orders
     with ThreadPoolExecutor(args.threads) as pool:
-        futures = [pool.submit(task) for task in tasks(parse(args.date_from), parse(args.date_to))]
-        for future in futures:
-            future.result()
+        sync(pool, parse(args.date_from), parse(args.date_to))
     seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
     records = peer.counts["records"]
     return {
