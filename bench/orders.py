@@ -29,6 +29,7 @@ from typing import Any
 
 from bench.harness import (
     DATA_FROM,
+    DATA_TO,
     PYTHON,
     ROOT,
     SandboxConfig,
@@ -63,9 +64,12 @@ def sandbox_config(orders: int, rate: float = RATE, seed: int = 1) -> SandboxCon
     )
 
 
-def pipeline_run(stack: Stack, rate: float, *, full: bool, check: bool = True) -> dict[str, Any]:
-    """One orders run on a clean sandbox; throughput, budget use, 429s and CPU. ``check``: raise
-    unless the run ended ``done`` (without it, its status and failed chunks are reported)."""
+def pipeline_run(
+    stack: Stack, rate: float, *, full: bool, check: bool = True, date_to: str = DATA_TO
+) -> dict[str, Any]:
+    """One orders run (created up to ``date_to``) on a clean sandbox; throughput, budget use,
+    429s and CPU. ``check``: raise unless the run ended ``done`` (without it, its status and
+    failed chunks are reported)."""
     stack.reset_sandbox()
     pids = {"sandbox": stack.sandbox_pid}
     for index, worker in enumerate(stack.workers):
@@ -73,7 +77,7 @@ def pipeline_run(stack: Stack, rate: float, *, full: bool, check: bool = True) -
             pids[f"worker{index}"] = worker.pid
     infra_before = stack.infra_cpu()
     with cpu_meter(pids) as cpu:
-        run = stack.wait_run(stack.start_run("orders", full=full), timeout=900)
+        run = stack.wait_run(stack.start_run("orders", DATA_FROM, date_to, full=full), timeout=900)
     infra = stack.infra_cpu() - infra_before
     if check and run.status != "done":
         raise RuntimeError(f"run {run.id} ended {run.status}: {run.error}")

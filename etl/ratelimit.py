@@ -18,13 +18,15 @@ voids the turns that fall inside the block: their holders notice when they wake 
 VTEX publishes few of its limits, so the configured rate is an upper bound, not the truth. With
 a ``RateAdaptation`` (the default: ``RATE_ADAPTIVE``) the bucket also keeps its current ``rate``
 in the hash, between 1% of the configured rate and the configured rate, and adapts it the way
-TCP adapts its window (AIMD): the first 429 of a block multiplies it by ``decrease``; each further
-429 inside that block (answers to requests sent before the cut, a sign of a larger overshoot)
-by ``(1 + decrease) / 2``, but one block never takes it under half what it began with; each grant that had to wait for its token (demand at least the
-rate) adds ``increase`` requests/s, so a saturated budget grows by the share ``increase`` per
-second and an idle or application-limited one does not creep up untested. Every process reads
-and writes the same ``rate``, so all workers share what one of them learnt; an adapted bucket's
-key is kept an hour after its last use, so the next run starts from the learnt rate.
+TCP adapts its window (AIMD): the first 429 of a block multiplies it by ``decrease``; each
+further 429 inside that block (an answer to a request sent before the cut, a sign of a larger
+overshoot) by ``(1 + decrease) / 2``, but one block never takes it under half what it began
+with; each grant that had to wait for its token (demand at least the rate) adds ``increase``
+requests/s, so a saturated budget grows by the share ``increase`` per second and an idle or
+application-limited one does not creep up untested. Every process reads and writes the same
+``rate``, so all workers share what one of them learnt; an adapted bucket's key is kept an hour
+after its last use, so the next run starts from the learnt rate. Measured in
+``bench/unknown_limit.py`` (docs/benchmarks.md, "Unknown limit").
 """
 
 from __future__ import annotations
