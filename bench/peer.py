@@ -44,6 +44,7 @@ import requests
 if __package__ in (None, ""):  # run as a script: make ``schemas`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.naive import add_connection_args
 from etl.errors import SkippableRecordError  # what the mapping raises
 from schemas.mapping import (
     MappingConfig,
@@ -317,11 +318,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A competent hand-written VTEX -> Synerise sync")
     parser.add_argument("what", choices=("customers", "orders"))
-    parser.add_argument("--vtex-url", required=True)
-    parser.add_argument("--app-key", required=True)
-    parser.add_argument("--app-token", required=True)
-    parser.add_argument("--synerise-url", required=True)
-    parser.add_argument("--api-key", required=True)
+    add_connection_args(parser)
     parser.add_argument("--from", dest="date_from", default="2025-06-01T00:00:00Z")
     parser.add_argument("--to", dest="date_to", default="2026-06-01T00:00:00Z")
     parser.add_argument("--threads", type=int, default=8, help="Thread pool size.")
