@@ -9,13 +9,14 @@ from typing import Any
 import redis
 
 from etl.config import Settings
+from etl.infra import redis_client
 from etl.lease import SlotLease
 from etl.ratelimit import RateAdaptation, RedisTokenBucket
 from etl.state.runs import KINDS
 from etl.state.store import StateStore
 from etl.sync.heartbeat import WorkerHeartbeat
 from etl.sync.queues import BACKFILL, INCREMENTAL, TASK_PROCESS_CHUNK, TASK_PRODUCE, chunk_queue
-from etl.sync.streams import Stream, stream_for_scope
+from etl.sync.streams import ProductsStream, Stream, stream_for_scope
 from etl.synerise.client import SyneriseClient
 from etl.vtex.client import VtexClient
 from schemas.mapping import MappingConfig
@@ -71,7 +72,7 @@ class Engine:
         from a waiting one and leaves that to ``SYNC_STALE_AFTER``)."""
         settings = settings.with_infra()
         assert settings.redis_url and settings.database_url  # with_infra() sets both
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis_client(settings.redis_url)  # timeouts, keepalives, retries
         store = StateStore(settings.database_url)
         lease = SlotLease(client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl)
         adapt = RateAdaptation.from_settings(settings)
@@ -83,6 +84,9 @@ class Engine:
             vtex=VtexClient.from_settings(
                 settings,
                 budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit, adapt=adapt),
+                catalog_budget=RedisTokenBucket(
+                    client, "vtex_catalog", settings.vtex_catalog_rate_limit, adapt=adapt
+                ),
             ),
             synerise=SyneriseClient.from_settings(
                 settings,
@@ -100,9 +104,15 @@ class Engine:
     def stream(self, scope: str) -> Stream:
         """The stream for a scope, built once (its HTTP pools are reused)."""
         if scope not in self._streams:
-            self._streams[scope] = stream_for_scope(
-                scope, self.vtex, self.mapping, self.settings.sync_fetch_concurrency
-            )
+            if scope == ProductsStream.scope:  # it also needs Synerise and the state store
+                built: Stream = ProductsStream.from_settings(
+                    self.settings, self.vtex, self.synerise, self.store
+                )
+            else:
+                built = stream_for_scope(
+                    scope, self.vtex, self.mapping, self.settings.sync_fetch_concurrency
+                )
+            self._streams[scope] = built
         return self._streams[scope]
 
     def chunk_size(self, scope: str) -> int:
