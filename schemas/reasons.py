@@ -49,7 +49,10 @@ _DESCRIPTIONS: dict[RejectReason, str] = {
         "the VTEX record has a shape or value the mapping cannot convert (see the message)"
     ),
     RejectReason.SYNERISE_REJECTED: "Synerise refused the item (its error message is kept)",
-    RejectReason.NOT_FOUND: "listed by VTEX but gone when its details were read",
+    RejectReason.NOT_FOUND: (
+        "VTEX has no such record: listed but gone when its details were read, or a selected id"
+        " (sync start --ids/--emails) it does not know"
+    ),
 }
 
 

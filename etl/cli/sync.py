@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -20,6 +20,7 @@ from etl.errors import NetworkError
 from etl.state.runs import Run, RunNotFoundError
 from etl.sync import runs
 from etl.sync.report import progress_line, summary
+from etl.sync.streams import EMAIL_KEY
 from etl.sync.windows import Window, parse_time
 
 __all__ = ["sync"]
@@ -65,14 +66,13 @@ def sync() -> None:
 def _start_options(func):  # noqa: ANN001
     options = [
         click.option(
-            "--from",
-            "date_from",
-            type=WHEN,
-            required=True,
-            help="Start of the range (inclusive), UTC.",
+            "--from", "date_from", type=WHEN, help="Start of the range (inclusive), UTC."
         ),
+        click.option("--to", "date_to", type=WHEN, help="End of the range (exclusive), UTC."),
         click.option(
-            "--to", "date_to", type=WHEN, required=True, help="End of the range (exclusive), UTC."
+            "--ids-file",
+            type=click.File("r", encoding="utf-8"),
+            help="Sync only the ids in this file, one per line ('-': standard input).",
         ),
         click.option(
             "--dry-run",
@@ -97,7 +97,11 @@ def _start_options(func):  # noqa: ANN001
 
 @sync.group()
 def start() -> None:
-    """Start a historical sync of customers or orders over a date range."""
+    """Start a historical sync of customers or orders over a date range (--from/--to), or of
+    selected records only (--ids, --ids-file; customers also --emails): a `selection` run."""
+
+
+_IDS_HELP = "Sync only these ids (comma-separated), instead of a date range."
 
 
 @start.command("customers")
@@ -108,38 +112,75 @@ def start() -> None:
     show_default=True,
     help="Window on the CL document's createdIn or updatedIn.",
 )
+@click.option("--ids", help=f"{_IDS_HELP} A CL document id or a VTEX userId each.")
+@click.option("--emails", help="Sync only the customers with these e-mails (comma-separated).")
 @_start_options
-def start_customers(by: str, **options: object) -> None:
+def start_customers(by: str, ids: str | None, emails: str | None, **options: Any) -> None:
     """Sync Master Data CL customers into Synerise profiles."""
-    _start(f"customers_{by}", **options)  # type: ignore[arg-type]
+    keys = _ids(ids, options.pop("ids_file"))
+    keys += [EMAIL_KEY + email for email in _split(emails, "--emails")]
+    _start(f"customers_{by}", keys, **options)
 
 
 @start.command("orders")
+@click.option("--ids", help=f"{_IDS_HELP} OMS order ids (e.g. 1234567890123-01).")
 @_start_options
-def start_orders(**options: object) -> None:
+def start_orders(ids: str | None, **options: Any) -> None:
     """Sync OMS orders into Synerise transactions."""
-    _start("orders", **options)  # type: ignore[arg-type]
+    _start("orders", _ids(ids, options.pop("ids_file")), **options)
+
+
+def _ids(ids: str | None, ids_file: IO[str] | None) -> list[str]:
+    """The ids of ``--ids`` then of ``--ids-file`` (blank lines skipped)."""
+    found = _split(ids, "--ids")
+    if ids_file is not None:
+        found += [line.strip() for line in ids_file if line.strip()]
+        if not found:
+            raise click.BadParameter("the file holds no id", param_hint="--ids-file")
+    return found
+
+
+def _split(value: str | None, option: str) -> list[str]:
+    if value is None:
+        return []
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise click.BadParameter("expected one or more comma-separated values", param_hint=option)
+    return items
 
 
 def _start(
     scope: str,
-    date_from: datetime,
-    date_to: datetime,
+    keys: list[str],
+    date_from: datetime | None,
+    date_to: datetime | None,
     dry_run: bool,
     full: bool,
     wait: bool,
     as_json: bool,
     no_queue: bool,
 ) -> None:
-    if date_to <= date_from:
+    window = None
+    if keys:
+        if date_from or date_to:
+            raise click.UsageError("give either --from/--to or the records to sync, not both")
+    elif date_from is None or date_to is None:
+        raise click.UsageError("give a date range (--from and --to) or the records to sync")
+    elif date_to <= date_from:
         raise click.BadParameter("--to must be after --from", param_hint="--to")
-    window = Window(date_from, date_to)
-    warning = runs.horizon_warning(scope, window)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
+    else:
+        window = Window(date_from, date_to)
+        warning = runs.horizon_warning(scope, window)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     engine = _engine()
     request = runs.StartRequest(
-        scope, window, dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
+        scope,
+        window,
+        dry_run=dry_run,
+        full_resync=full,
+        queue_if_busy=not no_queue,
+        keys=tuple(keys),
     )
     try:
         run = runs.start(engine, request)
@@ -222,6 +263,8 @@ def list_runs(limit: int, status_filter: str | None, as_json: bool) -> None:
             click.echo(json.dumps(summary(run)))
         else:
             window = f"{run.window_from:%Y-%m-%d}..{run.window_to:%Y-%m-%d}"
+            if run.kind == "selection":
+                window = f"{run.records_total} selected".ljust(len(window))
             flags = " dry-run" if run.dry_run else ""
             click.echo(
                 f"{run.id:>6}  {run.kind:<11} {run.scope:<18} {window}{flags}  "

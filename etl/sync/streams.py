@@ -42,12 +42,17 @@ from schemas.mapping import (
 from schemas.reasons import RejectReason
 
 __all__ = [
+    "EMAIL_KEY",
     "CustomersStream",
     "Fetched",
     "OrdersStream",
     "Stream",
     "stream_for_scope",
 ]
+
+
+EMAIL_KEY = "email:"
+"""Prefix of a customers key that names a ``CL`` document by its e-mail (a selection's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +182,30 @@ class CustomersStream(Stream):
         return str(listed["id"])
 
     def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
+        """The listed documents a chunk carries, else each key read from Master Data (replays
+        and selections re-read, so a fixed record is sent as it is now).
+
+        A key read is a ``CL`` document id, else a ``userId`` (an order's
+        ``userProfileId``), or ``email:<address>``; a found record is keyed by its document id
+        (the ``profiles`` ledger's key), one that is not keeps the key it was asked by.
+        """
         if stored is not None:
             return [Fetched(key, doc) for key, doc in zip(keys, stored, strict=True)]
-        # Replays re-read each document, so a fixed record is sent as it is now.
-        docs = self._parallel(lambda key: self.vtex.get_customer(key, self.fields), keys)
-        return [Fetched(key, doc) for key, doc in zip(keys, docs, strict=True)]
+        docs = self._parallel(self._read, keys)
+        missing = [key for key, doc in zip(keys, docs, strict=True) if doc is None]
+        plain = [key for key in missing if not key.startswith(EMAIL_KEY)]
+        by_user = self.vtex.find_customers_by_user_ids(plain, self.fields) if plain else {}
+        fetched: dict[str, Fetched] = {}
+        for key, doc in zip(keys, docs, strict=True):
+            doc = doc if doc is not None else by_user.get(key)
+            found = Fetched(str(doc["id"]), doc) if doc and doc.get("id") else Fetched(key, doc)
+            fetched.setdefault(found.key, found)  # one document named twice is sent once
+        return list(fetched.values())
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        if key.startswith(EMAIL_KEY):
+            return self.vtex.find_customer_by_email(key.removeprefix(EMAIL_KEY), self.fields)
+        return self.vtex.get_customer(key, self.fields)
 
     def to_payload(
         self, fetched: Fetched, warnings: list[FieldWarning] | None = None
@@ -292,7 +316,8 @@ def guest_key(profile: dict[str, Any], mapping: MappingConfig) -> str:
 
 
 def not_found(key: str) -> SkippableRecordError:
-    """The rejection for a record listed by VTEX but gone when fetched."""
+    """The rejection for a record VTEX does not have: listed but gone when fetched, or a
+    selected key it does not know."""
     return SkippableRecordError(
-        RejectReason.NOT_FOUND, "listed by VTEX but not found when read", key
+        RejectReason.NOT_FOUND, "VTEX has no such record (gone since listed, or an unknown id)", key
     )
