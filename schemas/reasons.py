@@ -24,6 +24,8 @@ class RejectReason(StrEnum):
     MAPPING_ERROR = "MAPPING_ERROR"
     SYNERISE_REJECTED = "SYNERISE_REJECTED"
     NOT_FOUND = "NOT_FOUND"
+    VETOED = "VETOED"
+    ENRICHMENT_ERROR = "ENRICHMENT_ERROR"
 
     @property
     def description(self) -> str:
@@ -52,6 +54,11 @@ _DESCRIPTIONS: dict[RejectReason, str] = {
     RejectReason.NOT_FOUND: (
         "VTEX has no such record: listed but gone when its details were read, or a selected id"
         " (sync start --ids/--emails) it does not know"
+    ),
+    RejectReason.VETOED: "an enricher vetoed the record (its reason is the message)",
+    RejectReason.ENRICHMENT_ERROR: (
+        "an enricher raised, returned no dict, or left a payload that is not JSON (see the"
+        " message); fix the enricher, then replay"
     ),
 }
 

@@ -2,7 +2,8 @@
 
 After the Singer SDK: a stream declares its name, its ledger and its listing cap, and implements
 four hooks. The producer calls ``count`` and ``list_pages`` to plan chunks; a chunk task calls
-``fetch`` (``runs.run_chunk``), then ``to_payload`` and ``send`` (``pipeline.map_diff_send``).
+``fetch`` (``runs.run_chunk``), then ``payload`` (``to_payload``, then the enrichers) and ``send``
+(``pipeline.map_diff_send``).
 
 ============================  =====================  ==========================================
 stream                        listing                details fetched per record
@@ -69,6 +70,8 @@ class Stream(ABC):
 
     scope: ClassVar[str]
     """The CLI scope (``orders``, ``customers_created``, ``customers_updated``)."""
+    kind: ClassVar[str]
+    """What a payload is, for enrichers (``schemas.enrichment``): ``profile``, ``transaction``."""
     ledger: ClassVar[str]
     """The entity-ledger stream (``profiles`` or ``transactions``)."""
     window_cap: ClassVar[int]
@@ -111,6 +114,16 @@ class Stream(ABC):
     def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
         """Post the payloads; the result says which were accepted."""
 
+    def payload(
+        self, fetched: Fetched, warnings: list[FieldWarning] | None = None
+    ) -> dict[str, Any]:
+        """The payload to send: ``to_payload``, then the enrichers and attribute rules
+        (``MappingConfig.enrichment``); raises ``SkippableRecordError`` for a record either
+        rejects (``VETOED``, ``ENRICHMENT_ERROR``)."""
+        assert fetched.record is not None
+        payload = self.to_payload(fetched, warnings)
+        return self.mapping.enrichment.apply(self.kind, fetched.key, fetched.record, payload)
+
     def guest_profile(
         self, fetched: Fetched, warnings: list[FieldWarning] | None = None
     ) -> tuple[str, dict[str, Any]] | None:
@@ -129,6 +142,7 @@ class Stream(ABC):
 class CustomersStream(Stream):
     """Master Data ``CL`` documents to Synerise profiles (``/v4/clients/batch``)."""
 
+    kind = "profile"
     ledger = "profiles"
     window_cap = 10_000
     carries_payload = True
@@ -221,6 +235,7 @@ class OrdersStream(Stream):
     """OMS orders to Synerise transactions (``/v4/transactions/batch``)."""
 
     scope = "orders"
+    kind = "transaction"
     ledger = "transactions"
     window_cap = 30 * 100  # OMS list orders stops at page 30 of at most 100
     chunk_size = 100
