@@ -101,3 +101,22 @@ def test_usage_errors(sandbox, engine):
     empty = invoke("sync", "start", "orders", "--ids-file", "-", stdin="\n \n", expect=2)
     assert "no id" in empty.stderr
     assert engine.store.runs.find() == []
+
+
+def test_a_selection_takes_a_slot_like_any_run(sandbox, engine):
+    """No worker: two date-range runs hold both slots; a selection queues (or is refused with
+    ``--no-queue``) and starts when a slot frees."""
+    from etl.sync import runs
+    from tests.helpers.sync import WHOLE_RANGE
+
+    held = [runs.start(engine, runs.StartRequest("orders", WHOLE_RANGE)) for _ in range(2)]
+    assert [run.status for run in held] == ["running", "running"]
+
+    refused = invoke("sync", "start", "orders", "--ids", "A,B", "--no-queue", expect=3)
+    assert "no free slot" in refused.stderr or "already active" in refused.stderr
+    queued = json.loads(invoke("sync", "start", "orders", "--ids", "A,B", "--json").stdout)
+    assert queued["status"] == "queued" and queued["kind"] == "selection"
+
+    runs.cancel(engine, held[0].id)
+    selection = engine.store.runs.get(queued["id"])
+    assert selection.status == "running" and selection.records_total == 2
