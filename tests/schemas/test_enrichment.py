@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from etl.config import Settings
 from etl.errors import ConfigError, SkippableRecordError
 from schemas.enrichment import AttributeRules, Enrichment, NamedEnricher, Veto, load_enrichers
 from schemas.mapping_config import MappingConfig
+from tests.etl.test_config import load as settings
 from tests.helpers import enrichers
 
 
@@ -110,18 +110,6 @@ def test_load_by_path_by_entry_point_and_every_installed_one(monkeypatch):
 def test_what_cannot_be_loaded_is_named(name, why):
     with pytest.raises(ValueError, match=why):
         load_enrichers([name])
-
-
-CREDENTIALS = {
-    "VTEX_ACCOUNT": "shop",
-    "VTEX_APP_KEY": "k",
-    "VTEX_APP_TOKEN": "t",
-    "SYNERISE_API_KEY": "s",
-}
-
-
-def settings(**env: str) -> Settings:
-    return Settings.from_env({**CREDENTIALS, **env})
 
 
 def test_settings_parse_enrichers_and_attribute_rules():
