@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -43,8 +42,6 @@ __all__ = [
     "Veto",
     "load_enrichers",
 ]
-
-log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "vtex_synerise.enrichers"
 
@@ -131,10 +128,10 @@ class AttributeRules:
 
     def apply(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """The shaped copy of an attribute map."""
-        excluded, renamed = set(self.exclude), dict(self.rename)
+        included, excluded, renamed = set(self.include), set(self.exclude), dict(self.rename)
         shaped = {}
         for name, value in attributes.items():
-            if name in excluded or (self.include and name not in self.include):
+            if name in excluded or (included and name not in included):
                 continue
             shaped[renamed.get(name, name)] = value
         return shaped
@@ -147,9 +144,6 @@ class Enrichment:
     enrichers: tuple[NamedEnricher, ...] = ()
     rules: AttributeRules = dataclasses.field(default_factory=AttributeRules)
 
-    def __bool__(self) -> bool:
-        return bool(self.enrichers or self.rules)
-
     def apply(
         self, kind: str, key: str, document: Mapping[str, Any], payload: dict[str, Any]
     ) -> dict[str, Any]:
@@ -160,20 +154,19 @@ class Enrichment:
                 enricher raised, returned something other than a dict, or left a payload that
                 is not JSON), for this record only.
         """
-        if not self:
-            return payload
         for enricher in self.enrichers:
             payload = _run(enricher, kind, key, document, payload)
+        if self.enrichers:
+            try:  # caught here, it rejects one record; in the ledger's hash, the whole chunk
+                json.dumps(payload, allow_nan=False)
+            except (TypeError, ValueError) as error:
+                raise _error(key, f"the enriched payload is not JSON: {error}") from None
         field = ATTRIBUTE_MAPS[kind]
         if self.rules and isinstance(payload.get(field), Mapping):
             shaped = self.rules.apply(payload[field])
             payload = {k: v for k, v in payload.items() if k != field}
             if shaped:
                 payload[field] = shaped
-        try:
-            json.dumps(payload, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            raise _error(key, f"the enriched payload is not JSON: {error}") from None
         return payload
 
 
@@ -190,8 +183,7 @@ def _run(
         raise SkippableRecordError(
             RejectReason.VETOED, _clip(f"{enricher.name}: {veto.reason}"), key
         ) from None
-    except Exception as error:  # the hook's bug rejects its record, never the batch
-        log.warning("enricher %s raised %s on %s", enricher.name, type(error).__name__, key)
+    except Exception as error:  # the hook's bug rejects its record (kept), never the batch
         raise _error(key, f"{enricher.name} raised {type(error).__name__}: {error}") from None
     if result is None:
         return payload

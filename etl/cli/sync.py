@@ -63,12 +63,19 @@ def sync() -> None:
     """Historical syncs: start, follow, cancel, resume, inspect rejects, replay."""
 
 
-def _start_options(func):  # noqa: ANN001
+def _start_options(*selection: Any) -> Any:
+    """The options of ``sync start``: the range, then ``selection`` (the options naming records
+    instead), then how to run."""
+    return lambda func: _with_options(func, selection)
+
+
+def _with_options(func, selection):  # noqa: ANN001
     options = [
         click.option(
             "--from", "date_from", type=WHEN, help="Start of the range (inclusive), UTC."
         ),
         click.option("--to", "date_to", type=WHEN, help="End of the range (exclusive), UTC."),
+        *selection,
         click.option(
             "--ids-file",
             type=click.File("r", encoding="utf-8"),
@@ -112,9 +119,10 @@ _IDS_HELP = "Sync only these ids (comma-separated), instead of a date range."
     show_default=True,
     help="Window on the CL document's createdIn or updatedIn.",
 )
-@click.option("--ids", help=f"{_IDS_HELP} A CL document id or a VTEX userId each.")
-@click.option("--emails", help="Sync only the customers with these e-mails (comma-separated).")
-@_start_options
+@_start_options(
+    click.option("--ids", help=f"{_IDS_HELP} A CL document id or a VTEX userId each."),
+    click.option("--emails", help="Sync only the customers with these e-mails (comma-separated)."),
+)
 def start_customers(by: str, ids: str | None, emails: str | None, **options: Any) -> None:
     """Sync Master Data CL customers into Synerise profiles."""
     keys = _ids(ids, options.pop("ids_file"))
@@ -123,8 +131,7 @@ def start_customers(by: str, ids: str | None, emails: str | None, **options: Any
 
 
 @start.command("orders")
-@click.option("--ids", help=f"{_IDS_HELP} OMS order ids (e.g. 1234567890123-01).")
-@_start_options
+@_start_options(click.option("--ids", help=f"{_IDS_HELP} OMS order ids (e.g. 1234567890123-01)."))
 def start_orders(ids: str | None, **options: Any) -> None:
     """Sync OMS orders into Synerise transactions."""
     _start("orders", _ids(ids, options.pop("ids_file")), **options)
