@@ -126,7 +126,12 @@ _IDS_HELP = "Sync only these ids (comma-separated), instead of a date range."
 def start_customers(by: str, ids: str | None, emails: str | None, **options: Any) -> None:
     """Sync Master Data CL customers into Synerise profiles."""
     keys = _ids(ids, options.pop("ids_file"))
-    keys += [EMAIL_KEY + email for email in _split(emails, "--emails")]
+    addresses = _split(emails, "--emails")
+    for address in addresses:
+        local, at, domain = address.rpartition("@")
+        if not (local and at and domain):
+            raise click.BadParameter(f"{address!r} is not an e-mail address", param_hint="--emails")
+    keys += [EMAIL_KEY + address for address in addresses]
     _start(f"customers_{by}", keys, **options)
 
 

@@ -100,6 +100,8 @@ def test_usage_errors(sandbox, engine):
     assert "--from" in neither.stderr
     empty = invoke("sync", "start", "orders", "--ids-file", "-", stdin="\n \n", expect=2)
     assert "no id" in empty.stderr
+    not_email = invoke("sync", "start", "customers", "--emails", "ana.example.com", expect=2)
+    assert "'ana.example.com' is not an e-mail address" in not_email.stderr
     assert engine.store.runs.find() == []
 
 
