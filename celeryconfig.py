@@ -18,6 +18,9 @@ from pathlib import Path
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from etl.config import Settings
+from etl.errors import ConfigError
+from etl.infra import REDIS_OPTIONS
 from etl.sync.queues import (
     BACKFILL,
     INCREMENTAL,
@@ -43,16 +46,41 @@ def _embedded_redis_url() -> str | None:
 
 
 broker_url = os.environ.get("REDIS_URL") or _embedded_redis_url()
+
+# A Redis restart or outage is waited out, never fatal: workers and beat reconnect by
+# themselves, for as long as it takes, logging each attempt ("Cannot connect to redis://...:
+# ... Trying again in N seconds"). The embedded Redis comes back on its recorded port.
+broker_connection_retry = True
 broker_connection_retry_on_startup = True
-# Longer than any task including its retries' countdowns, or Redis re-delivers it while it runs.
-broker_transport_options = {"visibility_timeout": 3600}
+broker_connection_max_retries = None
+broker_transport_options = {
+    # Longer than any task including its retries' countdowns, or Redis re-delivers it while it
+    # runs.
+    "visibility_timeout": 3600,
+    # The same timeouts and keepalives as our own clients (etl.infra.REDIS_OPTIONS): a dead or
+    # half-open connection fails a publish within seconds, and kombu's health checks (BRPOP
+    # and pub/sub) drop a stale consumer connection within brpop_timeout + 2 x interval.
+    # retry_on_timeout stays off: kombu would then give up batched publishes (a timed-out
+    # write may have landed), and the publish retry policy below covers restarts.
+    **REDIS_OPTIONS,
+}
+# A publish (sync start, a chunk, a webhook, a task's own retry) rides out a short restart: up
+# to 4 retries over about 3 s before the caller sees NetworkError (a webhook answers 503).
+task_publish_retry = True
+task_publish_retry_policy = {
+    "max_retries": 4, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.5,
+}  # fmt: skip
 
 # Acknowledge after the task ran; a killed worker's task goes back to the queue. Loops are
 # bounded by the attempts counter in PostgreSQL, which Redis cannot provide.
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-worker_cancel_long_running_tasks_on_connection_loss = True
+# A task running when the broker connection drops (a Redis restart) finishes and records its
+# outcome in PostgreSQL; cancelling it would leave its chunk claimed with no one working on it.
+# Its message, unacknowledged, comes back after the visibility timeout or a worker's restart,
+# and then finds the chunk done (the claim in sync_chunk makes a second delivery a no-op).
+worker_cancel_long_running_tasks_on_connection_loss = False
 worker_soft_shutdown_timeout = 30
 
 # The soft limit raises SoftTimeLimitExceeded so a task can checkpoint; the hard one kills.
@@ -88,37 +116,48 @@ task_routes = {
 }
 
 
+def _beat_settings() -> Settings:
+    """The beat variables, validated like every setting (``ConfigError`` names the variable)."""
+    return Settings.from_env(require=())
+
+
 def _incremental_schedule() -> dict[str, dict[str, object]]:
     """One cron-triggered incremental sync per scope.
 
     ``SYNC_INCREMENTAL_CRON`` (five cron fields, default every 15 minutes) and
     ``SYNC_INCREMENTAL_SCOPES`` (default ``customers_updated,orders``; empty disables them).
     """
-    fields = (os.environ.get("SYNC_INCREMENTAL_CRON") or "*/15 * * * *").split()
-    if len(fields) != 5:
-        raise ValueError("SYNC_INCREMENTAL_CRON: expected five cron fields, e.g. '*/15 * * * *'")
-    minute, hour, day_of_month, month_of_year, day_of_week = fields
-    when = crontab(minute, hour, day_of_week, day_of_month, month_of_year)
-    scopes = os.environ.get("SYNC_INCREMENTAL_SCOPES", "customers_updated,orders")
+    settings = _beat_settings()
+    minute, hour, day_of_month, month_of_year, day_of_week = settings.sync_incremental_cron
+    try:  # the fields are checked one by one already; Celery also refuses a day that never comes
+        when = crontab(minute, hour, day_of_week, day_of_month, month_of_year)
+    except ValueError as error:
+        raise ConfigError(
+            "SYNC_INCREMENTAL_CRON", f"a schedule that can fire ({error})",
+            " ".join(settings.sync_incremental_cron),
+        ) from None
     return {
         f"incremental-{scope}": {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
-        for scope in (name.strip() for name in scopes.split(",")) if scope
+        for scope in settings.sync_incremental_scopes
     }
 
 
 def _orders_feed_schedule() -> dict[str, dict[str, object]]:
     """The Orders Feed consumer (``etl.sync.feed``) every ``ORDERS_FEED_INTERVAL`` seconds
     (default 60; 0 turns it off)."""
-    raw = os.environ.get("ORDERS_FEED_INTERVAL") or "60"
-    if not raw.isdigit() or int(raw) > 3600:
-        raise ValueError(f"ORDERS_FEED_INTERVAL: expected 0 to 3600 seconds, got {raw!r}")
-    if int(raw) == 0:
+    interval = _beat_settings().orders_feed_interval
+    if interval == 0:
         return {}
-    return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(raw)}}
+    return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(interval)}}
 
 
-beat_schedule = {
-    "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
-    **_incremental_schedule(),
-    **_orders_feed_schedule(),
-}
+def schedule() -> dict[str, dict[str, object]]:
+    """Beat's schedule from the current settings (``ConfigError`` names a bad variable)."""
+    return {
+        "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
+        **_incremental_schedule(),
+        **_orders_feed_schedule(),
+    }
+
+
+beat_schedule = schedule()

@@ -27,7 +27,9 @@ from etl.errors import ConfigError
 from etl.redaction import register_secret
 
 __all__ = [
+    "CRON_FIELDS",
     "DELETE_BEHAVIOURS",
+    "SCOPES",
     "SECTIONS",
     "SOURCE_RULE_FIELDS",
     "SYNERISE_HOSTS",
@@ -69,6 +71,19 @@ field tests ``salesChannel``."""
 SourceRule = tuple[str, str, str]
 """``(order field, value, Synerise source)``: an order whose field equals the value gets the
 source."""
+
+SCOPES = ("customers_created", "customers_updated", "orders")
+"""What a sync can cover (``etl.state.runs.SCOPES`` holds the same; a test keeps them equal)."""
+
+CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                      "nov", "dec")),
+    ("day of week", 0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)  # fmt: skip
+"""The five fields of a cron expression: name, range and names (``jan`` is 1, ``sun`` is 0)."""
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -152,6 +167,9 @@ class Settings:
     consent_create_missing_cl: bool
     realtime_dedupe_ttl: int
     echo_guard_ttl: int
+    sync_incremental_cron: tuple[str, str, str, str, str]
+    sync_incremental_scopes: tuple[str, ...]
+    orders_feed_interval: int
     enrichers: tuple[str, ...] | None = None
     """Enrichers to run, in order (``schemas.enrichment``); ``None``: every installed one."""
     attributes_include: tuple[str, ...] = ()
@@ -247,6 +265,13 @@ class Settings:
             consent_create_missing_cl=get("CONSENT_CREATE_MISSING_CL", _bool, False),
             realtime_dedupe_ttl=get("REALTIME_DEDUPE_TTL", _int_between(60, 30 * 86_400), 172_800),
             echo_guard_ttl=get("ECHO_GUARD_TTL", _int_between(1, 86_400), 600),
+            sync_incremental_cron=get(
+                "SYNC_INCREMENTAL_CRON", _cron, ("*/15", "*", "*", "*", "*")
+            ),
+            sync_incremental_scopes=_scopes(
+                "SYNC_INCREMENTAL_SCOPES", merged.get("SYNC_INCREMENTAL_SCOPES")
+            ),
+            orders_feed_interval=get("ORDERS_FEED_INTERVAL", _int_between(0, 3600), 60),
             enrichers=get("ENRICHERS", _enricher_names, None),
             attributes_include=get("ATTRIBUTES_INCLUDE", _names, ()),
             attributes_exclude=get("ATTRIBUTES_EXCLUDE", _names, ()),
@@ -469,6 +494,48 @@ def _source_rules(variable: str, raw: str) -> tuple[SourceRule, ...]:
             raise ConfigError(variable, f"{expected}; each field:value once", raw)
         rules.append((field, value, source))
     return tuple(rules)
+
+
+def _cron(variable: str, raw: str) -> tuple[str, str, str, str, str]:
+    """Five cron fields (minute hour day-of-month month day-of-week), each checked for range."""
+    expected = "five cron fields, minute hour day-of-month month day-of-week, e.g. '*/15 * * * *'"
+    fields = raw.lower().split()
+    if len(fields) != 5:
+        raise ConfigError(variable, expected, raw)
+    for text, (name, low, high, names) in zip(fields, CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            if not _cron_item(item, low, high, names):
+                raise ConfigError(variable, f"{expected} ({name} is {low}-{high})", raw)
+    return fields[0], fields[1], fields[2], fields[3], fields[4]
+
+
+def _cron_item(item: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    """``*``, ``N``, ``N-M``, each with an optional ``/STEP``; names count from ``low``."""
+    span, slash, step = item.partition("/")
+    if slash and not (step.isdigit() and int(step) > 0):
+        return False
+
+    def value(text: str) -> int | None:
+        if text in names:
+            return names.index(text) + low
+        return int(text) if text.isdigit() and low <= int(text) <= high else None
+
+    if span == "*":
+        return True
+    first, dash, last = span.partition("-")
+    start, end = value(first), value(last) if dash else None
+    return start is not None and (not dash or (end is not None and end >= start))
+
+
+def _scopes(variable: str, raw: str | None) -> tuple[str, ...]:
+    """Comma-separated scopes; unset is the default, an empty value none (beat starts none)."""
+    if raw is None:
+        return ("customers_updated", "orders")
+    scopes = tuple(name.strip() for name in raw.split(",") if name.strip())
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown:
+        raise ConfigError(variable, f"comma-separated scopes among {', '.join(SCOPES)}", raw)
+    return scopes
 
 
 def _secret(variable: str, raw: str) -> Secret:

@@ -1,13 +1,18 @@
 """The demo: the product's main job, end to end, on embedded defaults, then a clean shutdown.
 
-It brings up the embedded Redis and PostgreSQL (in their own state folder, so it never touches
-servers you run), migrates the database, starts the VTEX and Synerise sandbox emulators with
-generated customers and orders (dirty ones included), a real Celery worker and Flower through
-this project's CLI, and runs a historical customers sync and an orders sync at once (the two
-slots) with progress bars. It then checks its report against the sandbox's inspection API,
-runs the customers sync again to show the ledger skipping unchanged records, and says where
-Flower is. Whatever happens (success, failure, Ctrl-C, SIGTERM) every process it started is
-stopped before it returns.
+It brings up embedded Redis and PostgreSQL of its own in ``$ETL_STATE_DIR/demo`` (so it never
+touches servers you run, ``REDIS_URL``/``DATABASE_URL`` included), migrates the database, starts
+the VTEX and Synerise sandbox emulators with generated customers and orders (dirty ones
+included), a real Celery worker and Flower through this project's CLI, and runs a historical
+customers sync and an orders sync at once (the two slots) with progress bars. It then checks its
+report against the sandbox's inspection API, runs the customers sync again to show the ledger
+skipping unchanged records, and says where Flower is.
+
+Every demo starts from a clean state: the sandbox starts empty, so the demo folder of an earlier
+demo (its ledger, runs and queues) is wiped first; otherwise the ledger would skip everything the
+new, empty sandbox has never seen. Whatever happens (success, failure, Ctrl-C, SIGTERM) every
+process it started is stopped before it returns: SIGTERM to each process group at once, SIGKILL
+to whatever is left after ``STOP_GRACE`` seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +50,8 @@ Say = Callable[[str], None]
 END_STATES = ("done", "failed", "cancelled")
 DEMO_RANGE = ("2025-06-01", "2026-06-01")
 """The sandbox generates records over this year; the syncs ask for all of it."""
+STOP_GRACE = 10.0
+"""Seconds the worker and Flower get to stop after SIGTERM before their groups get SIGKILL."""
 
 
 class DemoError(RuntimeError):
@@ -100,8 +108,10 @@ def run(
     report = DemoReport()
     started = time.monotonic()
     folder = Path(settings.etl_state_dir).resolve() / "demo"
+    spawned: list[subprocess.Popen[bytes]] = []
     with _terminate_on_sigterm(), _cleanup_stack() as cleanup:
         settings = _servers(settings, folder, cleanup, say)
+        cleanup.callback(stop_groups, spawned)
         assert settings.redis_url and settings.database_url
         report.redis_url, report.database_url = settings.redis_url, settings.database_url
         report.migrations_applied = migrate.upgrade(settings.database_url)
@@ -127,7 +137,7 @@ def run(
         _spawn(
             "worker",
             ["worker", "--pool", "threads", "--concurrency", "8", "--hostname", node],
-            env, folder, cleanup,
+            env, folder, cleanup, spawned,
         )
         say(f"worker started (log: {folder / 'worker.log'})")
 
@@ -135,7 +145,9 @@ def run(
         port = infra.free_port()
         report.flower_url = f"http://127.0.0.1:{port}"
         flower_env = {**env, "FLOWER_BASIC_AUTH": f"{report.flower_user}:{report.flower_password}"}
-        flower = _spawn("flower", ["flower", "--port", str(port)], flower_env, folder, cleanup)
+        flower = _spawn(
+            "flower", ["flower", "--port", str(port)], flower_env, folder, cleanup, spawned
+        )
         auth = _basic(report.flower_user, report.flower_password)
         worker_name = node.replace("%h", socket.gethostname())  # as Celery expands %h
         online = f'flower_worker_online{{worker="{worker_name}"}} 1.0'
@@ -285,29 +297,36 @@ def _json(url: str) -> dict[str, Any]:
 
 
 def _servers(settings: Settings, folder: Path, cleanup: contextlib.ExitStack, say: Say) -> Settings:
-    """External URLs as given; otherwise embedded servers in the demo's own folder."""
-    need_redis, need_postgres = not settings.redis_url, not settings.database_url
-    if need_redis or need_postgres:
-        with _signals_deferred():  # a server started is a server recorded for shutdown
-            cleanup.callback(infra.down, folder)
-            state = infra.up(folder, need_redis=need_redis, need_postgres=need_postgres)
-        say(f"embedded servers up in {folder}")
-        settings = Settings.from_env(
-            {
-                **os.environ,
-                "REDIS_URL": settings.redis_url or state.redis_url,
-                "DATABASE_URL": settings.database_url or state.database_url,
-                "ETL_STATE_DIR": str(folder),
-            },
-            require=(),
-        )
-    return settings
+    """Fresh embedded servers in the demo's own folder, whatever the environment points at."""
+    if settings.redis_url or settings.database_url:
+        say("REDIS_URL/DATABASE_URL are left alone: the demo runs servers of its own")
+    with _signals_deferred():  # a server started is a server recorded for shutdown
+        infra.down(folder)  # an earlier demo's servers, if one was killed before its cleanup
+        shutil.rmtree(folder, ignore_errors=True)
+        cleanup.callback(infra.down, folder)
+        state = infra.up(folder)
+    say(f"demo state in {folder} (embedded Redis and PostgreSQL, logs; wiped at each demo)")
+    return Settings.from_env(
+        {
+            **os.environ,
+            "REDIS_URL": state.redis_url,
+            "DATABASE_URL": state.database_url,
+            "ETL_STATE_DIR": str(folder),
+        },
+        require=(),
+    )
 
 
 def _spawn(
-    name: str, args: list[str], env: dict[str, str], folder: Path, cleanup: contextlib.ExitStack
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    folder: Path,
+    cleanup: contextlib.ExitStack,
+    spawned: list[subprocess.Popen[bytes]],
 ) -> subprocess.Popen[bytes]:
-    """Start ``vtex-synerise ARGS`` in its own process group, logging to ``folder/NAME.log``."""
+    """Start ``vtex-synerise ARGS`` in its own process group, logging to ``folder/NAME.log``;
+    ``spawned`` is what the cleanup stops."""
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / f"{name}.log", "wb")  # noqa: SIM115 - closed by the cleanup stack
     cleanup.callback(log.close)
@@ -317,31 +336,29 @@ def _spawn(
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        cleanup.callback(_stop_group, proc)
+        spawned.append(proc)
     return proc
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
-    """SIGTERM the process group (Celery's warm shutdown), SIGKILL what is left after ``grace``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
-    # Children (prefork pool) may outlive the parent briefly; the group id is the parent's pid.
+def stop_groups(procs: list[subprocess.Popen[bytes]], grace: float = STOP_GRACE) -> None:
+    """Stop every process group in ``procs`` within about ``grace`` seconds, whatever the load.
+
+    SIGTERM to all groups at once (Celery's warm shutdown, Flower's exit), one shared deadline,
+    then SIGKILL to each whole group: a leader that exited may leave pool children behind, and
+    one that ignores SIGTERM is not waited for longer. The group id is the leader's pid
+    (``start_new_session``).
+    """
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _wait(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
+from etl.cli.errors import EXIT_INTERRUPTED
 from etl.config import Settings
 
 __all__ = ["demo"]
@@ -19,7 +22,11 @@ __all__ = ["demo"]
               help="Seconds each waiting step may take.")
 @click.option("--hold", is_flag=True, help="Keep Flower open until Ctrl-C, then shut down.")
 def demo(customers: int, orders: int, seed: int, timeout: float, hold: bool) -> None:
-    """Sandbox VTEX -> Celery workers -> sandbox Synerise: a customers and an orders sync."""
+    """Sandbox VTEX -> Celery workers -> sandbox Synerise: a customers and an orders sync.
+
+    It runs servers of its own in $ETL_STATE_DIR/demo (default .state/demo), wiped at each
+    start so every demo begins from a clean state; REDIS_URL and DATABASE_URL are left alone.
+    """
     from etl.demo import DemoError, run  # local: keeps `--help` light
 
     settings = Settings.from_env(require=())
@@ -29,7 +36,8 @@ def demo(customers: int, orders: int, seed: int, timeout: float, hold: bool) -> 
     except DemoError as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
-        raise click.ClickException("interrupted; everything was shut down") from None
+        click.echo("interrupted; everything was shut down", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     sent = sum(c["sent"] for c in report.runs.values())
     rejected = sum(c["rejected"] for c in report.runs.values())
     click.echo(

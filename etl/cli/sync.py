@@ -1,9 +1,10 @@
 """``vtex-synerise sync``: launch and follow historical syncs.
 
-Exit codes: 0 the command did what was asked (with ``--wait``: the run ended ``done``);
-1 the run ended ``failed`` or ``cancelled``; 2 bad usage or configuration; 3 no free slot
-with ``--no-queue``; 4 no such run; 5 ``sync start`` could not reach Redis or the broker (no
-run was recorded).
+Exit codes (``etl.cli.errors``): 0 the command did what was asked (with ``--wait``: the run
+ended ``done``); 1 the run ended ``failed`` or ``cancelled``; 2 bad usage or configuration;
+3 no free slot with ``--no-queue``; 4 no such run; 5 Redis or PostgreSQL unreachable (``sync
+start`` then records no run); 130 Ctrl-C while following a run (the run goes on in the
+background).
 """
 
 from __future__ import annotations
@@ -16,17 +17,31 @@ from typing import IO, Any
 
 import click
 
+from etl.cli.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NO_SLOT,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    explain,
+)
 from etl.errors import NetworkError
-from etl.state.runs import Run, RunNotFoundError
+from etl.state.runs import RUN_STATUSES, Run, RunNotFoundError
 from etl.sync import runs
+from etl.sync.realtime import DELIVERY_FAILED
 from etl.sync.report import progress_line, summary
 from etl.sync.streams import EMAIL_KEY
 from etl.sync.windows import Window, parse_time
+from schemas.reasons import RejectReason, WarningCode
 
 __all__ = ["sync"]
 
-EXIT_FAILED, EXIT_NO_SLOT, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 3, 4, 5
 END_STATES = ("done", "failed", "cancelled")
+REASONS = (*(str(reason) for reason in RejectReason), DELIVERY_FAILED)
+"""Every reason code a reject can carry (``sync rejects --reason``)."""
+WARNINGS = tuple(str(code) for code in WarningCode)
+"""Every field warning code (``sync rejects --warnings --reason``)."""
+CODES = (*REASONS, *WARNINGS)
 
 
 def _engine():
@@ -56,6 +71,13 @@ class _When(click.ParamType):
 
 
 WHEN = _When()
+
+
+class _Code(click.Choice):
+    """A code from a fixed list, upper case (``invalid_email`` is taken as ``INVALID_EMAIL``)."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        return super().convert(value.upper() if isinstance(value, str) else value, param, ctx)
 
 
 @click.group()
@@ -200,12 +222,9 @@ def _start(
         click.echo(f"error: {error}; try again later or drop --no-queue", err=True)
         sys.exit(EXIT_NO_SLOT)
     except NetworkError as error:
-        click.echo(
-            f"error: {error}; no run was recorded: check that Redis (REDIS_URL: the broker and "
-            "the run slots) is up, then start it again",
-            err=True,
-        )
-        sys.exit(EXIT_UNREACHABLE)
+        message, code = explain(error) or (f"error: {error}", EXIT_UNAVAILABLE)
+        click.echo(f"{message}; no run was recorded: start it again once it is back", err=True)
+        sys.exit(code)
     if not as_json:
         note = (
             " (queued: two syncs are active; it starts when a slot frees)"
@@ -228,6 +247,20 @@ def _finish(run: Run, as_json: bool) -> None:
 
 
 def _follow(run_id: int, *, quiet: bool = False, interval: float = 0.5) -> Run:
+    """Poll the run until it ends; Ctrl-C stops following, never the run (exit 130)."""
+    try:
+        return _poll(run_id, quiet=quiet, interval=interval)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nstopped following; run {run_id} goes on in the background "
+            f"(follow it: vtex-synerise sync status {run_id} --follow; "
+            f"stop it: vtex-synerise sync cancel {run_id})",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _poll(run_id: int, *, quiet: bool, interval: float) -> Run:
     """Poll the run until it ends, drawing a progress bar over planned records."""
     store = _store()
     run = store.runs.get(run_id)
@@ -266,7 +299,8 @@ def _load(run_id: int) -> Run:
 
 @sync.command("list")
 @click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
-@click.option("--status", "status_filter", default=None, help="Only runs in this status.")
+@click.option("--status", "status_filter", type=click.Choice(RUN_STATUSES), default=None,
+              help="Only runs in this status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 def list_runs(limit: int, status_filter: str | None, as_json: bool) -> None:
     """List recent runs."""
@@ -335,10 +369,8 @@ def resume(run_id: int, wait: bool, as_json: bool) -> None:
 
 @sync.command("rejects")
 @click.argument("run_id", type=int)
-@click.option(
-    "--reason", default=None,
-    help="Only this reason code (e.g. INVALID_EMAIL), or with --warnings this warning code.",
-)  # fmt: skip
+@click.option("--reason", type=_Code(CODES), default=None,
+              help="Only this reason code, or with --warnings this warning code.")
 @click.option("--unresolved", is_flag=True, help="Only records no replay has fixed yet.")
 @click.option(
     "--warnings", "show_warnings", is_flag=True,
@@ -350,6 +382,12 @@ def rejects(
 ) -> None:
     """List the records a run rejected: key, reason code, message (and whether a replay fixed
     it); with --warnings, the records it sent without some fields."""
+    if reason is not None and (reason in WARNINGS) != show_warnings:
+        wrong = (
+            "a reject reason, and --warnings lists warnings" if show_warnings
+            else "a warning code: add --warnings"
+        )  # fmt: skip
+        raise click.BadParameter(f"{reason} is {wrong}", param_hint="--reason")
     _load(run_id)
     if show_warnings:
         if unresolved:

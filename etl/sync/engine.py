@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from etl.config import Settings
+from etl.infra import redis_client
 from etl.lease import SlotLease
 from etl.ratelimit import RedisTokenBucket
 from etl.state.runs import KINDS
@@ -71,7 +72,7 @@ class Engine:
         from a waiting one and leaves that to ``SYNC_STALE_AFTER``)."""
         settings = settings.with_infra()
         assert settings.redis_url and settings.database_url  # with_infra() sets both
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis_client(settings.redis_url)  # timeouts, keepalives, retries
         store = StateStore(settings.database_url)
         lease = SlotLease(client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl)
         return cls(

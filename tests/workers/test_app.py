@@ -15,6 +15,7 @@ import pytest
 import redis
 
 import celeryconfig
+from etl.errors import ConfigError
 from etl.sync.queues import QUEUES
 from workers.dispatch import enqueue
 
@@ -48,7 +49,12 @@ def test_reliability_settings(app):
     assert conf.task_ignore_result
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"
     assert conf.broker_connection_retry_on_startup
-    assert conf.worker_cancel_long_running_tasks_on_connection_loss
+    # A Redis restart must not kill tasks: they finish and record; a redelivery is a no-op.
+    assert not conf.worker_cancel_long_running_tasks_on_connection_loss
+    assert conf.broker_connection_retry and conf.broker_connection_max_retries is None
+    options = conf.broker_transport_options
+    assert options["socket_timeout"] and options["socket_connect_timeout"]
+    assert options["socket_keepalive"] and options["health_check_interval"]
     assert {queue.name for queue in conf.task_queues} == set(QUEUES)
 
 
@@ -92,7 +98,7 @@ def test_beat_runs_the_orders_feed_every_orders_feed_interval(monkeypatch):
     monkeypatch.setenv("ORDERS_FEED_INTERVAL", "0")
     assert celeryconfig._orders_feed_schedule() == {}
     monkeypatch.setenv("ORDERS_FEED_INTERVAL", "soon")
-    with pytest.raises(ValueError, match="ORDERS_FEED_INTERVAL"):
+    with pytest.raises(ConfigError, match="ORDERS_FEED_INTERVAL"):
         celeryconfig._orders_feed_schedule()
 
 
