@@ -30,6 +30,7 @@ from etl.sync.queues import (
     TASK_ORDERS_FEED,
     TASK_PROCESS_CHUNK,
     TASK_PRODUCE,
+    TASK_PRODUCTS,
     TASK_SELFTEST,
     TASK_SWEEP,
 )
@@ -110,6 +111,7 @@ task_routes = {
     TASK_PRODUCE: {"queue": BACKFILL},
     TASK_PROCESS_CHUNK: {"queue": BACKFILL},
     TASK_INCREMENTAL: {"queue": INCREMENTAL},
+    TASK_PRODUCTS: {"queue": INCREMENTAL},
     TASK_SWEEP: {"queue": INCREMENTAL},
     TASK_SELFTEST: {"queue": REALTIME},
     "etl.realtime.*": {"queue": REALTIME},
@@ -121,6 +123,16 @@ def _beat_settings() -> Settings:
     return Settings.from_env(require=())
 
 
+def _crontab(variable: str, fields: tuple[str, str, str, str, str]) -> crontab:
+    """Celery's schedule for checked cron fields (Celery also refuses a day that never comes)."""
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    try:
+        return crontab(minute, hour, day_of_week, day_of_month, month_of_year)
+    except ValueError as error:
+        reason = f"a schedule that can fire ({error})"
+        raise ConfigError(variable, reason, " ".join(fields)) from None
+
+
 def _incremental_schedule() -> dict[str, dict[str, object]]:
     """One cron-triggered incremental sync per scope.
 
@@ -128,18 +140,20 @@ def _incremental_schedule() -> dict[str, dict[str, object]]:
     ``SYNC_INCREMENTAL_SCOPES`` (default ``customers_updated,orders``; empty disables them).
     """
     settings = _beat_settings()
-    minute, hour, day_of_month, month_of_year, day_of_week = settings.sync_incremental_cron
-    try:  # the fields are checked one by one already; Celery also refuses a day that never comes
-        when = crontab(minute, hour, day_of_week, day_of_month, month_of_year)
-    except ValueError as error:
-        raise ConfigError(
-            "SYNC_INCREMENTAL_CRON", f"a schedule that can fire ({error})",
-            " ".join(settings.sync_incremental_cron),
-        ) from None
+    when = _crontab("SYNC_INCREMENTAL_CRON", settings.sync_incremental_cron)
     return {
         f"incremental-{scope}": {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
         for scope in settings.sync_incremental_scopes
     }
+
+
+def _products_schedule() -> dict[str, dict[str, object]]:
+    """The nightly catalog pass: ``SYNC_PRODUCTS_CRON`` (five cron fields, UTC; default
+    ``0 3 * * *``, 03:00 every day; ``off`` disables it)."""
+    fields = _beat_settings().sync_products_cron
+    if fields is None:
+        return {}
+    return {"products": {"task": TASK_PRODUCTS, "schedule": _crontab("SYNC_PRODUCTS_CRON", fields)}}
 
 
 def _orders_feed_schedule() -> dict[str, dict[str, object]]:
@@ -156,6 +170,7 @@ def schedule() -> dict[str, dict[str, object]]:
     return {
         "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
         **_incremental_schedule(),
+        **_products_schedule(),
         **_orders_feed_schedule(),
     }
 

@@ -27,9 +27,11 @@ from etl.errors import ConfigError
 from etl.redaction import register_secret
 
 __all__ = [
+    "CATALOG_DERIVED_SOURCES",
+    "CATALOG_FIXED_COLUMNS",
     "CRON_FIELDS",
     "DELETE_BEHAVIOURS",
-    "SCOPES",
+    "INCREMENTAL_SCOPES",
     "SECTIONS",
     "SOURCE_RULE_FIELDS",
     "SYNERISE_HOSTS",
@@ -68,12 +70,25 @@ SOURCE_RULE_FIELDS = ("salesChannel", "origin", "affiliateId")
 """The order fields a ``SYNERISE_TRANSACTION_SOURCE_MAP`` rule can test; a rule that names no
 field tests ``salesChannel``."""
 
+CATALOG_DERIVED_SOURCES = (
+    "url", "image", "categories", "price", "listPrice", "currency", "deleted",
+)  # fmt: skip
+"""Catalog column sources computed from several VTEX fields (``docs/mapping.md``); any other
+source names a field: ``sku:Path.In.Context`` or ``price:field``."""
+
+CATALOG_FIXED_COLUMNS = ("itemId", "deleted")
+"""Catalog columns ``CATALOG_COLUMNS`` cannot change: the item's id and its deletion flag."""
+
+CatalogColumn = tuple[str, str]
+"""``(catalog column, source)``; an empty source drops a default column."""
+
 SourceRule = tuple[str, str, str]
 """``(order field, value, Synerise source)``: an order whose field equals the value gets the
 source."""
 
-SCOPES = ("customers_created", "customers_updated", "orders")
-"""What a sync can cover (``etl.state.runs.SCOPES`` holds the same; a test keeps them equal)."""
+INCREMENTAL_SCOPES = ("customers_created", "customers_updated", "orders")
+"""What beat's incremental syncs can cover: the scopes with a changed-since listing (the catalog
+has none, so ``products`` runs whole on ``SYNC_PRODUCTS_CRON``)."""
 
 CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("minute", 0, 59, ()),
@@ -86,6 +101,11 @@ CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
 """The five fields of a cron expression: name, range and names (``jan`` is 1, ``sun`` is 0)."""
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_CATALOG_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_COLUMN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_FIELD_PATH = re.compile(
+    r"sku:[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*|price:(?:basePrice|listPrice|costPrice|markup)"
+)
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _ENRICHER = re.compile(r"^[A-Za-z0-9_.-]+(?::[A-Za-z_][A-Za-z0-9_.]*)?$")
 _UNSET = object()
@@ -156,6 +176,11 @@ class Settings:
     synerise_transaction_source: str
     synerise_transaction_source_map: tuple[SourceRule, ...]
     synerise_guest_profiles: bool
+    synerise_catalog_name: str
+    catalog_columns: tuple[CatalogColumn, ...]
+    catalog_trade_policy: str
+    catalog_currency: str | None
+    vtex_catalog_rate_limit: float
     redis_url: str | None = dataclasses.field(repr=False)
     database_url: str | None = dataclasses.field(repr=False)
     etl_state_dir: str
@@ -169,6 +194,7 @@ class Settings:
     echo_guard_ttl: int
     sync_incremental_cron: tuple[str, str, str, str, str]
     sync_incremental_scopes: tuple[str, ...]
+    sync_products_cron: tuple[str, str, str, str, str] | None
     orders_feed_interval: int
     enrichers: tuple[str, ...] | None = None
     """Enrichers to run, in order (``schemas.enrichment``); ``None``: every installed one."""
@@ -252,6 +278,13 @@ class Settings:
                 "SYNERISE_TRANSACTION_SOURCE_MAP", _source_rules, ()
             ),
             synerise_guest_profiles=get("SYNERISE_GUEST_PROFILES", _bool, True),
+            synerise_catalog_name=get(
+                "SYNERISE_CATALOG_NAME", _catalog_name, default_catalog_name(account)
+            ),
+            catalog_columns=get("CATALOG_COLUMNS", _catalog_columns, ()),
+            catalog_trade_policy=get("CATALOG_TRADE_POLICY", _trade_policy, "1"),
+            catalog_currency=get("CATALOG_CURRENCY", _currency, None),
+            vtex_catalog_rate_limit=get("VTEX_CATALOG_RATE_LIMIT", _positive_float, 100.0),
             redis_url=get("REDIS_URL", _url_with_scheme("redis", "rediss", "unix"), None),
             database_url=get("DATABASE_URL", _url_with_scheme("postgresql", "postgres"), None),
             etl_state_dir=values.get("ETL_STATE_DIR", ".state"),
@@ -271,6 +304,7 @@ class Settings:
             sync_incremental_scopes=_scopes(
                 "SYNC_INCREMENTAL_SCOPES", merged.get("SYNC_INCREMENTAL_SCOPES")
             ),
+            sync_products_cron=get("SYNC_PRODUCTS_CRON", _cron_or_off, NIGHTLY_PRODUCTS_CRON),
             orders_feed_interval=get("ORDERS_FEED_INTERVAL", _int_between(0, 3600), 60),
             enrichers=get("ENRICHERS", _enricher_names, None),
             attributes_include=get("ATTRIBUTES_INCLUDE", _names, ()),
@@ -342,6 +376,12 @@ class Settings:
         for url in (self.redis_url, self.database_url):
             if url and urlsplit(url).password:
                 register_secret(str(urlsplit(url).password))
+
+
+def default_catalog_name(account: str | None) -> str:
+    """``vtex`` and the account's letters and digits: Synerise's recommendation feeds allow only
+    those in a catalog name (its API's own rule is UNCONFIRMED)."""
+    return "vtex" + re.sub(r"[^A-Za-z0-9]", "", account or "")
 
 
 # -- parsers: (variable, raw) -> value, raising ConfigError ---------------------------------------
@@ -509,6 +549,15 @@ def _cron(variable: str, raw: str) -> tuple[str, str, str, str, str]:
     return fields[0], fields[1], fields[2], fields[3], fields[4]
 
 
+NIGHTLY_PRODUCTS_CRON: tuple[str, str, str, str, str] | None = ("0", "3", "*", "*", "*")
+"""``SYNC_PRODUCTS_CRON``'s default: 03:00 UTC every day."""
+
+
+def _cron_or_off(variable: str, raw: str) -> tuple[str, str, str, str, str] | None:
+    """Five cron fields, or ``off`` (the schedule is disabled)."""
+    return None if raw.strip().lower() == "off" else _cron(variable, raw)
+
+
 def _cron_item(item: str, low: int, high: int, names: tuple[str, ...]) -> bool:
     """``*``, ``N``, ``N-M``, each with an optional ``/STEP``; names count from ``low``."""
     span, slash, step = item.partition("/")
@@ -532,10 +581,51 @@ def _scopes(variable: str, raw: str | None) -> tuple[str, ...]:
     if raw is None:
         return ("customers_updated", "orders")
     scopes = tuple(name.strip() for name in raw.split(",") if name.strip())
-    unknown = [scope for scope in scopes if scope not in SCOPES]
+    unknown = [scope for scope in scopes if scope not in INCREMENTAL_SCOPES]
     if unknown:
-        raise ConfigError(variable, f"comma-separated scopes among {', '.join(SCOPES)}", raw)
+        among = ", ".join(INCREMENTAL_SCOPES)
+        raise ConfigError(variable, f"comma-separated scopes among {among}", raw)
     return scopes
+
+
+def _catalog_name(variable: str, raw: str) -> str:
+    if not _CATALOG_NAME.fullmatch(raw):
+        raise ConfigError(variable, "1-100 letters, digits, '_' or '-'", raw)
+    return raw
+
+
+def _catalog_columns(variable: str, raw: str) -> tuple[CatalogColumn, ...]:
+    """Comma-separated ``column=source`` changes to the default catalog columns, e.g.
+    ``title=sku:ProductName,manufacturer=sku:ManufacturerCode,ean=``."""
+    expected = (
+        "comma-separated column=source, column of letters, digits, '_' or '-', source one of"
+        f" {', '.join(CATALOG_DERIVED_SOURCES)}, sku:Field.Path,"
+        " price:basePrice|listPrice|costPrice|markup, or empty to drop the column;"
+        f" {' and '.join(CATALOG_FIXED_COLUMNS)} cannot be changed"
+    )
+    columns: list[CatalogColumn] = []
+    for part in raw.split(","):
+        column, equals, source = (text.strip() for text in part.partition("="))
+        known = source in CATALOG_DERIVED_SOURCES or _FIELD_PATH.fullmatch(source)
+        valid_source = not source or known
+        if not (equals and _COLUMN_NAME.fullmatch(column) and valid_source):
+            raise ConfigError(variable, expected, raw)
+        if column in CATALOG_FIXED_COLUMNS or any(c == column for c, _ in columns):
+            raise ConfigError(variable, f"{expected}; each column once", raw)
+        columns.append((column, source))
+    return tuple(columns)
+
+
+def _trade_policy(variable: str, raw: str) -> str:
+    if not raw.isdigit():
+        raise ConfigError(variable, "a trade policy (sales channel) id, e.g. 1", raw)
+    return raw
+
+
+def _currency(variable: str, raw: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", raw):
+        raise ConfigError(variable, "an ISO 4217 code, e.g. BRL", raw)
+    return raw
 
 
 def _secret(variable: str, raw: str) -> Secret:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import IO, Any
 
@@ -25,7 +26,7 @@ from etl.cli.errors import (
     EXIT_UNAVAILABLE,
     explain,
 )
-from etl.errors import NetworkError
+from etl.errors import ConfigError, FatalError, NetworkError, RetriableError
 from etl.state.runs import RUN_STATUSES, Run, RunNotFoundError
 from etl.sync import runs
 from etl.sync.realtime import DELIVERY_FAILED
@@ -85,52 +86,60 @@ def sync() -> None:
     """Historical syncs: start, follow, cancel, resume, inspect rejects, replay."""
 
 
+_RANGE_OPTIONS = [
+    click.option("--from", "date_from", type=WHEN, help="Start of the range (inclusive), UTC."),
+    click.option("--to", "date_to", type=WHEN, help="End of the range (exclusive), UTC."),
+]
+
+_IDS_HELP = "Sync only these ids (comma-separated), instead of a date range."
+_IDS_FILE = click.option(
+    "--ids-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Sync only the ids in this file, one per line ('-': standard input).",
+)
+
+_RUN_OPTIONS = [
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Map, validate and diff; send nothing; report what would happen.",
+    ),
+    click.option(
+        "--full", is_flag=True, help="Ignore the entity ledger and resend unchanged records."
+    ),
+    click.option("--wait", is_flag=True, help="Follow with a progress bar until the run ends."),
+    click.option("--json", "as_json", is_flag=True, help="Print the run as JSON."),
+    click.option(
+        "--no-queue",
+        is_flag=True,
+        help="Refuse (exit 3) instead of queueing when two syncs are active.",
+    ),
+]
+
+
 def _start_options(*selection: Any) -> Any:
-    """The options of ``sync start``: the range, then ``selection`` (the options naming records
-    instead), then how to run."""
-    return lambda func: _with_options(func, selection)
+    """The options of ``sync start customers|orders``: the range, or ``selection`` and
+    ``--ids-file`` (the records to sync instead), then how to run."""
+
+    def decorate(func):  # noqa: ANN001
+        for option in reversed([*_RANGE_OPTIONS, *selection, _IDS_FILE, *_RUN_OPTIONS]):
+            func = option(func)
+        return func
+
+    return decorate
 
 
-def _with_options(func, selection):  # noqa: ANN001
-    options = [
-        click.option(
-            "--from", "date_from", type=WHEN, help="Start of the range (inclusive), UTC."
-        ),
-        click.option("--to", "date_to", type=WHEN, help="End of the range (exclusive), UTC."),
-        *selection,
-        click.option(
-            "--ids-file",
-            type=click.File("r", encoding="utf-8"),
-            help="Sync only the ids in this file, one per line ('-': standard input).",
-        ),
-        click.option(
-            "--dry-run",
-            is_flag=True,
-            help="Map, validate and diff; send nothing; report what would happen.",
-        ),
-        click.option(
-            "--full", is_flag=True, help="Ignore the entity ledger and resend unchanged records."
-        ),
-        click.option("--wait", is_flag=True, help="Follow with a progress bar until the run ends."),
-        click.option("--json", "as_json", is_flag=True, help="Print the run as JSON."),
-        click.option(
-            "--no-queue",
-            is_flag=True,
-            help="Refuse (exit 3) instead of queueing when two syncs are active.",
-        ),
-    ]
-    for option in reversed(options):
+def _run_options(func):  # noqa: ANN001
+    for option in reversed(_RUN_OPTIONS):
         func = option(func)
     return func
 
 
 @sync.group()
 def start() -> None:
-    """Start a historical sync of customers or orders over a date range (--from/--to), or of
-    selected records only (--ids, --ids-file; customers also --emails): a `selection` run."""
-
-
-_IDS_HELP = "Sync only these ids (comma-separated), instead of a date range."
+    """Start a sync: customers or orders over a date range (--from/--to) or only the records
+    named (--ids, --ids-file; customers also --emails: a `selection` run), or the whole product
+    catalog."""
 
 
 @start.command("customers")
@@ -162,6 +171,30 @@ def start_customers(by: str, ids: str | None, emails: str | None, **options: Any
 def start_orders(ids: str | None, **options: Any) -> None:
     """Sync OMS orders into Synerise transactions."""
     _start("orders", _ids(ids, options.pop("ids_file")), **options)
+
+
+@start.command("products")
+@_run_options
+def start_products(dry_run: bool, full: bool, wait: bool, as_json: bool, no_queue: bool) -> None:
+    """Sync the VTEX catalog, every SKU, into a Synerise catalog (SYNERISE_CATALOG_NAME).
+
+    No date range: every run reads the whole catalog and sends what changed since the last one;
+    an inactive SKU or product, or one gone from VTEX, is sent with deleted = 1.
+    """
+    from etl.sync.products import start_products as start_run
+
+    def begin() -> Run:
+        try:
+            return start_run(
+                _engine(), dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
+            )
+        except (FatalError, RetriableError) as error:
+            if isinstance(error, ConfigError):
+                raise
+            click.echo(f"error: the Synerise catalog could not be prepared: {error}", err=True)
+            sys.exit(EXIT_FAILED)
+
+    _launch(begin, wait, as_json)
 
 
 def _ids(ids: str | None, ids_file: IO[str] | None) -> list[str]:
@@ -207,7 +240,6 @@ def _start(
         warning = runs.horizon_warning(scope, window)
         if warning:
             click.echo(f"warning: {warning}", err=True)
-    engine = _engine()
     request = runs.StartRequest(
         scope,
         window,
@@ -216,8 +248,13 @@ def _start(
         queue_if_busy=not no_queue,
         keys=tuple(keys),
     )
+    _launch(lambda: runs.start(_engine(), request), wait, as_json)
+
+
+def _launch(begin: Callable[[], Run], wait: bool, as_json: bool) -> None:
+    """Start a run (``begin``), say so, and follow it with ``--wait``."""
     try:
-        run = runs.start(engine, request)
+        run = begin()
     except runs.NoFreeSlotError as error:
         click.echo(f"error: {error}; try again later or drop --no-queue", err=True)
         sys.exit(EXIT_NO_SLOT)

@@ -16,7 +16,7 @@ from etl.state.runs import KINDS
 from etl.state.store import StateStore
 from etl.sync.heartbeat import WorkerHeartbeat
 from etl.sync.queues import BACKFILL, INCREMENTAL, TASK_PROCESS_CHUNK, TASK_PRODUCE, chunk_queue
-from etl.sync.streams import Stream, stream_for_scope
+from etl.sync.streams import ProductsStream, Stream, stream_for_scope
 from etl.synerise.client import SyneriseClient
 from etl.vtex.client import VtexClient
 from schemas.mapping import MappingConfig
@@ -81,7 +81,11 @@ class Engine:
             redis=client,
             lease=lease,
             vtex=VtexClient.from_settings(
-                settings, budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit)
+                settings,
+                budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit),
+                catalog_budget=RedisTokenBucket(
+                    client, "vtex_catalog", settings.vtex_catalog_rate_limit
+                ),
             ),
             synerise=SyneriseClient.from_settings(
                 settings,
@@ -97,9 +101,15 @@ class Engine:
     def stream(self, scope: str) -> Stream:
         """The stream for a scope, built once (its HTTP pools are reused)."""
         if scope not in self._streams:
-            self._streams[scope] = stream_for_scope(
-                scope, self.vtex, self.mapping, self.settings.sync_fetch_concurrency
-            )
+            if scope == ProductsStream.scope:  # it also needs Synerise and the state store
+                built: Stream = ProductsStream.from_settings(
+                    self.settings, self.vtex, self.synerise, self.store
+                )
+            else:
+                built = stream_for_scope(
+                    scope, self.vtex, self.mapping, self.settings.sync_fetch_concurrency
+                )
+            self._streams[scope] = built
         return self._streams[scope]
 
     def chunk_size(self, scope: str) -> int:

@@ -64,6 +64,7 @@ def test_reliability_settings(app):
         ("etl.produce", "backfill"),
         ("etl.process_chunk", "backfill"),
         ("etl.incremental", "incremental"),
+        ("etl.products", "incremental"),
         ("etl.sweep", "incremental"),
         ("etl.realtime.order_status", "realtime"),
         ("etl.selftest", "realtime"),
@@ -104,6 +105,36 @@ def test_beat_runs_the_orders_feed_every_orders_feed_interval(monkeypatch):
 
 def test_beat_schedules_the_sweep(app):
     assert app.conf.beat_schedule["sweep"] == {"task": "etl.sweep", "schedule": 30.0}
+
+
+def test_beat_runs_the_catalog_pass_nightly_by_default(app):
+    entry = app.conf.beat_schedule["products"]
+    assert entry["task"] == "etl.products"
+    assert (entry["schedule"].hour, entry["schedule"].minute) == ({3}, {0})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("30 1 * * 0", ({1}, {30}, {0})),
+        ("", ({3}, {0}, set(range(7)))),
+        ("off", None),
+        ("OFF", None),
+    ],
+)
+def test_sync_products_cron(monkeypatch, value, expected):
+    monkeypatch.setenv("SYNC_PRODUCTS_CRON", value)
+    entry = celeryconfig._products_schedule().get("products")
+    found = entry and (entry["schedule"].hour, entry["schedule"].minute,
+                       entry["schedule"].day_of_week)  # fmt: skip
+    assert found == expected
+
+
+@pytest.mark.parametrize("value", ["0 3 * *", "61 3 * * *", "nightly", "0 0 31 feb *"])
+def test_a_bad_sync_products_cron_is_refused_with_its_name(monkeypatch, value):
+    monkeypatch.setenv("SYNC_PRODUCTS_CRON", value)
+    with pytest.raises(ConfigError, match="SYNC_PRODUCTS_CRON"):
+        celeryconfig._products_schedule()
 
 
 def test_enqueue_refuses_unknown_queues():

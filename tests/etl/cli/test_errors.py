@@ -162,6 +162,7 @@ def test_reason_codes_are_taken_in_any_case(env, database_url):
         ("SYNC_INCREMENTAL_CRON", "0 0 31 feb *"),
         ("SYNC_INCREMENTAL_SCOPES", "orders,products"),
         ("ORDERS_FEED_INTERVAL", "soon"),
+        ("SYNC_PRODUCTS_CRON", "nightly"),
     ],
 )
 def test_bad_beat_settings_stop_beat_and_workers_with_one_line(env, monkeypatch, variable, value):

@@ -25,7 +25,6 @@ from etl.sync.producer import plan_chunks, plan_windows
 from etl.sync.streams import Fetched, Stream
 from etl.sync.windows import Window
 from etl.synerise.client import BatchResult, SyneriseClient
-from schemas.mapping import MappingConfig
 
 HOLDER = "host:1:test"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -62,11 +61,9 @@ class FakeStream(Stream):
     """Records at given instants; keys are their positions; the listing is sorted by time."""
 
     scope = "orders"
-    kind = "transaction"
     ledger = "transactions"
 
     def __init__(self, instants: Sequence[datetime], cap: int, page_size: int = 7):
-        self.mapping = MappingConfig()
         self.instants = sorted(instants)
         self.window_cap = cap  # type: ignore[misc]
         self.page_size = page_size  # type: ignore[misc]
