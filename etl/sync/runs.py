@@ -490,7 +490,7 @@ def _resend(engine: Engine, chunks: list[tuple[int, str]], why: str) -> None:
         by_kind.setdefault(kind, []).append(chunk_id)
     for kind, chunk_ids in by_kind.items():
         log.warning("chunks %s re-enqueued: %s", chunk_ids, why)
-        engine.enqueue_chunks(chunk_ids, kind)
+        engine.enqueue_chunks(chunk_ids, kind, ahead=True)
 
 
 def _send_producer(engine: Engine, run_id: int) -> None:
