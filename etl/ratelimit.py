@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,7 +44,7 @@ from etl.apiusage import ApiUsage, FamilyUsage
 from etl.config import Settings
 from etl.errors import BudgetExhaustedError, unreachable
 
-__all__ = ["RateAdaptation", "RateBudget", "RedisTokenBucket", "read_rates"]
+__all__ = ["RateAdaptation", "RateBudget", "RedisTokenBucket"]
 
 log = logging.getLogger(__name__)
 
@@ -177,16 +176,6 @@ class RateAdaptation:
         if not settings.rate_adaptive:
             return None
         return cls(settings.rate_adapt_decrease, settings.rate_adapt_increase)
-
-
-def read_rates(client: Redis, families: Iterable[str]) -> dict[str, float]:
-    """The rate (requests/s) each family's shared budget used at its last request, adapted or
-    configured, for the families whose bucket is in Redis (one round trip; for ``/metrics``)."""
-    names = list(families)
-    pipe = client.pipeline(transaction=False)
-    for family in names:
-        pipe.hget(f"etl:rate:{family}", "rate")
-    return {f: float(v) for f, v in zip(names, pipe.execute(), strict=True) if v is not None}
 
 
 class RateBudget(Protocol):

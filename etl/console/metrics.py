@@ -30,7 +30,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from etl import connections
 from etl.apiusage import STATUS_FIELDS, read_usage
 from etl.console import reads
-from etl.ratelimit import read_rates
 from etl.state.runs import RUN_STATUSES, SCOPES
 from etl.state.store import StateStore
 
@@ -87,9 +86,6 @@ METRICS = {
         MetricDef("vtex_synerise_rate_budget_wait_seconds_total", "counter",
                   ("connection", "family"),
                   "Time spent waiting for a turn of the shared rate budget."),
-        MetricDef("vtex_synerise_rate_budget_rate", "gauge", ("connection", "family"),
-                  "Requests/s the family's shared rate budget allowed at its last request "
-                  "(adapted to 429s with RATE_ADAPTIVE)."),
         MetricDef("vtex_synerise_rate_budget_exhausted_total", "counter",
                   ("connection", "family"),
                   "Turns the rate budget refused (beyond its max wait): the task retried later."),
@@ -212,7 +208,6 @@ class Scrape:
                     pipe.llen(f"{queue}{Channel.sep}{step}" if step else queue)
             lengths = pipe.execute()
             usage = read_usage(self.redis)
-            rates = read_rates(self.redis, sorted(usage))
         except redis.RedisError as error:
             log.warning("metrics: Redis unreadable: %s", error)
             return False
@@ -230,8 +225,6 @@ class Scrape:
                 counts.get("budget_wait_seconds", 0))  # fmt: skip
             put("vtex_synerise_rate_budget_exhausted_total", [connection, family],
                 counts.get("budget_exhausted", 0))  # fmt: skip
-            if family in rates:
-                put("vtex_synerise_rate_budget_rate", [connection, family], rates[family])
         return True
 
     def _from_celery(self, families: _Families) -> bool:

@@ -120,8 +120,6 @@ def test_metrics_count_the_run_once(console, finished_run, engine):
         ok = value(found, "vtex_synerise_api_requests_total", connection="default",
                    family=family, status="2xx")  # fmt: skip
         assert ok > 0
-    rate = value(found, "vtex_synerise_rate_budget_rate", connection="default", family="vtex")
-    assert rate == engine.settings.vtex_rate_limit  # no 429: the configured rate, unadapted
     assert value(found, "vtex_synerise_queue_depth", queue="backfill") == 0
     assert value(found, "vtex_synerise_workers", queue="backfill") == 1
     assert {name for name, _ in found} <= set(METRICS)
