@@ -32,10 +32,12 @@ __all__ = [
     "SOURCE_RULE_FIELDS",
     "SYNERISE_HOSTS",
     "TRANSACTION_SOURCES",
+    "VARIABLES",
     "ConfigError",
     "Secret",
     "Settings",
     "SourceRule",
+    "read_environment",
 ]
 
 T = TypeVar("T")
@@ -69,6 +71,20 @@ field tests ``salesChannel``."""
 SourceRule = tuple[str, str, str]
 """``(order field, value, Synerise source)``: an order whose field equals the value gets the
 source."""
+
+VARIABLES = (
+    "VTEX_ACCOUNT", "VTEX_ENVIRONMENT", "VTEX_APP_KEY", "VTEX_APP_TOKEN", "VTEX_BASE_URL",
+    "VTEX_RATE_LIMIT", "SYNERISE_API_KEY", "SYNERISE_WORKSPACE_GUID", "SYNERISE_API_HOST",
+    "SYNERISE_RATE_LIMIT", "SYNERISE_BATCH_SIZE", "SYNC_CHUNK_SIZE", "SYNC_FETCH_CONCURRENCY",
+    "SYNC_MAX_ACTIVE_RUNS", "SYNC_LEASE_TTL", "SYNC_CLAIM_TTL", "SYNC_STALE_AFTER",
+    "PROFILE_PHONE_FIELDS", "PROFILE_EXTRA_ATTRIBUTES", "ORDER_CUSTOMER_ATTRIBUTES",
+    "STORE_BASE_URL", "SYNERISE_SALT_NAMESPACE", "VTEX_CENTS_DIVISOR_MODE",
+    "SYNERISE_TRANSACTION_SOURCE", "SYNERISE_TRANSACTION_SOURCE_MAP", "SYNERISE_GUEST_PROFILES",
+    "REDIS_URL", "DATABASE_URL", "ETL_STATE_DIR", "FLOWER_BASIC_AUTH", "CONSOLE_BASIC_AUTH",
+    "WEBHOOK_SECRET", "DELETE_BEHAVIOUR", "ORDER_UPDATE_STATUSES", "CONSENT_CREATE_MISSING_CL",
+    "REALTIME_DEDUPE_TTL", "ECHO_GUARD_TTL",
+)  # fmt: skip
+"""Every variable ``Settings.from_env`` reads."""
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -158,6 +174,7 @@ class Settings:
         env: Mapping[str, str] | None = None,
         dotenv_path: str | os.PathLike[str] | object | None = _UNSET,
         require: Iterable[str] = ("vtex", "synerise"),
+        overrides: Mapping[str, str] | None = None,
     ) -> Settings:
         """Load and validate the settings.
 
@@ -167,17 +184,14 @@ class Settings:
                 ``./.env`` when reading ``os.environ`` and to none when ``env`` is given, so
                 tests stay hermetic.
             require: credential sections that must be present (keys of ``SECTIONS``).
+            overrides: values that win over the environment (a connection's table in the
+                ``ETL_CONNECTIONS`` file, ``etl.connections``).
 
         Raises:
             ConfigError: the first missing or malformed variable.
         """
-        if dotenv_path is _UNSET:
-            dotenv_path = ".env" if env is None else None
-        merged: dict[str, str] = {}
-        if dotenv_path is not None and Path(str(dotenv_path)).is_file():
-            merged.update({k: v for k, v in dotenv_values(str(dotenv_path)).items() if v})
-        merged.update(os.environ if env is None else env)
-        values = {k: v.strip() for k, v in merged.items() if v and v.strip()}
+        values = read_environment(env, dotenv_path)
+        values.update({k: v.strip() for k, v in (overrides or {}).items() if v and v.strip()})
 
         for section in require:
             if section not in SECTIONS:
@@ -187,6 +201,7 @@ class Settings:
                     raise ConfigError(variable, "a value (it is required for this command)")
 
         def get(variable: str, parse: Callable[[str, str], T], default: T) -> T:
+            assert variable in VARIABLES, variable  # keeps the list connections check honest
             raw = values.get(variable)
             return default if raw is None else parse(variable, raw)
 
@@ -307,6 +322,21 @@ class Settings:
         for url in (self.redis_url, self.database_url):
             if url and urlsplit(url).password:
                 register_secret(str(urlsplit(url).password))
+
+
+def read_environment(
+    env: Mapping[str, str] | None = None,
+    dotenv_path: str | os.PathLike[str] | object | None = _UNSET,
+) -> dict[str, str]:
+    """The variables as ``Settings.from_env`` sees them: ``.env`` under the environment, values
+    stripped, empty ones dropped (see ``from_env`` for the defaults of both arguments)."""
+    if dotenv_path is _UNSET:
+        dotenv_path = ".env" if env is None else None
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and Path(str(dotenv_path)).is_file():
+        merged.update({k: v for k, v in dotenv_values(str(dotenv_path)).items() if v})
+    merged.update(os.environ if env is None else env)
+    return {k: v.strip() for k, v in merged.items() if v and v.strip()}
 
 
 # -- parsers: (variable, raw) -> value, raising ConfigError ---------------------------------------

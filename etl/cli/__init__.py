@@ -28,6 +28,7 @@ from etl.cli.webhooks import webhooks
 from etl.cli.workers import beat, flower, worker
 from etl.errors import ConfigError, MissingExtraError
 from etl.redaction import install_log_redaction
+from etl.sync.engines import UnknownConnectionError
 
 __all__ = ["EXIT_CONFIG", "main"]
 
@@ -49,7 +50,7 @@ class _Main(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (ConfigError, MissingExtraError) as error:
+        except (ConfigError, MissingExtraError, UnknownConnectionError) as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(EXIT_CONFIG)
 

@@ -149,14 +149,20 @@ class CursorState:
 
 
 def cursors(store: StateStore, now: datetime | None = None) -> list[CursorState]:
-    """Each scope's cursor, how far it is behind now, and its latest incremental run."""
+    """Each scope's cursor, how far it is behind now, and its latest incremental run (of the
+    store's connection)."""
     now = now or datetime.now(UTC)
     with store.db.transaction() as cur:
-        cur.execute("SELECT stream, cursor_value FROM sync_cursor")
+        cur.execute(
+            "SELECT stream, cursor_value FROM sync_cursor WHERE connection_id = %s",
+            (store.connection_id,),
+        )
         values = {row["stream"]: row["cursor_value"] for row in cur.fetchall()}
         cur.execute(
-            """SELECT DISTINCT ON (scope) scope, id FROM sync_run WHERE kind = 'incremental'
-               ORDER BY scope, id DESC"""
+            """SELECT DISTINCT ON (scope) scope, id FROM sync_run
+               WHERE kind = 'incremental' AND connection_id = %s
+               ORDER BY scope, id DESC""",
+            (store.connection_id,),
         )
         latest = {row["scope"]: int(row["id"]) for row in cur.fetchall()}
     return [
@@ -171,13 +177,13 @@ def cursors(store: StateStore, now: datetime | None = None) -> list[CursorState]
 
 
 def realtime_runs(store: StateStore, day: date) -> list[Run]:
-    """The ``realtime`` runs (one per scope) of a UTC day."""
+    """The ``realtime`` runs (one per scope) of a UTC day, of the store's connection."""
     start = datetime.combine(day, time.min, tzinfo=UTC)
     with store.db.transaction() as cur:
         cur.execute(
             """SELECT id FROM sync_run WHERE kind = 'realtime' AND window_from = %s
-               ORDER BY scope, id""",
-            (start,),
+               AND connection_id = %s ORDER BY scope, id""",
+            (start, store.connection_id),
         )
         ids = [int(row["id"]) for row in cur.fetchall()]
     return [store.runs.get(run_id) for run_id in ids]

@@ -27,13 +27,21 @@ class Replays:
     def create(
         self, source: Run, keys: Sequence[str], chunk_size: int, config: dict[str, Any]
     ) -> int:
-        """A ``replay`` run over ``keys`` (a run's unresolved rejects), fully planned; its id."""
+        """A ``replay`` run over ``keys`` (a run's unresolved rejects), fully planned, of the
+        source run's connection; its id."""
         with self.db.transaction() as cur:
             cur.execute(
                 """INSERT INTO sync_run (kind, scope, window_from, window_to, config, replay_of,
-                                         planning_done)
-                   VALUES ('replay', %s, %s, %s, %s, %s, true) RETURNING id""",
-                (source.scope, source.window_from, source.window_to, Json(config), source.id),
+                                         planning_done, connection_id)
+                   VALUES ('replay', %s, %s, %s, %s, %s, true, %s) RETURNING id""",
+                (
+                    source.scope,
+                    source.window_from,
+                    source.window_to,
+                    Json(config),
+                    source.id,
+                    source.connection_id,
+                ),
             )
             run_id = int(cur.fetchone()["id"])
             batches = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)]
