@@ -33,3 +33,27 @@ def wired_engine(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
         yield built
     finally:
         built.close()
+
+
+@contextlib.contextmanager
+def wired_engines(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Engines]:
+    """Every connection of ``env`` (its ``ETL_CONNECTIONS`` file) as one registry that the
+    in-process worker's tasks and the CLI use."""
+    from etl import connections
+    from etl.cli import runtime
+    from workers.tasks import sync as sync_tasks
+
+    def build(connection: connections.Connection, shared: Engine | None) -> Engine:
+        store = shared.store if shared is not None else None
+        return Engine.for_connection(connection, enqueue, enqueue_many, queue_sizes, store=store)
+
+    registry = Engines(connections.load(dict(env)), build)
+    monkeypatch.setattr(sync_tasks, "engines", lambda: registry)
+    monkeypatch.setattr(sync_tasks, "engine", lambda name=None: registry.get(name))
+    monkeypatch.setattr(runtime, "engines", lambda: registry)
+    monkeypatch.setattr(runtime, "engine", lambda name=None: registry.get(name))
+    monkeypatch.setattr(runtime, "store", lambda: registry.get(registry.names()[0]).store)
+    try:
+        yield registry
+    finally:
+        registry.close()
