@@ -158,12 +158,7 @@ def _tables(path: str) -> dict[str, Any]:
 
 def _overrides(name: str, table: object) -> dict[str, str]:
     """A table's values as environment strings, after checking its name and keys."""
-    if not _NAME.match(name):
-        raise ConfigError(
-            "ETL_CONNECTIONS",
-            "connection names of 1-32 lower-case letters, digits or '-' (not first)",
-            name,
-        )
+    _check_name(name)
     if not isinstance(table, dict):
         raise ConfigError(f"ETL_CONNECTIONS: {name}", "a [table] of VARIABLE = value")
     values: dict[str, str] = {}
@@ -179,6 +174,15 @@ def _overrides(name: str, table: object) -> dict[str, str]:
         else:
             raise _named(name, key, "a string, number or boolean")
     return values
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise ConfigError(
+            "ETL_CONNECTIONS",
+            "connection names of 1-32 lower-case letters, digits or '-' (not first)",
+            name,
+        )
 
 
 def _check_distinct(found: Mapping[str, Connection], require: Iterable[str]) -> None:
@@ -214,13 +218,20 @@ def _named(name: str, variable: str, expected: str, got: object | None = None) -
     return ConfigError(f"connection {name}: {variable}", expected, got)
 
 
-def names() -> tuple[str, ...]:
-    """The names of this process's connections (from its environment).
+def names(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The names of this process's connections, without validating their settings (``doctor``
+    reports those).
 
     Raises:
-        ConfigError: the ``ETL_CONNECTIONS`` file is bad.
+        ConfigError: the ``ETL_CONNECTIONS`` file cannot be read, or names a table badly.
     """
-    return tuple(load(require=()))
+    path = read_environment(env, None if env is not None else ".env").get("ETL_CONNECTIONS")
+    if not path:
+        return (DEFAULT,)
+    tables = _tables(path)
+    for name in tables:
+        _check_name(name)
+    return tuple(tables)
 
 
 def select(name: str | None, available: Iterable[str] | None = None) -> str:
