@@ -37,6 +37,7 @@ __all__ = [
     "Secret",
     "Settings",
     "SourceRule",
+    "SubAccount",
     "read_environment",
 ]
 
@@ -68,13 +69,17 @@ SOURCE_RULE_FIELDS = ("salesChannel", "origin", "affiliateId")
 """The order fields a ``SYNERISE_TRANSACTION_SOURCE_MAP`` rule can test; a rule that names no
 field tests ``salesChannel``."""
 
+SubAccount = tuple[str, str]
+"""``(VTEX account, base URL)`` of a sub-account."""
+
 SourceRule = tuple[str, str, str]
 """``(order field, value, Synerise source)``: an order whose field equals the value gets the
 source."""
 
 VARIABLES = (
     "VTEX_ACCOUNT", "VTEX_ENVIRONMENT", "VTEX_APP_KEY", "VTEX_APP_TOKEN", "VTEX_BASE_URL",
-    "VTEX_RATE_LIMIT", "SYNERISE_API_KEY", "SYNERISE_WORKSPACE_GUID", "SYNERISE_API_HOST",
+    "VTEX_RATE_LIMIT", "VTEX_SUB_ACCOUNTS", "SYNERISE_API_KEY", "SYNERISE_WORKSPACE_GUID",
+    "SYNERISE_API_HOST",
     "SYNERISE_RATE_LIMIT", "SYNERISE_BATCH_SIZE", "SYNC_CHUNK_SIZE", "SYNC_FETCH_CONCURRENCY",
     "SYNC_MAX_ACTIVE_RUNS", "SYNC_LEASE_TTL", "SYNC_CLAIM_TTL", "SYNC_STALE_AFTER",
     "PROFILE_PHONE_FIELDS", "PROFILE_EXTRA_ATTRIBUTES", "ORDER_CUSTOMER_ATTRIBUTES",
@@ -135,6 +140,9 @@ class Settings:
     vtex_app_token: Secret | None
     vtex_base_url: str | None
     vtex_rate_limit: float
+    vtex_sub_accounts: tuple[SubAccount, ...]
+    """The connection's VTEX sub-accounts (multistore): their orders are read from them with
+    this connection's credentials and sent to its workspace (``etl.sync.accounts``)."""
     synerise_api_key: Secret | None
     synerise_workspace_guid: str | None
     synerise_api_host: str
@@ -215,6 +223,7 @@ class Settings:
             vtex_app_token=get("VTEX_APP_TOKEN", _secret, None),
             vtex_base_url=get("VTEX_BASE_URL", _http_url, default_base),
             vtex_rate_limit=get("VTEX_RATE_LIMIT", _positive_float, 80.0),
+            vtex_sub_accounts=get("VTEX_SUB_ACCOUNTS", _sub_accounts(environment), ()),
             synerise_api_key=get("SYNERISE_API_KEY", _secret, None),
             synerise_workspace_guid=values.get("SYNERISE_WORKSPACE_GUID"),
             synerise_api_host=get("SYNERISE_API_HOST", _synerise_host, SYNERISE_HOSTS["azure"]),
@@ -440,6 +449,27 @@ def _names(variable: str, raw: str) -> tuple[str, ...]:
     if not all(_FIELD_NAME.match(name) for name in names):
         raise ConfigError(variable, "comma-separated field names", raw)
     return names
+
+
+def _sub_accounts(environment: str) -> Callable[[str, str], tuple[SubAccount, ...]]:
+    """Comma-separated ``account`` or ``account=base URL`` entries (the URL defaults to
+    ``https://{account}.{environment}.com.br``, like ``VTEX_BASE_URL``)."""
+
+    def parse(variable: str, raw: str) -> tuple[SubAccount, ...]:
+        expected = "comma-separated VTEX account names, each optionally =http(s)://base-url"
+        found: dict[str, str] = {}
+        for part in raw.split(","):
+            name, _, url = (text.strip() for text in part.partition("="))
+            if not _LABEL.match(name) or name in found:
+                raise ConfigError(variable, f"{expected}, each once", raw)
+            default = f"https://{name}.{environment}.com.br"
+            try:
+                found[name] = _http_url(variable, url) if url else default
+            except ConfigError:
+                raise ConfigError(variable, expected, raw) from None
+        return tuple(found.items())
+
+    return parse
 
 
 def _source_rules(variable: str, raw: str) -> tuple[SourceRule, ...]:

@@ -75,6 +75,7 @@ def console(
             store=runtime.store,
             engine=runtime.engine,
             redis=functools.cache(lambda: redis.Redis.from_url(str(redis_url))),
+            engine_of_run=runtime.engine_of_run,
         )
         return build_app(services, pairs, csrf_key, QUEUES)
 

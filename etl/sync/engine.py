@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,7 @@ class Engine:
     enqueue_many: EnqueueMany | None = None
     queue_sizes: QueueSizes | None = None
     _streams: dict[str, Stream] = field(default_factory=dict)
+    _sub_accounts: dict[str, VtexClient] = field(default_factory=dict)
 
     @classmethod
     def from_settings(
@@ -141,6 +143,22 @@ class Engine:
             )
         return self._streams[scope]
 
+    def sub_account(self, account: str) -> VtexClient:
+        """A client of one of the connection's ``VTEX_SUB_ACCOUNTS``, with the connection's
+        credentials and the sub-account's own rate budget, built once.
+
+        Raises:
+            KeyError: ``account`` is not one of the connection's sub-accounts.
+        """
+        if account not in self._sub_accounts:
+            url = dict(self.settings.vtex_sub_accounts)[account]
+            settings = dataclasses.replace(self.settings, vtex_account=account, vtex_base_url=url)
+            budget = RedisTokenBucket(
+                self.redis, "vtex", settings.vtex_rate_limit, account=account
+            )
+            self._sub_accounts[account] = VtexClient.from_settings(settings, budget=budget)
+        return self._sub_accounts[account]
+
     def chunk_size(self, scope: str) -> int:
         """Records per chunk of a scope: ``SYNC_CHUNK_SIZE``, else the stream's own."""
         return self.settings.sync_chunk_size or self.stream(scope).chunk_size
@@ -175,6 +193,8 @@ class Engine:
         """Stop the heartbeat and close the clients (the calling thread's database connection)."""
         self.heartbeat.stop()
         self.vtex.close()
+        for client in self._sub_accounts.values():
+            client.close()
         self.synerise.close()
         self.redis.close()
         self.store.close()
