@@ -88,8 +88,20 @@ task_routes = {
 }
 
 
+def _per_connection(name: str, entry: dict[str, object]) -> dict[str, dict[str, object]]:
+    """``entry`` once per connection (``ETL_CONNECTIONS``), its task given the connection's
+    name; a deployment with only the ``default`` connection keeps the entry as it always was."""
+    from etl.connections import DEFAULT, names  # the file's table names only: no credentials
+
+    found = names()
+    if found == (DEFAULT,):
+        return {name: entry}
+    return {f"{name}-{connection}": {**entry, "kwargs": {"connection": connection}}
+            for connection in found}  # fmt: skip
+
+
 def _incremental_schedule() -> dict[str, dict[str, object]]:
-    """One cron-triggered incremental sync per scope.
+    """One cron-triggered incremental sync per connection and scope.
 
     ``SYNC_INCREMENTAL_CRON`` (five cron fields, default every 15 minutes) and
     ``SYNC_INCREMENTAL_SCOPES`` (default ``customers_updated,orders``; empty disables them).
@@ -100,21 +112,23 @@ def _incremental_schedule() -> dict[str, dict[str, object]]:
     minute, hour, day_of_month, month_of_year, day_of_week = fields
     when = crontab(minute, hour, day_of_week, day_of_month, month_of_year)
     scopes = os.environ.get("SYNC_INCREMENTAL_SCOPES", "customers_updated,orders")
-    return {
-        f"incremental-{scope}": {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
-        for scope in (name.strip() for name in scopes.split(",")) if scope
-    }
+    schedule: dict[str, dict[str, object]] = {}
+    for scope in (name.strip() for name in scopes.split(",")):
+        if scope:
+            entry = {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
+            schedule.update(_per_connection(f"incremental-{scope}", entry))
+    return schedule
 
 
 def _orders_feed_schedule() -> dict[str, dict[str, object]]:
-    """The Orders Feed consumer (``etl.sync.feed``) every ``ORDERS_FEED_INTERVAL`` seconds
-    (default 60; 0 turns it off)."""
+    """The Orders Feed consumer (``etl.sync.feed``) of each connection every
+    ``ORDERS_FEED_INTERVAL`` seconds (default 60; 0 turns it off)."""
     raw = os.environ.get("ORDERS_FEED_INTERVAL") or "60"
     if not raw.isdigit() or int(raw) > 3600:
         raise ValueError(f"ORDERS_FEED_INTERVAL: expected 0 to 3600 seconds, got {raw!r}")
     if int(raw) == 0:
         return {}
-    return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(raw)}}
+    return _per_connection("orders-feed", {"task": TASK_ORDERS_FEED, "schedule": float(raw)})
 
 
 beat_schedule = {
