@@ -43,6 +43,7 @@ __all__ = [
     "load",
     "names",
     "select",
+    "unnamed",
     "workspace_of",
 ]
 
@@ -232,6 +233,16 @@ def names(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     for name in tables:
         _check_name(name)
     return tuple(tables)
+
+
+def unnamed(available: Iterable[str]) -> str | None:
+    """The connection that work naming none belongs to (today's webhook paths, realtime work
+    queued before connections): ``default``, or a file's only connection; ``None`` when a file
+    has several and none is called ``default``."""
+    known = tuple(available)
+    if DEFAULT in known:
+        return DEFAULT
+    return known[0] if len(known) == 1 else None
 
 
 def select(name: str | None, available: Iterable[str] | None = None) -> str:

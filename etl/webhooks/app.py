@@ -38,7 +38,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from etl.connections import DEFAULT
+from etl.connections import DEFAULT, Connection
+from etl.errors import ConfigError
 from etl.redaction import redact_text
 from etl.sync.queues import REALTIME
 from etl.webhooks.auth import HEADER, SecretCheck
@@ -51,7 +52,9 @@ __all__ = [
     "MAX_BODY",
     "ORDER_HOOK_PATH",
     "WebhookApp",
+    "connection_secrets",
     "create_app",
+    "paths_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -203,6 +206,31 @@ def _quiet_ping(body: bytes) -> bool:
         return False
 
 
+def connection_secrets(found: Mapping[str, Connection]) -> dict[str, str]:
+    """Each connection's ``WEBHOOK_SECRET`` (connections without one receive no webhooks).
+
+    Raises:
+        ConfigError: no connection has one.
+    """
+    secrets = {
+        name: each.settings.webhook_secret.reveal()
+        for name, each in found.items()
+        if each.settings.webhook_secret is not None
+    }
+    if not secrets:
+        raise ConfigError("WEBHOOK_SECRET", "a value (it is required for this command)")
+    return secrets
+
+
+def paths_of(connection: str, served_unnamed: bool) -> dict[str, str]:
+    """The customer, orders and consent paths of a connection: today's for the connection they
+    serve (``served_unnamed``), ``/hooks/{connection}/...`` otherwise."""
+    if served_unnamed:
+        return {"customer": CUSTOMER_TRIGGER_PATH, "orders": ORDER_HOOK_PATH,
+                "consent": CONSENT_PATH}  # fmt: skip
+    return {name: f"/hooks/{connection}/{name}" for name in ("customer", "orders", "consent")}
+
+
 def create_app(
     secret: str | None = None, enqueue: Enqueue | None = None, redis_url: str | None = None
 ) -> WebhookApp:
@@ -216,17 +244,10 @@ def create_app(
     default = DEFAULT
     if secret is None:
         from etl import connections
-        from etl.errors import ConfigError
 
         found = connections.load(require=())
-        secrets = {
-            name: each.settings.webhook_secret.reveal()
-            for name, each in found.items()
-            if each.settings.webhook_secret is not None
-        }
-        if not secrets:
-            raise ConfigError("WEBHOOK_SECRET", "a value (it is required for this command)")
-        default = DEFAULT if DEFAULT in found or len(found) > 1 else next(iter(found))
+        secrets = connection_secrets(found)
+        default = connections.unnamed(found) or DEFAULT
         secret = secrets.get(default)
         redis_url = redis_url or next(iter(found.values())).settings.redis_url
     if enqueue is None:

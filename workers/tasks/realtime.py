@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import Task
 
-from etl.connections import DEFAULT
+from etl.connections import DEFAULT, unnamed
 from etl.sync import realtime as core
 from etl.sync.accounts import route_order
 from etl.sync.changes import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
@@ -43,9 +43,8 @@ def realtime(connection: str | None = None) -> core.Realtime:
     """The realtime services over a connection's engine in this process, built once (again if
     it changes). Work from today's paths names ``default``: in a file whose one connection has
     another name, that connection serves it."""
-    names = sync.engines().names()  # looked up each time: tests (and a reconfigured worker)
-    if connection == DEFAULT and DEFAULT not in names and len(names) == 1:  # replace it
-        connection = names[0]
+    if connection == DEFAULT:  # looked up each time: tests (and a reconfigured worker) swap it
+        connection = unnamed(sync.engines().names())
     return _services_of(sync.engine(connection))
 
 

@@ -79,3 +79,48 @@ def _notify_main(engines: Engines, order: dict) -> None:
     accepted = client.post("/hooks/main/orders", json=notice, headers={HEADER: MAIN_SECRET})
     assert accepted.status_code == 200, accepted.text
     assert engines.names()[0] == "main"
+
+
+def test_setup_help_and_hook_register_name_each_connections_own_paths_and_secret(
+    sandbox, rt_env, monkeypatch, tmp_path
+):
+    import json
+    import threading
+
+    from click.testing import CliRunner
+    from werkzeug.serving import make_server
+
+    from etl.cli import main
+    from workers.dispatch import enqueue
+
+    path = tmp_path / "connections.toml"
+    path.write_text(_table("storea", {**sandbox.env(), "WEBHOOK_SECRET": "secret-a"})
+                    + _table("storeb", {**sandbox.env(), "VTEX_ACCOUNT": "storeb",
+                                        "WEBHOOK_SECRET": "secret-b"}))  # fmt: skip
+    monkeypatch.setenv("ETL_CONNECTIONS", str(path))
+    runner = CliRunner()
+
+    refused = runner.invoke(main, ["webhooks", "setup-help"])
+    assert refused.exit_code == 2
+    assert refused.output.strip().startswith("error: --connection: expected one of storea, storeb")
+    shown = runner.invoke(main, ["webhooks", "setup-help", "--connection", "storeb", "--json",
+                                 "--show-secret", "--url", "https://etl.shop.com"])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    urls = {item["url"] for item in json.loads(shown.output)}
+    assert urls == {f"https://etl.shop.com/hooks/storeb/{name}"
+                    for name in ("customer", "orders", "consent")}  # fmt: skip
+    assert {item["headers"][HEADER] for item in json.loads(shown.output)} == {"secret-b"}
+
+    app = WebhookApp(None, enqueue, connections={"storea": "secret-a", "storeb": "secret-b"})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        done = runner.invoke(main, ["vtex", "hook", "register", "--url", base, "--no-feed",
+                                    "--connection", "storeb"])  # fmt: skip
+        assert done.exit_code == 0, done.output
+        config = sandbox.vtex.hook.body
+        assert config["hook"]["url"] == f"{base}/hooks/storeb/orders"
+        assert config["hook"]["headers"] == {HEADER: "secret-b"}
+    finally:
+        server.shutdown()
