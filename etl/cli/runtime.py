@@ -9,7 +9,6 @@ import functools
 
 from etl import connections
 from etl.config import Settings
-from etl.connections import Connection
 from etl.state.migrate import upgrade
 from etl.state.store import StateStore
 from etl.sync.engine import Engine
@@ -36,17 +35,11 @@ def store() -> StateStore:
     return StateStore(url)
 
 
-def _build(connection: Connection, shared: Engine | None) -> Engine:
-    settings()  # servers resolved and the schema migrated first
-    return Engine.for_connection(
-        connection, enqueue, enqueue_many, queue_sizes, store=shared.store if shared else store()
-    )
-
-
 @functools.cache
 def engines() -> Engines:
-    """Every connection's engine, built when first asked for."""
-    return Engines(connections.load(), _build)
+    """Every connection's engine, built when first asked for (on the store: servers resolved
+    and the schema migrated first)."""
+    return Engines.build(connections.load(), enqueue, enqueue_many, queue_sizes, store=store)
 
 
 def engine(name: str | None = None) -> Engine:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 
 from etl.connections import Connection, select
 from etl.errors import FatalError
-from etl.sync.engine import Engine
+from etl.state.store import StateStore
+from etl.sync.engine import Engine, Enqueue, EnqueueMany, QueueSizes
 
 __all__ = ["Engines", "UnknownConnectionError"]
 
@@ -40,6 +41,26 @@ class Engines:
         self._build = build
         self._built: dict[str, Engine] = {}
         self._lock = threading.RLock()
+
+    @classmethod
+    def build(
+        cls,
+        connections: Mapping[str, Connection],
+        enqueue: Enqueue,
+        enqueue_many: EnqueueMany | None = None,
+        queue_sizes: QueueSizes | None = None,
+        store: Callable[[], StateStore] | None = None,
+    ) -> Engines:
+        """Engines wired like ``Engine.for_connection``, sharing one set of database
+        connections: the first engine's, or ``store()``'s (a store whose schema is migrated)."""
+
+        def make(connection: Connection, shared: Engine | None) -> Engine:
+            base = shared.store if shared is not None else (store() if store else None)
+            return Engine.for_connection(
+                connection, enqueue, enqueue_many, queue_sizes, store=base
+            )
+
+        return cls(connections, make)
 
     @classmethod
     def of(cls, *engines: Engine) -> Engines:

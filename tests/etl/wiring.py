@@ -43,11 +43,7 @@ def wired_engines(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> It
     from etl.cli import runtime
     from workers.tasks import sync as sync_tasks
 
-    def build(connection: connections.Connection, shared: Engine | None) -> Engine:
-        store = shared.store if shared is not None else None
-        return Engine.for_connection(connection, enqueue, enqueue_many, queue_sizes, store=store)
-
-    registry = Engines(connections.load(dict(env)), build)
+    registry = Engines.build(connections.load(dict(env)), enqueue, enqueue_many, queue_sizes)
     monkeypatch.setattr(sync_tasks, "engines", lambda: registry)
     monkeypatch.setattr(sync_tasks, "engine", lambda name=None: registry.get(name))
     monkeypatch.setattr(runtime, "engines", lambda: registry)

@@ -22,7 +22,6 @@ from celery import Task, signals
 
 from etl import connections
 from etl.config import Settings
-from etl.connections import Connection
 from etl.errors import BudgetExhaustedError, ConfigError, RetriableError
 from etl.state.store import StateStore
 from etl.sync import runs
@@ -54,16 +53,11 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 6
 
 
-def _build(connection: Connection, shared: Engine | None) -> Engine:
-    store = shared.store if shared is not None else None
-    return Engine.for_connection(connection, enqueue, enqueue_many, queue_sizes, store=store)
-
-
 @functools.cache
 def engines() -> Engines:
     """One engine per connection per worker process (pooled HTTP sessions, one DB connection
     per thread, shared by the connections)."""
-    return Engines(connections.load(), _build)
+    return Engines.build(connections.load(), enqueue, enqueue_many, queue_sizes)
 
 
 def engine(name: str | None = None) -> Engine:
