@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from etl.config import Settings
+from etl.errors import ConfigError
+from etl.infra import REDIS_OPTIONS
 from etl.sync.queues import (
     BACKFILL,
     INCREMENTAL,
@@ -27,6 +31,7 @@ from etl.sync.queues import (
     TASK_ORDERS_FEED,
     TASK_PROCESS_CHUNK,
     TASK_PRODUCE,
+    TASK_PRODUCTS,
     TASK_SELFTEST,
     TASK_SWEEP,
 )
@@ -43,16 +48,41 @@ def _embedded_redis_url() -> str | None:
 
 
 broker_url = os.environ.get("REDIS_URL") or _embedded_redis_url()
+
+# A Redis restart or outage is waited out, never fatal: workers and beat reconnect by
+# themselves, for as long as it takes, logging each attempt ("Cannot connect to redis://...:
+# ... Trying again in N seconds"). The embedded Redis comes back on its recorded port.
+broker_connection_retry = True
 broker_connection_retry_on_startup = True
-# Longer than any task including its retries' countdowns, or Redis re-delivers it while it runs.
-broker_transport_options = {"visibility_timeout": 3600}
+broker_connection_max_retries = None
+broker_transport_options = {
+    # Longer than any task including its retries' countdowns, or Redis re-delivers it while it
+    # runs.
+    "visibility_timeout": 3600,
+    # The same timeouts and keepalives as our own clients (etl.infra.REDIS_OPTIONS): a dead or
+    # half-open connection fails a publish within seconds, and kombu's health checks (BRPOP
+    # and pub/sub) drop a stale consumer connection within brpop_timeout + 2 x interval.
+    # retry_on_timeout stays off: kombu would then give up batched publishes (a timed-out
+    # write may have landed), and the publish retry policy below covers restarts.
+    **REDIS_OPTIONS,
+}
+# A publish (sync start, a chunk, a webhook, a task's own retry) rides out a short restart: up
+# to 4 retries over about 3 s before the caller sees NetworkError (a webhook answers 503).
+task_publish_retry = True
+task_publish_retry_policy = {
+    "max_retries": 4, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.5,
+}  # fmt: skip
 
 # Acknowledge after the task ran; a killed worker's task goes back to the queue. Loops are
 # bounded by the attempts counter in PostgreSQL, which Redis cannot provide.
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-worker_cancel_long_running_tasks_on_connection_loss = True
+# A task running when the broker connection drops (a Redis restart) finishes and records its
+# outcome in PostgreSQL; cancelling it would leave its chunk claimed with no one working on it.
+# Its message, unacknowledged, comes back after the visibility timeout or a worker's restart,
+# and then finds the chunk done (the claim in sync_chunk makes a second delivery a no-op).
+worker_cancel_long_running_tasks_on_connection_loss = False
 worker_soft_shutdown_timeout = 30
 
 # The soft limit raises SoftTimeLimitExceeded so a task can checkpoint; the hard one kills.
@@ -82,57 +112,94 @@ task_routes = {
     TASK_PRODUCE: {"queue": BACKFILL},
     TASK_PROCESS_CHUNK: {"queue": BACKFILL},
     TASK_INCREMENTAL: {"queue": INCREMENTAL},
+    TASK_PRODUCTS: {"queue": INCREMENTAL},
     TASK_SWEEP: {"queue": INCREMENTAL},
     TASK_SELFTEST: {"queue": REALTIME},
     "etl.realtime.*": {"queue": REALTIME},
 }
 
 
-def _per_connection(name: str, entry: dict[str, object]) -> dict[str, dict[str, object]]:
-    """``entry`` once per connection (``ETL_CONNECTIONS``), its task given the connection's
-    name; a deployment with only the ``default`` connection keeps the entry as it always was."""
-    from etl.connections import DEFAULT, names  # the file's table names only: no credentials
+def _per_connection(
+    entries: Callable[[Settings], dict[str, dict[str, object]]],
+) -> dict[str, dict[str, object]]:
+    """``entries`` of each connection (``ETL_CONNECTIONS``) from its own settings, its tasks
+    given the connection's name; a deployment with only the ``default`` connection keeps its
+    entries as they always were."""
+    from etl.connections import DEFAULT, load  # credentials are not needed to schedule
 
-    found = names()
-    if found == (DEFAULT,):
-        return {name: entry}
-    return {f"{name}-{connection}": {**entry, "kwargs": {"connection": connection}}
-            for connection in found}  # fmt: skip
+    found = load(require=())
+    if list(found) == [DEFAULT]:
+        return entries(found[DEFAULT].settings)
+    return {
+        f"{key}-{name}": {**entry, "kwargs": {"connection": name}}
+        for name, connection in found.items()
+        for key, entry in entries(connection.settings).items()
+    }
+
+
+def _crontab(variable: str, fields: tuple[str, str, str, str, str]) -> crontab:
+    """Celery's schedule for checked cron fields (Celery also refuses a day that never comes)."""
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    try:
+        return crontab(minute, hour, day_of_week, day_of_month, month_of_year)
+    except ValueError as error:
+        reason = f"a schedule that can fire ({error})"
+        raise ConfigError(variable, reason, " ".join(fields)) from None
 
 
 def _incremental_schedule() -> dict[str, dict[str, object]]:
     """One cron-triggered incremental sync per connection and scope.
 
     ``SYNC_INCREMENTAL_CRON`` (five cron fields, default every 15 minutes) and
-    ``SYNC_INCREMENTAL_SCOPES`` (default ``customers_updated,orders``; empty disables them).
+    ``SYNC_INCREMENTAL_SCOPES`` (default ``customers_updated,orders``; empty disables them),
+    each connection's own.
     """
-    fields = (os.environ.get("SYNC_INCREMENTAL_CRON") or "*/15 * * * *").split()
-    if len(fields) != 5:
-        raise ValueError("SYNC_INCREMENTAL_CRON: expected five cron fields, e.g. '*/15 * * * *'")
-    minute, hour, day_of_month, month_of_year, day_of_week = fields
-    when = crontab(minute, hour, day_of_week, day_of_month, month_of_year)
-    scopes = os.environ.get("SYNC_INCREMENTAL_SCOPES", "customers_updated,orders")
-    schedule: dict[str, dict[str, object]] = {}
-    for scope in (name.strip() for name in scopes.split(",")):
-        if scope:
-            entry = {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
-            schedule.update(_per_connection(f"incremental-{scope}", entry))
-    return schedule
+
+    def entries(settings: Settings) -> dict[str, dict[str, object]]:
+        when = _crontab("SYNC_INCREMENTAL_CRON", settings.sync_incremental_cron)
+        return {
+            f"incremental-{scope}": {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
+            for scope in settings.sync_incremental_scopes
+        }
+
+    return _per_connection(entries)
+
+
+def _products_schedule() -> dict[str, dict[str, object]]:
+    """The nightly catalog pass of each connection: ``SYNC_PRODUCTS_CRON`` (five cron fields,
+    UTC; default ``0 3 * * *``, 03:00 every day; ``off`` disables it)."""
+
+    def entries(settings: Settings) -> dict[str, dict[str, object]]:
+        fields = settings.sync_products_cron
+        if fields is None:
+            return {}
+        when = _crontab("SYNC_PRODUCTS_CRON", fields)
+        return {"products": {"task": TASK_PRODUCTS, "schedule": when}}
+
+    return _per_connection(entries)
 
 
 def _orders_feed_schedule() -> dict[str, dict[str, object]]:
     """The Orders Feed consumer (``etl.sync.feed``) of each connection every
     ``ORDERS_FEED_INTERVAL`` seconds (default 60; 0 turns it off)."""
-    raw = os.environ.get("ORDERS_FEED_INTERVAL") or "60"
-    if not raw.isdigit() or int(raw) > 3600:
-        raise ValueError(f"ORDERS_FEED_INTERVAL: expected 0 to 3600 seconds, got {raw!r}")
-    if int(raw) == 0:
-        return {}
-    return _per_connection("orders-feed", {"task": TASK_ORDERS_FEED, "schedule": float(raw)})
+
+    def entries(settings: Settings) -> dict[str, dict[str, object]]:
+        interval = settings.orders_feed_interval
+        if interval == 0:
+            return {}
+        return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(interval)}}
+
+    return _per_connection(entries)
 
 
-beat_schedule = {
-    "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
-    **_incremental_schedule(),
-    **_orders_feed_schedule(),
-}
+def schedule() -> dict[str, dict[str, object]]:
+    """Beat's schedule from the current settings (``ConfigError`` names a bad variable)."""
+    return {
+        "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
+        **_incremental_schedule(),
+        **_products_schedule(),
+        **_orders_feed_schedule(),
+    }
+
+
+beat_schedule = schedule()

@@ -184,6 +184,7 @@ class SandboxConfig:
 
     customers: int = 1000
     orders: int = 2000
+    products: int = 60
     seed: int = 1
     dirty_share: float = 0.05
     vtex_faults: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -479,6 +480,48 @@ class Stack:
                     f"({run.read_count}/{run.records_total} read)"
                 )
             time.sleep(poll)
+
+
+def plan_then_process(stack: Stack, run_id: int) -> tuple[dict[str, Any], Any, int]:
+    """For memory benchmarks: the run's producer task body alone in a process of its own
+    (bench/producer_proc.py), then one ``-P threads -c 2`` worker (one process, never recycled)
+    for its chunks. Returns the producer's report, the finished run and the worker's peak RSS
+    (KiB)."""
+    done = subprocess.run(
+        [PYTHON, "-m", "bench.producer_proc", str(run_id)],
+        cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=3600, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"producer process failed: {done.stderr[-2000:]}")
+    producer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if not producer["planning_done"]:
+        raise RuntimeError(f"the producer did not finish planning run {run_id}")
+    worker = stack.start_worker(pool="threads", concurrency=2)
+    run = stack.wait_run(run_id, timeout=3600)
+    worker_peak = peak_rss_kib(worker.pid)
+    if run.status != "done":
+        raise RuntimeError(f"run {run_id} ended {run.status}: {run.error}")
+    return producer, run, worker_peak
+
+
+def ceiling_summary(
+    pipeline: Sequence[Mapping[str, Any]], naive: Mapping[str, Any], rate: float, unit: str
+) -> dict[str, Any]:
+    """The summary row of a throughput benchmark against a rate ceiling: medians of the
+    pipeline runs (``{unit}_per_s``, ``ratio``, ``budget_use``), their 429s and the speed-up
+    over the naive script."""
+    speed = median([r[f"{unit}_per_s"] for r in pipeline])
+    return {
+        "kind": "summary",
+        "rate_limit": rate,
+        "runs": len(pipeline),
+        f"median_{unit}_per_s": speed,
+        "median_ratio": median([r["ratio"] for r in pipeline]),
+        "median_budget_use": median([r["budget_use"] for r in pipeline]),
+        "vtex_429_total": sum(r["vtex_429"] for r in pipeline),
+        f"naive_{unit}_per_s": naive[f"{unit}_per_s"],
+        "speedup_vs_naive": round(speed / naive[f"{unit}_per_s"], 1),
+    }
 
 
 def run_seconds(run: Any) -> float:

@@ -16,20 +16,9 @@ Goal: peak(large) / peak(small) <= 1.2 for both.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any
 
-from bench.harness import (
-    PYTHON,
-    ROOT,
-    SandboxConfig,
-    Stack,
-    log,
-    peak_rss_kib,
-    run_seconds,
-    table,
-)
+from bench.harness import SandboxConfig, Stack, log, plan_then_process, run_seconds, table
 
 NAME = "memory"
 
@@ -40,21 +29,7 @@ UNLIMITED = {"VTEX_RATE_LIMIT": "100000", "SYNERISE_RATE_LIMIT": "100000"}
 def one_size(customers: int) -> dict[str, Any]:
     config = SandboxConfig(customers=customers, orders=10, seed=1)
     with Stack(NAME, config, UNLIMITED) as stack:
-        run_id = stack.start_run("customers_created")
-        done = subprocess.run(
-            [PYTHON, "-m", "bench.producer_proc", str(run_id)],
-            cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=3600, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"producer process failed: {done.stderr[-2000:]}")
-        producer = json.loads(done.stdout.strip().splitlines()[-1])
-        if not producer["planning_done"]:
-            raise RuntimeError(f"the producer did not finish planning run {run_id}")
-        worker = stack.start_worker(pool="threads", concurrency=2)
-        run = stack.wait_run(run_id, timeout=3600)
-        worker_peak = peak_rss_kib(worker.pid)
-        if run.status != "done":
-            raise RuntimeError(f"run {run_id} ended {run.status}: {run.error}")
+        producer, run, worker_peak = plan_then_process(stack, stack.start_run("customers_created"))
         return {
             "customers": customers,
             "read": run.read_count,

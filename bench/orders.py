@@ -33,6 +33,7 @@ from bench.harness import (
     ROOT,
     SandboxConfig,
     Stack,
+    ceiling_summary,
     cpu_meter,
     log,
     median,
@@ -155,19 +156,8 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
     if params.get("before_orders"):
         rows += before_fix(params["before_orders"], settings)
     pipeline = [r for r in rows if r["kind"] == "pipeline"]
-    speed = median([r["orders_per_s"] for r in pipeline])
-    summary = {
-        "kind": "summary",
-        "rate_limit": RATE,
-        "orders": params["orders"],
-        "runs": len(pipeline),
-        "median_orders_per_s": speed,
-        "median_ratio": median([r["ratio"] for r in pipeline]),
-        "median_budget_use": median([r["budget_use"] for r in pipeline]),
-        "vtex_429_total": sum(r["vtex_429"] for r in pipeline),
-        "naive_orders_per_s": naive["orders_per_s"],
-        "speedup_vs_naive": round(speed / naive["orders_per_s"], 1),
-    }
+    summary = {"orders": params["orders"], **ceiling_summary(pipeline, naive, RATE, "orders")}
+    speed = summary["median_orders_per_s"]
     rows.append(summary)
     print(table(
         f"Orders against the ceiling: R = {RATE:.0f} VTEX requests/s (whole family), "

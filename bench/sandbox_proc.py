@@ -8,7 +8,7 @@ serves until SIGTERM/SIGINT (or until its parent dies: stdin is a pipe the paren
 Fault rules are applied per server (``vtex_faults`` / ``synerise_faults``), so a ``"*"`` rule on
 VTEX never touches Synerise. The config keys::
 
-    {"customers": 1000, "orders": 2000, "seed": 1, "dirty_share": 0.05,
+    {"customers": 1000, "orders": 2000, "products": 60, "seed": 1, "dirty_share": 0.05,
      "vtex_faults": [["oms.get_order", {"latency_ms": 40}]], "synerise_faults": [],
      "vtex_options": {}, "synerise_options": {"token_expiry_interval": 30}}
 """
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         customers=int(config.get("customers", 1000)),
         orders=int(config.get("orders", 2000)),
         seed=int(config.get("seed", 0)),
+        products=int(config.get("products", 60)),
         dirty_share=float(config.get("dirty_share", 0.05)),
         vtex_options=config.get("vtex_options") or {},
         synerise_options=config.get("synerise_options") or {},

@@ -85,6 +85,7 @@ class ApiUsage:
             **pool.connection_kwargs,
             "socket_timeout": _FLUSH_TIMEOUT,
             "socket_connect_timeout": _FLUSH_TIMEOUT,
+            "retry": None,  # not the client's own retries: a flush tries once, keeps the tally
         }
         self.redis = redis.Redis(
             connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)

@@ -27,7 +27,11 @@ from etl.errors import ConfigError
 from etl.redaction import register_secret
 
 __all__ = [
+    "CATALOG_DERIVED_SOURCES",
+    "CATALOG_FIXED_COLUMNS",
+    "CRON_FIELDS",
     "DELETE_BEHAVIOURS",
+    "INCREMENTAL_SCOPES",
     "SECTIONS",
     "SOURCE_RULE_FIELDS",
     "SYNERISE_HOSTS",
@@ -72,6 +76,18 @@ field tests ``salesChannel``."""
 SubAccount = tuple[str, str]
 """``(VTEX account, base URL)`` of a sub-account."""
 
+CATALOG_DERIVED_SOURCES = (
+    "url", "image", "categories", "price", "listPrice", "currency", "deleted",
+)  # fmt: skip
+"""Catalog column sources computed from several VTEX fields (``docs/mapping.md``); any other
+source names a field: ``sku:Path.In.Context`` or ``price:field``."""
+
+CATALOG_FIXED_COLUMNS = ("itemId", "deleted")
+"""Catalog columns ``CATALOG_COLUMNS`` cannot change: the item's id and its deletion flag."""
+
+CatalogColumn = tuple[str, str]
+"""``(catalog column, source)``; an empty source drops a default column."""
+
 SourceRule = tuple[str, str, str]
 """``(order field, value, Synerise source)``: an order whose field equals the value gets the
 source."""
@@ -87,11 +103,33 @@ VARIABLES = (
     "SYNERISE_TRANSACTION_SOURCE", "SYNERISE_TRANSACTION_SOURCE_MAP", "SYNERISE_GUEST_PROFILES",
     "REDIS_URL", "DATABASE_URL", "ETL_STATE_DIR", "FLOWER_BASIC_AUTH", "CONSOLE_BASIC_AUTH",
     "WEBHOOK_SECRET", "DELETE_BEHAVIOUR", "ORDER_UPDATE_STATUSES", "CONSENT_CREATE_MISSING_CL",
-    "REALTIME_DEDUPE_TTL", "ECHO_GUARD_TTL",
+    "REALTIME_DEDUPE_TTL", "ECHO_GUARD_TTL", "SYNERISE_CATALOG_NAME", "CATALOG_COLUMNS",
+    "CATALOG_TRADE_POLICY", "CATALOG_CURRENCY", "VTEX_CATALOG_RATE_LIMIT",
+    "SYNC_INCREMENTAL_CRON", "SYNC_INCREMENTAL_SCOPES", "SYNC_PRODUCTS_CRON",
+    "ORDERS_FEED_INTERVAL",
 )  # fmt: skip
 """Every variable ``Settings.from_env`` reads."""
 
+INCREMENTAL_SCOPES = ("customers_created", "customers_updated", "orders")
+"""What beat's incremental syncs can cover: the scopes with a changed-since listing (the catalog
+has none, so ``products`` runs whole on ``SYNC_PRODUCTS_CRON``)."""
+
+CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                      "nov", "dec")),
+    ("day of week", 0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)  # fmt: skip
+"""The five fields of a cron expression: name, range and names (``jan`` is 1, ``sun`` is 0)."""
+
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_CATALOG_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_COLUMN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_FIELD_PATH = re.compile(
+    r"sku:[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*|price:(?:basePrice|listPrice|costPrice|markup)"
+)
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _UNSET = object()
 
@@ -164,6 +202,11 @@ class Settings:
     synerise_transaction_source: str
     synerise_transaction_source_map: tuple[SourceRule, ...]
     synerise_guest_profiles: bool
+    synerise_catalog_name: str
+    catalog_columns: tuple[CatalogColumn, ...]
+    catalog_trade_policy: str
+    catalog_currency: str | None
+    vtex_catalog_rate_limit: float
     redis_url: str | None = dataclasses.field(repr=False)
     database_url: str | None = dataclasses.field(repr=False)
     etl_state_dir: str
@@ -175,6 +218,10 @@ class Settings:
     consent_create_missing_cl: bool
     realtime_dedupe_ttl: int
     echo_guard_ttl: int
+    sync_incremental_cron: tuple[str, str, str, str, str]
+    sync_incremental_scopes: tuple[str, ...]
+    sync_products_cron: tuple[str, str, str, str, str] | None
+    orders_feed_interval: int
 
     @classmethod
     def from_env(
@@ -198,8 +245,9 @@ class Settings:
         Raises:
             ConfigError: the first missing or malformed variable.
         """
-        values = read_environment(env, dotenv_path)
-        values.update({k: v.strip() for k, v in (overrides or {}).items() if v and v.strip()})
+        merged = read_environment(env, dotenv_path, keep_empty=True)
+        merged.update(overrides or {})
+        values = {k: v.strip() for k, v in merged.items() if v and v.strip()}
 
         for section in require:
             if section not in SECTIONS:
@@ -252,6 +300,13 @@ class Settings:
                 "SYNERISE_TRANSACTION_SOURCE_MAP", _source_rules, ()
             ),
             synerise_guest_profiles=get("SYNERISE_GUEST_PROFILES", _bool, True),
+            synerise_catalog_name=get(
+                "SYNERISE_CATALOG_NAME", _catalog_name, default_catalog_name(account)
+            ),
+            catalog_columns=get("CATALOG_COLUMNS", _catalog_columns, ()),
+            catalog_trade_policy=get("CATALOG_TRADE_POLICY", _trade_policy, "1"),
+            catalog_currency=get("CATALOG_CURRENCY", _currency, None),
+            vtex_catalog_rate_limit=get("VTEX_CATALOG_RATE_LIMIT", _positive_float, 100.0),
             redis_url=get("REDIS_URL", _url_with_scheme("redis", "rediss", "unix"), None),
             database_url=get("DATABASE_URL", _url_with_scheme("postgresql", "postgres"), None),
             etl_state_dir=values.get("ETL_STATE_DIR", ".state"),
@@ -265,6 +320,14 @@ class Settings:
             consent_create_missing_cl=get("CONSENT_CREATE_MISSING_CL", _bool, False),
             realtime_dedupe_ttl=get("REALTIME_DEDUPE_TTL", _int_between(60, 30 * 86_400), 172_800),
             echo_guard_ttl=get("ECHO_GUARD_TTL", _int_between(1, 86_400), 600),
+            sync_incremental_cron=get(
+                "SYNC_INCREMENTAL_CRON", _cron, ("*/15", "*", "*", "*", "*")
+            ),
+            sync_incremental_scopes=_scopes(
+                "SYNC_INCREMENTAL_SCOPES", merged.get("SYNC_INCREMENTAL_SCOPES")
+            ),
+            sync_products_cron=get("SYNC_PRODUCTS_CRON", _cron_or_off, NIGHTLY_PRODUCTS_CRON),
+            orders_feed_interval=get("ORDERS_FEED_INTERVAL", _int_between(0, 3600), 60),
         )
         settings._register_secrets()
         return settings
@@ -336,16 +399,25 @@ class Settings:
 def read_environment(
     env: Mapping[str, str] | None = None,
     dotenv_path: str | os.PathLike[str] | object | None = _UNSET,
+    keep_empty: bool = False,
 ) -> dict[str, str]:
     """The variables as ``Settings.from_env`` sees them: ``.env`` under the environment, values
-    stripped, empty ones dropped (see ``from_env`` for the defaults of both arguments)."""
+    stripped, empty ones dropped unless ``keep_empty`` (then as given: an empty
+    ``SYNC_INCREMENTAL_SCOPES`` means none) (see ``from_env`` for the defaults of the others)."""
     if dotenv_path is _UNSET:
         dotenv_path = ".env" if env is None else None
     merged: dict[str, str] = {}
     if dotenv_path is not None and Path(str(dotenv_path)).is_file():
         merged.update({k: v for k, v in dotenv_values(str(dotenv_path)).items() if v})
     merged.update(os.environ if env is None else env)
+    if keep_empty:
+        return merged
     return {k: v.strip() for k, v in merged.items() if v and v.strip()}
+
+def default_catalog_name(account: str | None) -> str:
+    """``vtex`` and the account's letters and digits: Synerise's recommendation feeds allow only
+    those in a catalog name (its API's own rule is UNCONFIRMED)."""
+    return "vtex" + re.sub(r"[^A-Za-z0-9]", "", account or "")
 
 
 # -- parsers: (variable, raw) -> value, raising ConfigError ---------------------------------------
@@ -490,6 +562,98 @@ def _source_rules(variable: str, raw: str) -> tuple[SourceRule, ...]:
             raise ConfigError(variable, f"{expected}; each field:value once", raw)
         rules.append((field, value, source))
     return tuple(rules)
+
+
+def _cron(variable: str, raw: str) -> tuple[str, str, str, str, str]:
+    """Five cron fields (minute hour day-of-month month day-of-week), each checked for range."""
+    expected = "five cron fields, minute hour day-of-month month day-of-week, e.g. '*/15 * * * *'"
+    fields = raw.lower().split()
+    if len(fields) != 5:
+        raise ConfigError(variable, expected, raw)
+    for text, (name, low, high, names) in zip(fields, CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            if not _cron_item(item, low, high, names):
+                raise ConfigError(variable, f"{expected} ({name} is {low}-{high})", raw)
+    return fields[0], fields[1], fields[2], fields[3], fields[4]
+
+
+NIGHTLY_PRODUCTS_CRON: tuple[str, str, str, str, str] | None = ("0", "3", "*", "*", "*")
+"""``SYNC_PRODUCTS_CRON``'s default: 03:00 UTC every day."""
+
+
+def _cron_or_off(variable: str, raw: str) -> tuple[str, str, str, str, str] | None:
+    """Five cron fields, or ``off`` (the schedule is disabled)."""
+    return None if raw.strip().lower() == "off" else _cron(variable, raw)
+
+
+def _cron_item(item: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    """``*``, ``N``, ``N-M``, each with an optional ``/STEP``; names count from ``low``."""
+    span, slash, step = item.partition("/")
+    if slash and not (step.isdigit() and int(step) > 0):
+        return False
+
+    def value(text: str) -> int | None:
+        if text in names:
+            return names.index(text) + low
+        return int(text) if text.isdigit() and low <= int(text) <= high else None
+
+    if span == "*":
+        return True
+    first, dash, last = span.partition("-")
+    start, end = value(first), value(last) if dash else None
+    return start is not None and (not dash or (end is not None and end >= start))
+
+
+def _scopes(variable: str, raw: str | None) -> tuple[str, ...]:
+    """Comma-separated scopes; unset is the default, an empty value none (beat starts none)."""
+    if raw is None:
+        return ("customers_updated", "orders")
+    scopes = tuple(name.strip() for name in raw.split(",") if name.strip())
+    unknown = [scope for scope in scopes if scope not in INCREMENTAL_SCOPES]
+    if unknown:
+        among = ", ".join(INCREMENTAL_SCOPES)
+        raise ConfigError(variable, f"comma-separated scopes among {among}", raw)
+    return scopes
+
+
+def _catalog_name(variable: str, raw: str) -> str:
+    if not _CATALOG_NAME.fullmatch(raw):
+        raise ConfigError(variable, "1-100 letters, digits, '_' or '-'", raw)
+    return raw
+
+
+def _catalog_columns(variable: str, raw: str) -> tuple[CatalogColumn, ...]:
+    """Comma-separated ``column=source`` changes to the default catalog columns, e.g.
+    ``title=sku:ProductName,manufacturer=sku:ManufacturerCode,ean=``."""
+    expected = (
+        "comma-separated column=source, column of letters, digits, '_' or '-', source one of"
+        f" {', '.join(CATALOG_DERIVED_SOURCES)}, sku:Field.Path,"
+        " price:basePrice|listPrice|costPrice|markup, or empty to drop the column;"
+        f" {' and '.join(CATALOG_FIXED_COLUMNS)} cannot be changed"
+    )
+    columns: list[CatalogColumn] = []
+    for part in raw.split(","):
+        column, equals, source = (text.strip() for text in part.partition("="))
+        known = source in CATALOG_DERIVED_SOURCES or _FIELD_PATH.fullmatch(source)
+        valid_source = not source or known
+        if not (equals and _COLUMN_NAME.fullmatch(column) and valid_source):
+            raise ConfigError(variable, expected, raw)
+        if column in CATALOG_FIXED_COLUMNS or any(c == column for c, _ in columns):
+            raise ConfigError(variable, f"{expected}; each column once", raw)
+        columns.append((column, source))
+    return tuple(columns)
+
+
+def _trade_policy(variable: str, raw: str) -> str:
+    if not raw.isdigit():
+        raise ConfigError(variable, "a trade policy (sales channel) id, e.g. 1", raw)
+    return raw
+
+
+def _currency(variable: str, raw: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", raw):
+        raise ConfigError(variable, "an ISO 4217 code, e.g. BRL", raw)
+    return raw
 
 
 def _secret(variable: str, raw: str) -> Secret:

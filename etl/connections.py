@@ -187,11 +187,13 @@ def _check_name(name: str) -> None:
 
 
 def _check_distinct(found: Mapping[str, Connection], require: Iterable[str]) -> None:
-    """Refuse two connections that would share state, or eventSalts in one workspace."""
+    """Refuse two connections that would share state, or eventSalts or a catalog in one
+    workspace."""
     if not {"vtex", "synerise"} <= set(require):
         return  # identities need credentials; commands that need none do not compare them
     seen: dict[tuple[str, str], str] = {}
     salts: dict[tuple[str, str], str] = {}
+    catalogs: dict[tuple[str, str], str] = {}
     for name, connection in found.items():
         identity = connection.identity
         if identity in seen:
@@ -213,6 +215,16 @@ def _check_distinct(found: Mapping[str, Connection], require: Iterable[str]) -> 
                 salt[1],
             )
         salts[salt] = name
+        catalog = (identity[1], connection.settings.synerise_catalog_name)
+        if catalog in catalogs:
+            raise _named(
+                name,
+                "SYNERISE_CATALOG_NAME",
+                f"a catalog other than connection {catalogs[catalog]}'s: both send to one"
+                " workspace, and their SKU ids would overwrite each other's items",
+                catalog[1],
+            )
+        catalogs[catalog] = name
 
 
 def _named(name: str, variable: str, expected: str, got: object | None = None) -> ConfigError:

@@ -1,13 +1,19 @@
 """The demo: the product's main job, end to end, on embedded defaults, then a clean shutdown.
 
-It brings up the embedded Redis and PostgreSQL (in their own state folder, so it never touches
-servers you run), migrates the database, starts the VTEX and Synerise sandbox emulators with
-generated customers and orders (dirty ones included), a real Celery worker and Flower through
-this project's CLI, and runs a historical customers sync and an orders sync at once (the two
-slots) with progress bars. It then checks its report against the sandbox's inspection API,
-runs the customers sync again to show the ledger skipping unchanged records, and says where
-Flower is. Whatever happens (success, failure, Ctrl-C, SIGTERM) every process it started is
-stopped before it returns.
+It brings up embedded Redis and PostgreSQL of its own in ``$ETL_STATE_DIR/demo`` (so it never
+touches servers you run, ``REDIS_URL``/``DATABASE_URL`` included), migrates the database, starts
+the VTEX and Synerise sandbox emulators with generated customers, orders and a product catalog
+(dirty ones included), a real Celery worker and Flower through this project's CLI, and runs a
+historical customers sync and an orders sync at once (the two slots) plus a catalog sync that
+waits for a free slot, with progress bars. It then checks its report against the sandbox's
+inspection API (the catalog item by item), runs the customers sync again to show the ledger
+skipping unchanged records, and says where Flower is.
+
+Every demo starts from a clean state: the sandbox starts empty, so the demo folder of an earlier
+demo (its ledger, runs and queues) is wiped first; otherwise the ledger would skip everything the
+new, empty sandbox has never seen. Whatever happens (success, failure, Ctrl-C, SIGTERM) every
+process it started is stopped before it returns: SIGTERM to each process group at once, SIGKILL
+to whatever is left after ``STOP_GRACE`` seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +51,8 @@ Say = Callable[[str], None]
 END_STATES = ("done", "failed", "cancelled")
 DEMO_RANGE = ("2025-06-01", "2026-06-01")
 """The sandbox generates records over this year; the syncs ask for all of it."""
+STOP_GRACE = 10.0
+"""Seconds the worker and Flower get to stop after SIGTERM before their groups get SIGKILL."""
 
 
 class DemoError(RuntimeError):
@@ -59,6 +68,7 @@ class DemoReport:
     migrations_applied: list[int] = field(default_factory=list)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     synerise: dict[str, Any] = field(default_factory=dict)
+    catalog: dict[str, int] = field(default_factory=dict)
     expected: dict[str, Any] = field(default_factory=dict)
     mismatches: list[str] = field(default_factory=list)
     resync_skipped: int = 0
@@ -77,6 +87,7 @@ def run(
     orders: int = 3000,
     seed: int = 42,
     timeout: float = 300.0,
+    products: int = 200,
     hold: bool = False,
     say: Say = print,
 ) -> DemoReport:
@@ -87,6 +98,7 @@ def run(
         customers: how many Master Data customers the sandbox generates.
         orders: how many OMS orders the sandbox generates.
         seed: the sandbox data seed (same seed, same data).
+        products: how many catalog products the sandbox generates (1-3 SKUs each).
         timeout: seconds each waiting step may take.
         hold: keep Flower and the worker running until Ctrl-C before shutting down.
         say: where progress lines go.
@@ -94,30 +106,35 @@ def run(
     from etl.sandbox import start_sandbox  # local: the sandbox is heavy to import
     from etl.sync import runs
     from etl.sync.engine import Engine
+    from etl.sync.products import start_products
     from etl.sync.windows import Window, parse_time
     from workers.dispatch import enqueue
 
     report = DemoReport()
     started = time.monotonic()
     folder = Path(settings.etl_state_dir).resolve() / "demo"
+    spawned: list[subprocess.Popen[bytes]] = []
     with _terminate_on_sigterm(), _cleanup_stack() as cleanup:
         settings = _servers(settings, folder, cleanup, say)
+        cleanup.callback(stop_groups, spawned)
         assert settings.redis_url and settings.database_url
         report.redis_url, report.database_url = settings.redis_url, settings.database_url
         report.migrations_applied = migrate.upgrade(settings.database_url)
         say(f"database migrated (applied: {report.migrations_applied or 'nothing new'})")
 
         # A little latency makes the sandbox behave like a remote API; no other faults here.
-        faults = [("oms.*", {"latency_ms": 5.0}), ("md.*", {"latency_ms": 5.0})]
-        sandbox = start_sandbox(customers, orders, seed, faults=faults)
+        faults = [(route, {"latency_ms": 5.0}) for route in ("oms.*", "md.*", "catalog.*",
+                                                              "pricing.*")]  # fmt: skip
+        sandbox = start_sandbox(customers, orders, seed, faults=faults, products=products)
         cleanup.callback(sandbox.stop)
         say(f"sandbox up: VTEX {sandbox.vtex_url} ({customers} customers, {orders} orders, "
-            f"about 5% dirty), Synerise {sandbox.synerise_url}")
+            f"about 5% dirty; {products} products), Synerise {sandbox.synerise_url}")
         env = {
             **os.environ,
             **settings.process_env(),
             **sandbox.env(),
             "VTEX_RATE_LIMIT": os.environ.get("VTEX_RATE_LIMIT", "600"),
+            "VTEX_CATALOG_RATE_LIMIT": os.environ.get("VTEX_CATALOG_RATE_LIMIT", "600"),
             "SYNERISE_RATE_LIMIT": os.environ.get("SYNERISE_RATE_LIMIT", "100"),
             "SYNC_FETCH_CONCURRENCY": os.environ.get("SYNC_FETCH_CONCURRENCY", "8"),
         }
@@ -127,7 +144,7 @@ def run(
         _spawn(
             "worker",
             ["worker", "--pool", "threads", "--concurrency", "8", "--hostname", node],
-            env, folder, cleanup,
+            env, folder, cleanup, spawned,
         )
         say(f"worker started (log: {folder / 'worker.log'})")
 
@@ -135,7 +152,9 @@ def run(
         port = infra.free_port()
         report.flower_url = f"http://127.0.0.1:{port}"
         flower_env = {**env, "FLOWER_BASIC_AUTH": f"{report.flower_user}:{report.flower_password}"}
-        flower = _spawn("flower", ["flower", "--port", str(port)], flower_env, folder, cleanup)
+        flower = _spawn(
+            "flower", ["flower", "--port", str(port)], flower_env, folder, cleanup, spawned
+        )
         auth = _basic(report.flower_user, report.flower_password)
         worker_name = node.replace("%h", socket.gethostname())  # as Celery expands %h
         online = f'flower_worker_online{{worker="{worker_name}"}} 1.0'
@@ -154,8 +173,9 @@ def run(
         started_runs = [
             runs.start(engine, runs.StartRequest("customers_created", window)),
             runs.start(engine, runs.StartRequest("orders", window)),
+            start_products(engine),  # the third run: it waits for a free slot
         ]
-        say(f"started runs {', '.join(f'{r.id} ({r.scope})' for r in started_runs)}; "
+        say(f"started runs {', '.join(f'{r.id} ({r.scope}, {r.status})' for r in started_runs)}; "
             "follow them with `vtex-synerise sync status ID --follow` too")
         finished = [_follow(engine.store, r.id, timeout) for r in started_runs]
         for done in finished:
@@ -165,6 +185,9 @@ def run(
 
         report.synerise = _json(f"{sandbox.synerise_url}/__sandbox__/stats")
         report.expected = _json(f"{sandbox.vtex_url}/__sandbox__/vtex/expected")
+        report.catalog = _catalog_counts(
+            _json_rows(f"{sandbox.synerise_url}/__sandbox__/synerise/catalog-items"), sandbox
+        )
         report.mismatches = _reconcile(report)
         for line in _report_lines(report):
             say(line)
@@ -211,6 +234,31 @@ def _follow(store: Any, run_id: int, timeout: float, label: str | None = None) -
     return run
 
 
+def _catalog_counts(items: list[dict[str, Any]], sandbox: Any) -> dict[str, int]:
+    """What the Synerise sandbox's catalog holds, and how many items disagree with the VTEX
+    sandbox's SKU (key, product, deleted flag, price and image present or not)."""
+    values = [item["value"] for item in items]
+    wrong = 0
+    for item in items:
+        value, sku_id = item["value"], int(item["itemKey"])
+        doc, price = sandbox.vtex.catalog.sku(sku_id), sandbox.vtex.catalog.price(sku_id)
+        expected = doc is not None and (
+            value.get("itemId") == item["itemKey"]
+            and value.get("parentId") == str(doc["ProductId"])
+            and value.get("deleted") == ("0" if doc["IsActive"] and doc["IsProductActive"] else "1")
+            and ("price" in value) == (price is not None)
+            and ("image" in value) == bool(doc["Images"])
+        )
+        wrong += not expected
+    return {
+        "items": len(values),
+        "deleted": sum(value.get("deleted") == "1" for value in values),
+        "without_price": sum("price" not in value for value in values),
+        "without_image": sum("image" not in value for value in values),
+        "disagreeing": wrong,
+    }
+
+
 def _counts(run: Run) -> dict[str, Any]:
     return {"id": run.id, "read": run.read_count, "sent": run.sent_count,
             "skipped": run.skipped_count, "rejected": run.rejected_count,
@@ -221,6 +269,7 @@ def _counts(run: Run) -> dict[str, Any]:
 def _reconcile(report: DemoReport) -> list[str]:
     """Where our counts and the sandbox's stored data disagree (empty: they agree)."""
     customers, orders = report.runs["customers_created"], report.runs["orders"]
+    products = report.runs["products"]
     stats, expected = report.synerise, report.expected
     # Customers that share an e-mail with an earlier one land on that one's Synerise profile;
     # each guest buyer of an order gets a profile of its own.
@@ -239,7 +288,15 @@ def _reconcile(report: DemoReport) -> list[str]:
         ("customers expected rejected", expected["customers"]["rejected"], customers["rejected"]),
         ("orders expected sent", expected["orders"]["sent"], orders["sent"]),
         ("orders expected rejected", expected["orders"]["rejected"], orders["rejected"]),
-    ]
+        ("catalog items in Synerise", report.catalog["items"], products["sent"]),
+        ("catalog SKUs expected sent", expected["catalog"]["skus"], products["sent"]),
+        ("catalog items deleted", report.catalog["deleted"], expected["catalog"]["deleted"]),
+        ("catalog items without a price", report.catalog["without_price"],
+         expected["catalog"]["without_price"]),
+        ("catalog items without an image", report.catalog["without_image"],
+         expected["catalog"]["without_image"]),
+        ("catalog items that disagree with their SKU", report.catalog["disagreeing"], 0),
+    ]  # fmt: skip
     return [f"{name}: sandbox {theirs} vs ours {ours}"
             for name, theirs, ours in checks if theirs != ours]
 
@@ -255,6 +312,13 @@ def _report_lines(report: DemoReport) -> list[str]:
         f"Synerise sandbox holds {stats.get('profiles')} profiles, {stats.get('transactions')} "
         f"transactions ({stats.get('duplicate_transactions')} duplicates), "
         f"{stats.get('events')} events; 429s served: {stats.get('rate_limited')}"
+    )
+    catalog = report.catalog
+    lines.append(
+        f"Synerise sandbox catalog holds {catalog.get('items')} items, one per VTEX SKU: "
+        f"{catalog.get('deleted')} deleted (inactive SKU or product), "
+        f"{catalog.get('without_price')} without a price, "
+        f"{catalog.get('without_image')} without an image"
     )
     lines.append(
         f"the orders sync upserted {report.runs['orders']['guests_sent']} guest buyers' profiles"
@@ -284,30 +348,42 @@ def _json(url: str) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
+def _json_rows(url: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return list(json.loads(response.read()))
+
+
 def _servers(settings: Settings, folder: Path, cleanup: contextlib.ExitStack, say: Say) -> Settings:
-    """External URLs as given; otherwise embedded servers in the demo's own folder."""
-    need_redis, need_postgres = not settings.redis_url, not settings.database_url
-    if need_redis or need_postgres:
-        with _signals_deferred():  # a server started is a server recorded for shutdown
-            cleanup.callback(infra.down, folder)
-            state = infra.up(folder, need_redis=need_redis, need_postgres=need_postgres)
-        say(f"embedded servers up in {folder}")
-        settings = Settings.from_env(
-            {
-                **os.environ,
-                "REDIS_URL": settings.redis_url or state.redis_url,
-                "DATABASE_URL": settings.database_url or state.database_url,
-                "ETL_STATE_DIR": str(folder),
-            },
-            require=(),
-        )
-    return settings
+    """Fresh embedded servers in the demo's own folder, whatever the environment points at."""
+    if settings.redis_url or settings.database_url:
+        say("REDIS_URL/DATABASE_URL are left alone: the demo runs servers of its own")
+    with _signals_deferred():  # a server started is a server recorded for shutdown
+        infra.down(folder)  # an earlier demo's servers, if one was killed before its cleanup
+        shutil.rmtree(folder, ignore_errors=True)
+        cleanup.callback(infra.down, folder)
+        state = infra.up(folder)
+    say(f"demo state in {folder} (embedded Redis and PostgreSQL, logs; wiped at each demo)")
+    return Settings.from_env(
+        {
+            **os.environ,
+            "REDIS_URL": state.redis_url,
+            "DATABASE_URL": state.database_url,
+            "ETL_STATE_DIR": str(folder),
+        },
+        require=(),
+    )
 
 
 def _spawn(
-    name: str, args: list[str], env: dict[str, str], folder: Path, cleanup: contextlib.ExitStack
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    folder: Path,
+    cleanup: contextlib.ExitStack,
+    spawned: list[subprocess.Popen[bytes]],
 ) -> subprocess.Popen[bytes]:
-    """Start ``vtex-synerise ARGS`` in its own process group, logging to ``folder/NAME.log``."""
+    """Start ``vtex-synerise ARGS`` in its own process group, logging to ``folder/NAME.log``;
+    ``spawned`` is what the cleanup stops."""
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / f"{name}.log", "wb")  # noqa: SIM115 - closed by the cleanup stack
     cleanup.callback(log.close)
@@ -317,31 +393,29 @@ def _spawn(
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        cleanup.callback(_stop_group, proc)
+        spawned.append(proc)
     return proc
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
-    """SIGTERM the process group (Celery's warm shutdown), SIGKILL what is left after ``grace``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
-    # Children (prefork pool) may outlive the parent briefly; the group id is the parent's pid.
+def stop_groups(procs: list[subprocess.Popen[bytes]], grace: float = STOP_GRACE) -> None:
+    """Stop every process group in ``procs`` within about ``grace`` seconds, whatever the load.
+
+    SIGTERM to all groups at once (Celery's warm shutdown, Flower's exit), one shared deadline,
+    then SIGKILL to each whole group: a leader that exited may leave pool children behind, and
+    one that ignores SIGTERM is not waited for longer. The group id is the leader's pid
+    (``start_new_session``).
+    """
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _wait(

@@ -8,7 +8,8 @@ a branch, never a status code::
      │    ├── ConfigError                 a setting is missing or malformed
      │    ├── MissingExtraError(extra)    an optional part of the install is absent
      │    ├── AuthenticationError         401 that re-login cannot cure / bad app key
-     │    └── PermissionDeniedError       403
+     │    ├── PermissionDeniedError       403
+     │    └── CatalogNotFoundError(id)    404 from a Synerise catalog (deleted): recreate it
      ├── RetriableError            retried with backoff; then the chunk is ``failed`` (resume)
      │    ├── RateLimitedError(retry_after)   429
      │    ├── ServerError(status)             5xx, 408
@@ -39,6 +40,7 @@ __all__ = [
     "RESPONSE_RULES",
     "AuthenticationError",
     "BudgetExhaustedError",
+    "CatalogNotFoundError",
     "ClaimLostError",
     "ConfigError",
     "EtlError",
@@ -111,6 +113,20 @@ class AuthenticationError(FatalError):
 
 class PermissionDeniedError(FatalError):
     """The credentials are valid but lack a permission (403)."""
+
+
+class CatalogNotFoundError(FatalError):
+    """Synerise answered 404 for a catalog: it was deleted. Fatal unless the caller recreates
+    the catalog and tries once more (what the products stream does, after Synerise's Magento
+    module).
+
+    Args:
+        catalog_id: the catalog that is gone.
+    """
+
+    def __init__(self, catalog_id: int, message: str) -> None:
+        self.catalog_id = catalog_id
+        super().__init__(message)
 
 
 # -- retriable --------------------------------------------------------------------------------

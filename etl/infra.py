@@ -6,18 +6,24 @@ and PostgreSQL from the ``pgserver`` wheel (unix socket only). Their state lives
 (``ETL_STATE_DIR``, default ``./.state``) so the CLI, workers, beat, Flower and webhooks share them:
 
     .state/infra.json   what is running: pids, URLs
+    .state/ports.json   the Redis port, kept after ``down()``: a restarted Redis comes back on it
     .state/redis/       AOF files (appendfsync everysec: a Redis restart keeps the queues)
-    .state/pg/          the PostgreSQL cluster
+    .state/pg/          the PostgreSQL cluster (unix socket in a folder derived from its path)
 
 A server started here keeps running after the process that started it exits; ``down()`` stops
-both. External URLs always win, which is how Docker or managed servers are used unchanged.
+both (or one). Both come back on the same address after a crash or ``down()``: Redis on its
+recorded port (while that port is free), PostgreSQL on the same unix socket. So workers, beat,
+the webhook service and the console reconnect by themselves, with no restart of their own.
+External URLs always win, which is how Docker or managed servers are used unchanged.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import signal
 import socket
@@ -26,14 +32,30 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
 from etl.errors import ConfigError
 
-__all__ = ["InfraState", "down", "resolve_urls", "state_dir", "status", "up"]
+__all__ = [
+    "REDIS_OPTIONS",
+    "SERVERS",
+    "InfraState",
+    "down",
+    "redis_client",
+    "resolve_urls",
+    "state_dir",
+    "status",
+    "up",
+]
+
+log = logging.getLogger(__name__)
 
 _INFRA_FILE = "infra.json"
+_PORTS_FILE = "ports.json"
+SERVERS = ("redis", "postgres")
 
 
 @dataclass
@@ -44,6 +66,61 @@ class InfraState:
     redis_pid: int
     database_url: str
     pgdata: str
+
+
+REDIS_OPTIONS: dict[str, object] = {
+    "socket_timeout": 5.0,
+    "socket_connect_timeout": 3.0,
+    "socket_keepalive": True,
+    "socket_keepalive_options": {
+        getattr(socket, option): value
+        for option, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+        if hasattr(socket, option)
+    },
+    "health_check_interval": 15,
+}
+"""How every Redis client of the project talks to Redis (Celery's transport options in
+``celeryconfig`` are these too): a dead server or a half-open connection fails a call within
+seconds, keepalives find a connection that died quietly (after 10 + 3 x 5 s), and a connection
+idle for 15 s is pinged before use."""
+
+REDIS_RETRY_ATTEMPTS = 8
+"""Retries of one Redis call after a connection error or timeout, with exponential backoff and
+jitter capped at 3 s: about 15 s at worst, which rides out a restart of the embedded Redis (the
+CLI's one-off commands use fewer)."""
+
+
+def redis_client(url: str, retries: int | None = None, **overrides: Any) -> redis.Redis:
+    """A Redis client that survives a Redis restart: timeouts, keepalives and retries.
+
+    Every call is retried on ``ConnectionError``/``TimeoutError`` (reconnecting) for up to about
+    15 s, so a restart of a few seconds is invisible to the caller; a longer outage raises
+    ``redis.ConnectionError``, which the callers map to ``NetworkError`` (retriable). Commands
+    that must not run twice are written to be repeatable (tokens, compare-and-set scripts).
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``unix://``.
+        retries: retries of one call (default ``REDIS_RETRY_ATTEMPTS``, read at each call: the
+            CLI lowers it); ``1`` for a request that must answer fast (a probe, a page): it
+            still reconnects once after a restart, then fails.
+        overrides: ``redis.Redis`` options that win over ``REDIS_OPTIONS``.
+    """
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.retry import Retry
+
+    options: dict[str, Any] = {**REDIS_OPTIONS, **overrides}
+    if urlsplit(url).scheme == "unix":  # no TCP, no keepalives
+        options.pop("socket_keepalive", None)
+        options.pop("socket_keepalive_options", None)
+    options.setdefault(
+        "retry",
+        Retry(
+            ExponentialWithJitterBackoff(cap=3.0, base=0.1),
+            REDIS_RETRY_ATTEMPTS if retries is None else retries,
+            supported_errors=(redis.ConnectionError, redis.TimeoutError),
+        ),
+    )
+    return redis.Redis.from_url(url, **options)
 
 
 def state_dir(path: str | os.PathLike[str] | None = None) -> Path:
@@ -78,7 +155,7 @@ def up(
         if current and _redis_alive(current.redis_url):
             redis_url, redis_pid = current.redis_url, current.redis_pid
         elif need_redis:
-            redis_url, redis_pid = _start_redis(folder)
+            redis_url, redis_pid = _start_redis(folder, _recorded_port(folder))
         database_url, pgdata = (current.database_url, current.pgdata) if current else ("", "")
         if need_postgres:
             try:
@@ -92,20 +169,30 @@ def up(
     return state
 
 
-def down(path: str | os.PathLike[str] | None = None) -> list[str]:
-    """Stop both embedded servers; return what was stopped. Safe to call twice."""
+def down(
+    path: str | os.PathLike[str] | None = None, servers: tuple[str, ...] = SERVERS
+) -> list[str]:
+    """Stop the embedded servers (both, or those named); return what was stopped.
+
+    Safe to call twice. The Redis port stays recorded, so the next ``up()`` brings Redis back on
+    the same address and running clients reconnect.
+    """
+    unknown = set(servers) - set(SERVERS)
+    if unknown:
+        raise ValueError(f"servers must be among {', '.join(SERVERS)}; got {sorted(unknown)}")
     folder = state_dir(path)
     stopped: list[str] = []
     with _locked(folder):
         current = _read_state(folder)
-        if current and current.redis_pid and _pid_alive(current.redis_pid):
+        if "redis" in servers and current and current.redis_pid and _pid_alive(current.redis_pid):
             _stop_pid(current.redis_pid)
             stopped.append("redis")
         pgdata = folder / "pg"
-        if _postgres_pid(pgdata) is not None:
+        if "postgres" in servers and _postgres_pid(pgdata) is not None:
             _stop_postgres(pgdata)
             stopped.append("postgres")
-        (folder / _INFRA_FILE).unlink(missing_ok=True)
+        if set(servers) == set(SERVERS):
+            (folder / _INFRA_FILE).unlink(missing_ok=True)
     return stopped
 
 
@@ -174,10 +261,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_redis(folder: Path) -> tuple[str, int]:
-    port = free_port()
+def _start_redis(folder: Path, recorded: int | None) -> tuple[str, int]:
+    """Start Redis on its recorded port when that is free (clients reconnect), else a new one."""
+    port = recorded if recorded is not None and _port_free(recorded) else free_port()
+    if recorded is not None and port != recorded:
+        log.warning(
+            "embedded Redis: its port %d is taken by another program; it now listens on %d, "
+            "so processes started before must be restarted",
+            recorded, port,
+        )
     proc = start_redis_process(folder / "redis", port)
+    (folder / _PORTS_FILE).write_text(json.dumps({"redis": port}))
     return f"redis://127.0.0.1:{port}/0", proc.pid
+
+
+def _recorded_port(folder: Path) -> int | None:
+    """The port Redis had last time (``ports.json``, or an ``infra.json`` from before it)."""
+    try:
+        return int(json.loads((folder / _PORTS_FILE).read_text())["redis"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    current = _read_state(folder)
+    return urlsplit(current.redis_url).port if current and current.redis_url else None
+
+
+def _port_free(port: int) -> bool:
+    """Nobody listens on ``port`` (connections of the stopped server in TIME_WAIT are fine)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _start_postgres(folder: Path) -> tuple[str, str]:
@@ -187,6 +303,14 @@ def _start_postgres(folder: Path) -> tuple[str, str]:
     pgdata = folder / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
+    # With cleanup_mode None its exit hook only does bookkeeping, under a lock that every
+    # pgserver user on the machine shares: on a loaded machine, exiting waited minutes on it.
+    atexit.unregister(server._cleanup)
+    if _postgres_pid(pgdata) is None:
+        # pgserver caches one handle per folder and process; a server stopped since (``down``)
+        # is started again through it, on the same socket.
+        with server._lock:
+            server.ensure_postgres_running()
     return server.get_uri(), str(pgdata)
 
 

@@ -69,6 +69,9 @@ _NAMED_SECRET = re.compile(
     r"(?i)\b([\w-]*?(?:token|api[-_]?key|password|passwd|secret))" + _SEP + r"""([^\s"'&,;}\]]+)"""
 )
 _KEY_JUNK = re.compile(r"[\s_.-]")
+_TASK_NAME = re.compile(r"(?:etl|celery)(?:\.\w+)+")
+"""A Celery task name (``etl.process_chunk``): Celery logs it under the key ``name``, which
+would otherwise be masked as a person's name."""
 
 _secrets_lock = threading.Lock()
 _secrets: set[str] = set()
@@ -147,9 +150,12 @@ class RedactingFilter(logging.Filter):
     """Applies ``redact_text`` / ``redact_payload`` to a record's message, args and traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Redact ``record`` in place; never drops it."""
+        """Redact ``record`` in place, once (it may pass several handlers); never drops it."""
+        if getattr(record, "etl_redacted", False):
+            return True  # masking a masked value again would blur it: ***21 -> ***
+        record.etl_redacted = True
         if isinstance(record.args, Mapping):
-            record.args = redact_payload(record.args)
+            record.args = _redact_log_mapping(record.args)
         elif record.args:
             record.args = tuple(_redact_arg(arg) for arg in record.args)
         try:
@@ -186,6 +192,16 @@ def install_log_redaction() -> RedactingFilter:
         if _log_filter not in handler.filters:
             handler.addFilter(_log_filter)
     return _log_filter
+
+
+def _redact_log_mapping(args: Mapping[str, Any]) -> dict[str, Any]:
+    """``redact_payload`` of ``%(key)s`` log arguments, but a task name stays readable
+    (``Task etl.process_chunk[...] received``, not ``Task ***[...]``)."""
+    redacted = dict(redact_payload(args))
+    name = args.get("name")
+    if isinstance(name, str) and _TASK_NAME.fullmatch(name):
+        redacted["name"] = name
+    return redacted
 
 
 def _normalize_key(key: object) -> str:

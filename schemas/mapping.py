@@ -6,6 +6,9 @@
   document, sent before the order's transaction (`schemas.profiles`);
 * `transaction_from_order`: an OMS order (plus the buyer's ``CL`` document, for the real e-mail)
   to a ``/v4/transactions/batch`` item (`schemas.transactions`);
+* `catalog_item` / `catalog_tombstone`: a Catalog SKU (plus its Pricing price) to a
+  ``/catalogs/bags/{id}/items/batch`` item, or the item of a SKU gone from VTEX
+  (`schemas.catalog`);
 * `payload_hash`: what the entity ledger compares to skip unchanged records.
 
 Input is loaded with `schemas.vtex`, output is dumped with `schemas.synerise`. A record that
@@ -23,6 +26,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from schemas.catalog import CatalogConfig, catalog_item, catalog_tombstone
 from schemas.mapping_config import MappingConfig
 from schemas.profiles import guest_profile_from_order, profile_from_customer
 from schemas.reasons import FieldWarning, WarningCode
@@ -30,9 +34,12 @@ from schemas.transactions import UNKNOWN_PAYMENT_METHOD, transaction_from_order
 
 __all__ = [
     "UNKNOWN_PAYMENT_METHOD",
+    "CatalogConfig",
     "FieldWarning",
     "MappingConfig",
     "WarningCode",
+    "catalog_item",
+    "catalog_tombstone",
     "guest_profile_from_order",
     "payload_hash",
     "profile_from_customer",

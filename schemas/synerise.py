@@ -1,5 +1,6 @@
-"""Marshmallow schemas for what we send to Synerise: items of ``/v4/clients/batch`` and
-``/v4/transactions/batch`` (Synerise API reference §2.2 and §3.2).
+"""Marshmallow schemas for what we send to Synerise: items of ``/v4/clients/batch``,
+``/v4/transactions/batch`` and ``/catalogs/bags/{id}/items/batch`` (Synerise API reference §2.2,
+§3.2 and §5).
 
 Dumping emits only fields that hold a value. Synerise reads ``null`` as "clear this field"
 (§2.1), so a value VTEX does not have must be left out, never sent as ``null``.
@@ -12,6 +13,7 @@ from typing import Any
 from marshmallow import Schema, fields, post_dump
 
 __all__ = [
+    "CatalogItemSchema",
     "ClientSchema",
     "Money",
     "PaymentInfoSchema",
@@ -116,3 +118,14 @@ class TransactionSchema(_Payload):
     metadata = CompactDict()
     eventSalt = fields.String()
     source = fields.String()
+
+
+class CatalogItemSchema(_Payload):
+    """One ``/catalogs/bags/{catalogId}/items/batch`` item: ``itemKey`` and the row's columns.
+
+    Synerise's generated client types ``value`` as ``map<string, string>``
+    (``catalogs_items_batch.json``), so every column is text and an empty one is left out.
+    """
+
+    itemKey = fields.String(required=True)
+    value = fields.Dict(keys=fields.String(), values=fields.String(), required=True)

@@ -1,23 +1,30 @@
-"""Marshmallow schemas for what we read from VTEX: a Master Data ``CL`` document and an OMS order.
+"""Marshmallow schemas for what we read from VTEX: a Master Data ``CL`` document, an OMS order, a
+Catalog SKU context and a Pricing v2 price.
 
 Only the fields the mapping uses are declared, and unknown keys are excluded: marshmallow's
 cost grows with the declared fields, not with the (large) VTEX payload. Every field allows
 ``null`` because VTEX sends ``null`` freely; a missing key stays missing (no defaults are
-invented). Field references: VTEX API reference §3 (Get order) and §5 (CL fields).
+invented). Field references: VTEX API reference §3 (Get order), §5 (CL fields) and §6 (catalog,
+pricing; ``catalog-api.json``'s ``GetSKUandContext``, ``pricing-api.json``'s ``Getprice``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields
 
 __all__ = [
+    "Amount",
     "CustomerDocumentSchema",
+    "Flag",
     "Integral",
     "OrderSchema",
+    "PriceSchema",
+    "SkuContextSchema",
     "Text",
     "Totals",
     "customer_schema",
@@ -278,3 +285,82 @@ class OrderSchema(_VtexSchema):
     affiliateId = _text()
     orderGroup = _text()
     hostname = _text()
+
+
+class Amount(fields.Field):
+    """A price in currency units (Pricing v2 sends numbers, not cents), loaded as an exact
+    ``Decimal`` of the number JSON wrote; a string or a boolean is an error, not a price."""
+
+    default_error_messages = {"invalid": "Not a number."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        amount = Decimal(str(value))
+        if not amount.is_finite():
+            raise self.make_error("invalid")
+        return amount
+
+
+class Flag(fields.Field):
+    """A JSON boolean and nothing else: ``"yes"`` or ``1`` in an activity flag is a shape the
+    mapping does not guess about (marshmallow's ``Boolean`` would read both as true)."""
+
+    default_error_messages = {"invalid": "Not a boolean."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class SkuImageSchema(_VtexSchema):
+    ImageUrl = _text()
+
+
+class SkuContextSchema(_VtexSchema):
+    """A Catalog ``stockkeepingunitbyid`` answer (SKU and product context)."""
+
+    Id = Integral(required=True)
+    ProductId = _whole()
+    NameComplete = _text()
+    ProductName = _text()
+    SkuName = _text()
+    ProductDescription = _text()
+    BrandName = _text()
+    DetailUrl = _text()
+    ImageUrl = _text()
+    Images = fields.Nested(SkuImageSchema, many=True, allow_none=True)
+    ProductCategoryIds = _text()
+    ProductCategories = fields.Dict(keys=fields.String(), values=_text(), allow_none=True)
+    SalesChannels = fields.List(_whole(), allow_none=True)
+    AlternateIds = fields.Dict(
+        keys=fields.String(), values=fields.Raw(allow_none=True), allow_none=True
+    )
+    IsActive = Flag(required=True)
+    IsProductActive = Flag(allow_none=True)
+
+
+class DateRangeSchema(_VtexSchema):
+    from_ = Text(allow_none=True, data_key="from")
+    to = _text()
+
+
+class FixedPriceSchema(_VtexSchema):
+    """A trade policy's fixed price; it overrides the base price there (within its dates)."""
+
+    tradePolicyId = _text()
+    value = Amount(allow_none=True)
+    listPrice = Amount(allow_none=True)
+    minQuantity = _whole()
+    dateRange = fields.Nested(DateRangeSchema, allow_none=True)
+
+
+class PriceSchema(_VtexSchema):
+    """A Pricing v2 ``GET /pricing/prices/{itemId}`` answer."""
+
+    basePrice = Amount(allow_none=True)
+    listPrice = Amount(allow_none=True)
+    costPrice = Amount(allow_none=True)
+    markup = Amount(allow_none=True)
+    fixedPrices = fields.Nested(FixedPriceSchema, many=True, allow_none=True)

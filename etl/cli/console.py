@@ -14,13 +14,13 @@ import os
 import secrets
 
 import click
-import redis
 
 from etl.cli import runtime
 from etl.cli.webhooks import check_bind
 from etl.config import Settings
 from etl.console import Services, build_app
 from etl.errors import ConfigError
+from etl.infra import redis_client
 from etl.sync.queues import QUEUES
 from etl.webhooks.server import THREADS, WORKERS, GunicornServer, parse_bind, serve_dev
 
@@ -74,7 +74,7 @@ def console(
         services = Services(
             store=runtime.store,
             engine=runtime.engine,
-            redis=functools.cache(lambda: redis.Redis.from_url(str(redis_url))),
+            redis=functools.cache(lambda: redis_client(str(redis_url), retries=1)),
             engine_of_run=runtime.engine_of_run,
         )
         return build_app(services, pairs, csrf_key, QUEUES)

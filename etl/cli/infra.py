@@ -1,4 +1,8 @@
-"""``vtex-synerise infra``: the embedded Redis and PostgreSQL (see ``etl.infra``)."""
+"""``vtex-synerise infra``: the embedded Redis and PostgreSQL (see ``etl.infra``).
+
+``up`` also migrates the database, so a worker started next finds its tables. Both servers come
+back on the same address after ``down`` or a crash; processes connected to them reconnect.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import click
 
 from etl import infra as embedded
 from etl.config import Settings
+from etl.state.migrate import upgrade
 
 __all__ = ["infra"]
 
@@ -20,8 +25,13 @@ def infra() -> None:
 
 @infra.command()
 def up() -> None:
-    """Start the embedded servers that are not running (external URLs are left alone)."""
+    """Start the embedded servers that are not running (external URLs are left alone) and
+    migrate the database. A server comes back on the address it had before."""
     settings = Settings.from_env(require=()).with_infra()
+    assert settings.database_url  # with_infra() sets it
+    applied = upgrade(settings.database_url)
+    if applied:
+        click.echo(f"database migrated: applied {', '.join(f'{v:04d}' for v in applied)}", err=True)
     shown = settings.snapshot()  # URL passwords masked
     click.echo(f"REDIS_URL={shown['redis_url']}")
     click.echo(f"DATABASE_URL={shown['database_url']}")
@@ -29,10 +39,13 @@ def up() -> None:
 
 
 @infra.command()
-def down() -> None:
-    """Stop the embedded servers."""
+@click.option("--only", type=click.Choice(embedded.SERVERS), default=None,
+              help="Stop this server only (restart it with `infra up`).")
+def down(only: str | None) -> None:
+    """Stop the embedded servers. Their data stays, and so do their addresses: `infra up`
+    brings them back where running workers will find them."""
     settings = Settings.from_env(require=())
-    stopped = embedded.down(settings.etl_state_dir)
+    stopped = embedded.down(settings.etl_state_dir, (only,) if only else embedded.SERVERS)
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 

@@ -48,6 +48,10 @@ def sandbox() -> None:
 @click.option("--synerise-port", type=click.IntRange(0, 65535), default=0, help="0: any free port.")
 @click.option("--customers", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--orders", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option(
+    "--products", type=click.IntRange(1, 2_147_483), default=60, show_default=True,
+    help="Catalog products (1-3 SKUs each; some inactive, without a price or an image).",
+)  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--fixtures",
@@ -86,6 +90,7 @@ def serve(
     synerise_port: int,
     customers: int,
     orders: int,
+    products: int,
     seed: int,
     fixtures: Path | None,
     dirty_share: float,
@@ -109,7 +114,7 @@ def serve(
 
     rules = _faults(latency_ms, rate_limit, fault_options)
     try:
-        dataset = build_dataset(customers, orders, seed, fixtures, dirty_share, account)
+        dataset = build_dataset(customers, orders, seed, fixtures, dirty_share, account, products)
         vtex, synerise = build_emulators(
             dataset, rules, seed=seed, account=account, app_key=app_key or DEFAULT_APP_KEY,
             app_token=app_token or DEFAULT_APP_TOKEN, api_key=api_key or SANDBOX_API_KEY,
@@ -126,7 +131,8 @@ def serve(
         sys.stdout.flush()
         click.echo(
             f"VTEX sandbox at {urls[0]} ({dataset.customer_count} customers,"
-            f" {dataset.order_count} orders), Synerise sandbox at {urls[1]}"
+            f" {dataset.order_count} orders, {len(dataset.product_ids())} products),"
+            f" Synerise sandbox at {urls[1]}"
             f" ({'strict' if strict else 'relaxed'}); Ctrl-C to stop",
             err=True,
         )
@@ -143,11 +149,12 @@ def serve(
 @sandbox.command()
 @click.option("--customers", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--orders", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--products", type=click.IntRange(1, 2_147_483), default=60, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--dirty-share", type=click.FloatRange(0, 1), default=0.05, show_default=True)
-def expected(customers: int, orders: int, seed: int, dirty_share: float) -> None:
+def expected(customers: int, orders: int, products: int, seed: int, dirty_share: float) -> None:
     """Print the ground truth of a generated dataset (what the ETL must send or reject)."""
     from etl.sandbox.data import Dataset
 
-    dataset = Dataset(customers, orders, seed=seed, dirty_share=dirty_share)
+    dataset = Dataset(customers, orders, seed=seed, dirty_share=dirty_share, products=products)
     click.echo(json.dumps(dataset.expected(), indent=2))

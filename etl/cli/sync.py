@@ -1,9 +1,10 @@
 """``vtex-synerise sync``: launch and follow historical syncs.
 
-Exit codes: 0 the command did what was asked (with ``--wait``: the run ended ``done``);
-1 the run ended ``failed`` or ``cancelled``; 2 bad usage or configuration; 3 no free slot
-with ``--no-queue``; 4 no such run; 5 ``sync start`` could not reach Redis or the broker (no
-run was recorded).
+Exit codes (``etl.cli.errors``): 0 the command did what was asked (with ``--wait``: the run
+ended ``done``); 1 the run ended ``failed`` or ``cancelled``; 2 bad usage or configuration;
+3 no free slot with ``--no-queue``; 4 no such run; 5 Redis or PostgreSQL unreachable (``sync
+start`` then records no run); 130 Ctrl-C while following a run (the run goes on in the
+background).
 """
 
 from __future__ import annotations
@@ -11,21 +12,36 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import click
 
-from etl.errors import NetworkError
-from etl.state.runs import Run, RunNotFoundError
+from etl.cli.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NO_SLOT,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    explain,
+)
+from etl.errors import ConfigError, FatalError, NetworkError, RetriableError
+from etl.state.runs import RUN_STATUSES, Run, RunNotFoundError
 from etl.sync import runs
+from etl.sync.realtime import DELIVERY_FAILED
 from etl.sync.report import progress_line, summary
 from etl.sync.windows import Window, parse_time
+from schemas.reasons import RejectReason, WarningCode
 
 __all__ = ["sync"]
 
-EXIT_FAILED, EXIT_NO_SLOT, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 3, 4, 5
 END_STATES = ("done", "failed", "cancelled")
+REASONS = (*(str(reason) for reason in RejectReason), DELIVERY_FAILED)
+"""Every reason code a reject can carry (``sync rejects --reason``)."""
+WARNINGS = tuple(str(code) for code in WarningCode)
+"""Every field warning code (``sync rejects --warnings --reason``)."""
+CODES = (*REASONS, *WARNINGS)
 
 
 def _engine(connection: str | None):
@@ -71,48 +87,62 @@ class _When(click.ParamType):
 WHEN = _When()
 
 
+class _Code(click.Choice):
+    """A code from a fixed list, upper case (``invalid_email`` is taken as ``INVALID_EMAIL``)."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        return super().convert(value.upper() if isinstance(value, str) else value, param, ctx)
+
+
 @click.group()
 def sync() -> None:
     """Historical syncs: start, follow, cancel, resume, inspect rejects, replay."""
 
 
+_RANGE_OPTIONS = [
+    click.option(
+        "--from", "date_from", type=WHEN, required=True, help="Start of the range (inclusive), UTC."
+    ),
+    click.option(
+        "--to", "date_to", type=WHEN, required=True, help="End of the range (exclusive), UTC."
+    ),
+]
+
+_RUN_OPTIONS = [
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Map, validate and diff; send nothing; report what would happen.",
+    ),
+    click.option(
+        "--full", is_flag=True, help="Ignore the entity ledger and resend unchanged records."
+    ),
+    click.option("--wait", is_flag=True, help="Follow with a progress bar until the run ends."),
+    click.option("--json", "as_json", is_flag=True, help="Print the run as JSON."),
+    CONNECTION,
+    click.option(
+        "--no-queue",
+        is_flag=True,
+        help="Refuse (exit 3) instead of queueing when two syncs of the connection are active.",
+    ),
+]
+
+
 def _start_options(func):  # noqa: ANN001
-    options = [
-        click.option(
-            "--from",
-            "date_from",
-            type=WHEN,
-            required=True,
-            help="Start of the range (inclusive), UTC.",
-        ),
-        click.option(
-            "--to", "date_to", type=WHEN, required=True, help="End of the range (exclusive), UTC."
-        ),
-        click.option(
-            "--dry-run",
-            is_flag=True,
-            help="Map, validate and diff; send nothing; report what would happen.",
-        ),
-        click.option(
-            "--full", is_flag=True, help="Ignore the entity ledger and resend unchanged records."
-        ),
-        click.option("--wait", is_flag=True, help="Follow with a progress bar until the run ends."),
-        click.option("--json", "as_json", is_flag=True, help="Print the run as JSON."),
-        CONNECTION,
-        click.option(
-            "--no-queue",
-            is_flag=True,
-            help="Refuse (exit 3) instead of queueing when two syncs are active.",
-        ),
-    ]
-    for option in reversed(options):
+    for option in reversed([*_RANGE_OPTIONS, *_RUN_OPTIONS]):
+        func = option(func)
+    return func
+
+
+def _run_options(func):  # noqa: ANN001
+    for option in reversed(_RUN_OPTIONS):
         func = option(func)
     return func
 
 
 @sync.group()
 def start() -> None:
-    """Start a historical sync of customers or orders over a date range."""
+    """Start a sync: customers or orders over a date range, or the whole product catalog."""
 
 
 @start.command("customers")
@@ -136,6 +166,32 @@ def start_orders(**options: object) -> None:
     _start("orders", **options)  # type: ignore[arg-type]
 
 
+@start.command("products")
+@_run_options
+def start_products(
+    dry_run: bool, full: bool, wait: bool, as_json: bool, no_queue: bool, connection: str | None
+) -> None:
+    """Sync the VTEX catalog, every SKU, into a Synerise catalog (SYNERISE_CATALOG_NAME).
+
+    No date range: every run reads the whole catalog and sends what changed since the last one;
+    an inactive SKU or product, or one gone from VTEX, is sent with deleted = 1.
+    """
+    from etl.sync.products import start_products as start_run
+
+    def begin() -> Run:
+        try:
+            return start_run(
+                _engine(connection), dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
+            )
+        except (FatalError, RetriableError) as error:
+            if isinstance(error, ConfigError):
+                raise
+            click.echo(f"error: the Synerise catalog could not be prepared: {error}", err=True)
+            sys.exit(EXIT_FAILED)
+
+    _launch(begin, wait, as_json)
+
+
 def _start(
     scope: str,
     date_from: datetime,
@@ -153,22 +209,23 @@ def _start(
     warning = runs.horizon_warning(scope, window)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    engine = _engine(connection)
     request = runs.StartRequest(
         scope, window, dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
     )
+    _launch(lambda: runs.start(_engine(connection), request), wait, as_json)
+
+
+def _launch(begin: Callable[[], Run], wait: bool, as_json: bool) -> None:
+    """Start a run (``begin``), say so, and follow it with ``--wait``."""
     try:
-        run = runs.start(engine, request)
+        run = begin()
     except runs.NoFreeSlotError as error:
         click.echo(f"error: {error}; try again later or drop --no-queue", err=True)
         sys.exit(EXIT_NO_SLOT)
     except NetworkError as error:
-        click.echo(
-            f"error: {error}; no run was recorded: check that Redis (REDIS_URL: the broker and "
-            "the run slots) is up, then start it again",
-            err=True,
-        )
-        sys.exit(EXIT_UNREACHABLE)
+        message, code = explain(error) or (f"error: {error}", EXIT_UNAVAILABLE)
+        click.echo(f"{message}; no run was recorded: start it again once it is back", err=True)
+        sys.exit(code)
     if not as_json:
         note = (
             " (queued: two syncs of the connection are active; it starts when a slot frees)"
@@ -191,6 +248,20 @@ def _finish(run: Run, as_json: bool) -> None:
 
 
 def _follow(run_id: int, *, quiet: bool = False, interval: float = 0.5) -> Run:
+    """Poll the run until it ends; Ctrl-C stops following, never the run (exit 130)."""
+    try:
+        return _poll(run_id, quiet=quiet, interval=interval)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nstopped following; run {run_id} goes on in the background "
+            f"(follow it: vtex-synerise sync status {run_id} --follow; "
+            f"stop it: vtex-synerise sync cancel {run_id})",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _poll(run_id: int, *, quiet: bool, interval: float) -> Run:
     """Poll the run until it ends, drawing a progress bar over planned records."""
     store = _store()
     run = store.runs.get(run_id)
@@ -229,7 +300,8 @@ def _load(run_id: int) -> Run:
 
 @sync.command("list")
 @click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
-@click.option("--status", "status_filter", default=None, help="Only runs in this status.")
+@click.option("--status", "status_filter", type=click.Choice(RUN_STATUSES), default=None,
+              help="Only runs in this status.")
 @click.option(
     "--connection", default=None, metavar="NAME", help="Only this connection's runs."
 )
@@ -306,10 +378,8 @@ def resume(run_id: int, wait: bool, as_json: bool) -> None:
 
 @sync.command("rejects")
 @click.argument("run_id", type=int)
-@click.option(
-    "--reason", default=None,
-    help="Only this reason code (e.g. INVALID_EMAIL), or with --warnings this warning code.",
-)  # fmt: skip
+@click.option("--reason", type=_Code(CODES), default=None,
+              help="Only this reason code, or with --warnings this warning code.")
 @click.option("--unresolved", is_flag=True, help="Only records no replay has fixed yet.")
 @click.option(
     "--warnings", "show_warnings", is_flag=True,
@@ -321,6 +391,12 @@ def rejects(
 ) -> None:
     """List the records a run rejected: key, reason code, message (and whether a replay fixed
     it); with --warnings, the records it sent without some fields."""
+    if reason is not None and (reason in WARNINGS) != show_warnings:
+        wrong = (
+            "a reject reason, and --warnings lists warnings" if show_warnings
+            else "a warning code: add --warnings"
+        )  # fmt: skip
+        raise click.BadParameter(f"{reason} is {wrong}", param_hint="--reason")
     _load(run_id)
     if show_warnings:
         if unresolved:

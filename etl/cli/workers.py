@@ -7,6 +7,8 @@ with the Celery program, so signals (Ctrl-C, ``docker stop``) reach Celery direc
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -16,6 +18,7 @@ import click
 
 from etl.config import Settings
 from etl.errors import ConfigError
+from etl.state.migrate import upgrade
 from etl.sync.queues import QUEUES
 
 __all__ = ["beat", "celery_argv", "flower", "worker"]
@@ -29,8 +32,18 @@ def celery_argv(program: str, *args: str) -> list[str]:
 
 
 def _exec(argv: Sequence[str], settings: Settings, extra_env: dict[str, str] | None = None) -> None:
-    """Replace this process with ``argv`` (never returns)."""
-    env = {**os.environ, **settings.with_infra().process_env(), **(extra_env or {})}
+    """Replace this process with ``argv`` (never returns).
+
+    The Celery settings are loaded here first, so a bad beat variable (``SYNC_INCREMENTAL_CRON``
+    ...) ends this command with one line instead of a traceback from inside Celery; and the
+    database is migrated, so a worker started before anything else finds its tables.
+    """
+    with contextlib.suppress(ImportError):  # not importable here: Celery will say so itself
+        importlib.import_module("celeryconfig").schedule()
+    resolved = settings.with_infra()
+    assert resolved.database_url  # with_infra() sets it
+    upgrade(resolved.database_url)
+    env = {**os.environ, **resolved.process_env(), **(extra_env or {})}
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(argv[0], list(argv), env)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from etl import connections
 from etl.state.runs import SCOPES, Run
-from etl.sync import runs
+from etl.sync import products, runs
 from etl.sync.engine import Engine
 from etl.sync.windows import Window, parse_time
 
@@ -65,7 +65,14 @@ class StartForm:
 
 
 def start(engine: Engine, form: StartForm) -> tuple[Run, str | None]:
-    """Start (or queue) a run; also return the horizon warning for old order ranges."""
+    """Start (or queue) a run; also return the horizon warning for old order ranges.
+
+    A products run lists the whole catalog (its dates are not used) and first finds or creates
+    the Synerise catalog, as ``sync start products`` does.
+    """
+    if form.scope == products.SCOPE:
+        run = products.start_products(engine, dry_run=form.dry_run, full_resync=form.full)
+        return run, None
     window = Window(form.date_from, form.date_to)
     request = runs.StartRequest(form.scope, window, dry_run=form.dry_run, full_resync=form.full)
     return runs.start(engine, request), runs.horizon_warning(form.scope, window)

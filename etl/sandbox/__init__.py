@@ -107,11 +107,14 @@ def build_dataset(
     fixtures: str | Path | None = None,
     dirty_share: float = 0.05,
     account: str = "sandbox",
+    products: int = 60,
 ) -> Source:
     """The data to serve: the fixtures directory when given, else a generated `Dataset`."""
     if fixtures is not None:
         return FixtureDataset(fixtures, account=account)
-    return Dataset(customers, orders, seed=seed, dirty_share=dirty_share, account=account)
+    return Dataset(
+        customers, orders, seed=seed, dirty_share=dirty_share, account=account, products=products
+    )
 
 
 def apply_faults(rules: FaultRules, *injectors: FaultInjector) -> None:
@@ -166,6 +169,7 @@ def start_sandbox(
     faults: FaultRules = (),
     *,
     dirty_share: float = 0.05,
+    products: int = 60,
     account: str = "sandbox",
     app_key: str = DEFAULT_APP_KEY,
     app_token: str = DEFAULT_APP_TOKEN,
@@ -179,7 +183,8 @@ def start_sandbox(
     """Start the VTEX and Synerise emulators on loopback (free ports by default).
 
     Args:
-        customers, orders, seed, dirty_share: the generated data (see `etl.sandbox.data`).
+        customers, orders, seed, dirty_share, products: the generated data (see
+            `etl.sandbox.data`; each product has 1-3 SKUs).
         fixtures: serve the VTEX documents in this directory instead (`FixtureDataset`).
         faults: fault rules applied to both servers (route names differ, so ``oms.*`` only
             touches VTEX and ``*`` both).
@@ -193,7 +198,7 @@ def start_sandbox(
         ValueError: bad data arguments, fixtures or fault rules.
         OSError: a port cannot be bound.
     """
-    dataset = build_dataset(customers, orders, seed, fixtures, dirty_share, account)
+    dataset = build_dataset(customers, orders, seed, fixtures, dirty_share, account, products)
     vtex, synerise = build_emulators(
         dataset,
         faults,

@@ -1,6 +1,7 @@
 """The entity ledger (``entity_ledger``): the content hash of the payload Synerise last accepted
 for each record, per connection (VTEX account and Synerise workspace) and stream (``profiles``,
-``transactions``). The rows a chunk's outcome reads and writes are its run's connection's.
+``transactions``, ``catalog_items``). The rows a chunk's outcome reads and writes are its run's
+connection's.
 
 A record whose new payload hashes the same as its ledger entry is not sent again. Entries are
 written with the chunk's outcome (``record_accepted`` inside ``Chunks.complete``), or moved by
@@ -32,6 +33,31 @@ class Ledger:
                 (self.connection_id, stream, list(keys)),
             )
             return _found(cur)
+
+    def unplanned(
+        self, stream: str, run_id: int, after: str = "", limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        """``(key, hash)`` of the stream's ledger entries (of the run's connection) that no chunk
+        of ``run_id`` holds, in key order after ``after``: once a run has planned every record
+        its source still lists, these are the records gone from the source since they were last
+        sent.
+
+        Keyset paging (call again with the last key) keeps memory flat however many there are.
+        """
+        with self.db.transaction() as cur:
+            cur.execute(
+                """WITH planned AS (
+                       SELECT DISTINCT jsonb_array_elements_text(keys) AS record_key
+                       FROM sync_chunk WHERE run_id = %(run)s)
+                   SELECT l.record_key, l.content_hash FROM entity_ledger l
+                   WHERE l.connection_id = (SELECT connection_id FROM sync_run
+                                            WHERE id = %(run)s)
+                     AND l.stream = %(stream)s AND l.record_key > %(after)s
+                     AND NOT EXISTS (SELECT 1 FROM planned p WHERE p.record_key = l.record_key)
+                   ORDER BY l.record_key LIMIT %(limit)s""",
+                {"run": run_id, "stream": stream, "after": after, "limit": limit},
+            )
+            return [(row["record_key"], row["content_hash"]) for row in cur.fetchall()]
 
     def swap_hash(
         self, stream: str, key: str, expected: str | None, digest: str, run_id: int

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 KINDS = ("backfill", "incremental", "replay", "realtime")
-SCOPES = ("customers_created", "customers_updated", "orders")
+SCOPES = ("customers_created", "customers_updated", "orders", "products")
 RUN_STATUSES = ("queued", "planning", "running", "paused", "done", "failed", "cancelled")
 END_STATUSES = ("done", "failed", "cancelled")
 COUNTERS = (

@@ -4,7 +4,8 @@ Each table has its own module, which owns its SQL: ``runs`` (``sync_run``), ``ch
 (``sync_chunk``, and the one transaction recording a chunk's outcome), ``claims`` (the
 heartbeat extending a worker's claims on chunks and plannings), ``ledger`` (``entity_ledger``),
 ``rejects`` (``rejected_record``), ``warnings`` (``record_warning``), ``replay`` (replay runs),
-``cursors`` (``sync_cursor``) and ``selftest``; ``realtime`` holds the webhooks' daily runs.
+``cursors`` (``sync_cursor``), ``catalogs`` (``synerise_catalog``) and ``selftest``; ``realtime``
+holds the webhooks' daily runs.
 Callers use the aggregates directly (``store.chunks.claim(id)``, ``store.ledger.hashes(...)``), so
 a path through the code names the table it touches; this class only shares one set of
 connections between them.
@@ -12,6 +13,7 @@ connections between them.
 
 from __future__ import annotations
 
+from etl.state.catalogs import SyneriseCatalogs
 from etl.state.chunks import Chunks
 from etl.state.claims import Claims
 from etl.state.connections import DEFAULT_ID, ConnectionRows
@@ -54,6 +56,7 @@ class StateStore:
         self.rejects = Rejects(self.db)
         self.replays = Replays(self.db)
         self.cursors = Cursors(self.db, connection_id)
+        self.catalogs = SyneriseCatalogs(self.db)
         self.selftest = Selftest(self.db)
         self.warnings = Warnings(self.db)
 

@@ -12,13 +12,14 @@ import redis
 
 from etl.config import Settings
 from etl.connections import DEFAULT, Connection
+from etl.infra import redis_client
 from etl.lease import SlotLease
 from etl.ratelimit import RedisTokenBucket
 from etl.state.runs import KINDS
 from etl.state.store import StateStore
 from etl.sync.heartbeat import WorkerHeartbeat
 from etl.sync.queues import BACKFILL, INCREMENTAL, TASK_PROCESS_CHUNK, TASK_PRODUCE, chunk_queue
-from etl.sync.streams import Stream, stream_for_scope
+from etl.sync.streams import ProductsStream, Stream, stream_for_scope
 from etl.synerise.client import SyneriseClient
 from etl.vtex.client import VtexClient
 from schemas.mapping import MappingConfig
@@ -105,7 +106,7 @@ class Engine:
         settings = connection.settings.with_infra()
         assert settings.redis_url and settings.database_url  # with_infra() sets both
         account, workspace = connection.identity
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis_client(settings.redis_url)  # timeouts, keepalives, retries
         base = store or StateStore(settings.database_url)
         connection_id = base.connections.resolve(connection.name, account, workspace)
         lease = SlotLease(
@@ -126,7 +127,13 @@ class Engine:
             store=scoped,
             redis=client,
             lease=lease,
-            vtex=VtexClient.from_settings(settings, budget=vtex_budget),
+            vtex=VtexClient.from_settings(
+                settings,
+                budget=vtex_budget,
+                catalog_budget=RedisTokenBucket(
+                    client, "vtex_catalog", settings.vtex_catalog_rate_limit, account=account
+                ),
+            ),
             synerise=SyneriseClient.from_settings(settings, budget=synerise_budget),
             mapping=MappingConfig.from_settings(settings),
             enqueue=enqueue,
@@ -138,9 +145,15 @@ class Engine:
     def stream(self, scope: str) -> Stream:
         """The stream for a scope, built once (its HTTP pools are reused)."""
         if scope not in self._streams:
-            self._streams[scope] = stream_for_scope(
-                scope, self.vtex, self.mapping, self.settings.sync_fetch_concurrency
-            )
+            if scope == ProductsStream.scope:  # it also needs Synerise and the state store
+                built: Stream = ProductsStream.from_settings(
+                    self.settings, self.vtex, self.synerise, self.store
+                )
+            else:
+                built = stream_for_scope(
+                    scope, self.vtex, self.mapping, self.settings.sync_fetch_concurrency
+                )
+            self._streams[scope] = built
         return self._streams[scope]
 
     def sub_account(self, account: str) -> VtexClient:

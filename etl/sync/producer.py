@@ -12,6 +12,10 @@ Chunk rows are committed before their tasks are enqueued, so a task never points
 does not exist, and a crash between the two leaves rows that ``resume`` (or the maintenance
 sweep) enqueues. The first chunk of each producer task goes out alone, so workers start at once.
 
+A stream that lists its source whole (the catalog) then plans the records it sent before that
+the listing lacked (``Stream.vanished``: found in SQL against this run's chunks, so a producer
+that resumes there plans only what is left).
+
 Memory stays flat: at most one page and one batch of records are held at a time.
 """
 
@@ -119,6 +123,16 @@ def plan_chunks(
             batch.add(keys, docs, (window.start, offset))
         batch.flush((window.end, 0))  # the window's last chunks and its end: one transaction
         _check_deadline(deadline)
+    # Records sent before that the whole listing lacked (streams that list their source whole):
+    # found in SQL against this run's chunks, so a resumed producer plans only what is left.
+    offset = batch.position[1]
+    for keys in stream.vanished(run_id, store, chunk_size):
+        offset += len(keys)
+        batch.add(keys, [], (run.window_to, offset))
+        if batch.full():
+            batch.flush()
+            _check_deadline(deadline)
+    batch.flush()
     check_alive()
     return store.runs.mark_planning_done(run_id, expected=batch.position, holder=holder)
 

@@ -21,6 +21,7 @@ __all__ = [
     "TASK_ORDERS_FEED",
     "TASK_PROCESS_CHUNK",
     "TASK_PRODUCE",
+    "TASK_PRODUCTS",
     "TASK_SELFTEST",
     "TASK_SWEEP",
     "chunk_queue",
@@ -45,6 +46,7 @@ TASK_PRODUCE = "etl.produce"
 TASK_PROCESS_CHUNK = "etl.process_chunk"
 TASK_SWEEP = "etl.sweep"
 TASK_INCREMENTAL = "etl.incremental"
+TASK_PRODUCTS = "etl.products"
 TASK_SELFTEST = "etl.selftest"
 TASK_CUSTOMER = "etl.realtime.customer"
 TASK_CUSTOMER_DELETED = "etl.realtime.customer_deleted"

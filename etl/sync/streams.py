@@ -12,6 +12,8 @@ stream                        listing                details fetched per record
                               ``updatedIn`` windows
 ``orders``                    OMS list orders on     Get order, then the buyer's ``CL`` record
                               ``f_creationDate``     (by ``userProfileId``) for the real e-mail
+``products``                  GetProductAndSkuIds,   the SKU context and its Pricing price; the
+                              the whole catalog      ledger's SKUs the listing lacks (gone)
 ============================  =====================  ==========================================
 
 An orders chunk also upserts a minimal profile for each guest buyer (no ``CL`` document) before
@@ -21,21 +23,30 @@ its transactions (``guest_profile``, ledger stream ``profiles``, key ``guest:<id
 from __future__ import annotations
 
 import math
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from etl.errors import SkippableRecordError
+from etl.config import Settings
+from etl.errors import FatalError, SkippableRecordError
 from etl.redaction import fingerprint
+from etl.state.store import StateStore
+from etl.sync.catalog import CatalogTarget, workspace_key
 from etl.sync.windows import Window, format_vtex_time
 from etl.synerise.client import BatchResult, SyneriseClient
 from etl.vtex.client import VtexClient
 from schemas.mapping import (
+    CatalogConfig,
     FieldWarning,
     MappingConfig,
+    catalog_item,
+    catalog_tombstone,
     guest_profile_from_order,
+    payload_hash,
     profile_from_customer,
     transaction_from_order,
 )
@@ -45,6 +56,7 @@ __all__ = [
     "CustomersStream",
     "Fetched",
     "OrdersStream",
+    "ProductsStream",
     "Stream",
     "stream_for_scope",
 ]
@@ -105,6 +117,11 @@ class Stream(ABC):
     @abstractmethod
     def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
         """Post the payloads; the result says which were accepted."""
+
+    def vanished(self, run_id: int, store: StateStore, size: int) -> Iterator[list[str]]:
+        """After the whole listing is planned: keys, ``size`` at a time, of records sent before
+        that the source no longer lists (none, unless the stream lists its source whole)."""
+        return iter(())
 
     def guest_profile(
         self, fetched: Fetched, warnings: list[FieldWarning] | None = None
@@ -269,6 +286,145 @@ class OrdersStream(Stream):
 
     def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
         return synerise.send_transactions(payloads)
+
+
+class ProductsStream(Stream):
+    """Catalog SKUs to Synerise catalog items (``/catalogs/bags/{id}/items/batch``).
+
+    The listing is the whole catalog (VTEX has no "changed since" filter for it), so every run
+    is a full pass and the ledger keeps it a delta: unchanged items are skipped. A SKU the
+    ledger holds but this run's listing lacks is gone from VTEX: `vanished` plans it last, its
+    read answers 404 and it is sent once as a tombstone (``deleted: "1"``). Tombstones already
+    sent are recognised by their hash and never planned again.
+    """
+
+    scope = "products"
+    ledger = "catalog_items"
+    window_cap = sys.maxsize  # one window: the catalog is listed whole, never split
+    page_size = 250  # GetProductAndSkuIds' largest page
+
+    def __init__(
+        self,
+        vtex: VtexClient,
+        mapping: MappingConfig,
+        fetch_concurrency: int = 8,
+        *,
+        catalog: CatalogTarget,
+        config: CatalogConfig,
+        currency: str | None = None,
+    ):
+        super().__init__(vtex, mapping, fetch_concurrency)
+        self.catalog = catalog
+        self.config = config
+        self._currency = currency
+        self._currency_known = currency is not None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, vtex: VtexClient, synerise: SyneriseClient, store: StateStore
+    ) -> ProductsStream:
+        """The stream for the settings' catalog (``SYNERISE_CATALOG_NAME``, ``CATALOG_*``)."""
+        target = CatalogTarget(
+            synerise, store.catalogs, workspace_key(settings), settings.synerise_catalog_name
+        )
+        return cls(
+            vtex,
+            MappingConfig.from_settings(settings),
+            settings.sync_fetch_concurrency,
+            catalog=target,
+            config=CatalogConfig.from_settings(settings),
+            currency=settings.catalog_currency,
+        )
+
+    def currency(self) -> str | None:
+        """``CATALOG_CURRENCY``, else the trade policy's currency (read once per process)."""
+        if not self._currency_known:
+            channel = self.vtex.get_sales_channel(self.config.trade_policy) or {}
+            self._currency = str(channel.get("CurrencyCode") or "") or None
+            self._currency_known = True
+        return self._currency
+
+    def count(self, window: Window) -> int:
+        return self.vtex.product_and_sku_ids(1, 1)[1]
+
+    def list_pages(self, window: Window, total: int) -> Iterator[list[dict[str, Any]]]:
+        for first in range(1, total + 1, self.page_size):
+            products, _ = self.vtex.product_and_sku_ids(
+                first, min(first + self.page_size - 1, total)
+            )
+            if not products:
+                return
+            yield [
+                {"skuId": sku, "productId": product}
+                for product, skus in sorted(products.items(), key=lambda item: int(item[0]))
+                for sku in skus
+            ]
+
+    def key_of(self, listed: dict[str, Any]) -> str:
+        return str(listed["skuId"])
+
+    def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
+        # The SKU context and the price are separate reads: all of them share the pool.
+        reads = [(self.vtex.get_sku, key) for key in keys] + [
+            (self.vtex.get_price, key) for key in keys
+        ]
+        answers = self._parallel(lambda read: read[0](read[1]), reads)
+        context = {
+            "catalogId": self.catalog.known_id(),
+            "currency": self.currency(),
+            "now": datetime.now(UTC),
+        }
+        skus, prices = answers[: len(keys)], answers[len(keys) :]
+        return [
+            Fetched(key, {"sku": sku, "price": price}, context)
+            for key, sku, price in zip(keys, skus, prices, strict=True)
+        ]
+
+    def to_payload(
+        self, fetched: Fetched, warnings: list[FieldWarning] | None = None
+    ) -> dict[str, Any]:
+        assert fetched.record is not None and fetched.context is not None
+        sku, context = fetched.record["sku"], fetched.context
+        if sku is None:
+            return self._tombstone(fetched.key, context["catalogId"])
+        item = catalog_item(
+            sku, fetched.record["price"], self.config, key=fetched.key,
+            currency=context["currency"], now=context["now"],
+        )  # fmt: skip
+        return {"catalogId": context["catalogId"], **item}
+
+    def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
+        return self.catalog.send(
+            [{k: v for k, v in payload.items() if k != "catalogId"} for payload in payloads]
+        )
+
+    def vanished(self, run_id: int, store: StateStore, size: int) -> Iterator[list[str]]:
+        catalog_id = self.catalog.known_id()
+        after, keys = "", []
+        if store.runs.get(run_id).records_total == 0 and store.ledger.unplanned(
+            self.ledger, run_id, limit=1
+        ):
+            # An empty listing would mark the whole catalog deleted: more likely a VTEX glitch
+            # or a wrong account than a store that sells nothing any more.
+            raise FatalError(
+                "VTEX listed no product at all, but earlier runs sent some; refusing to mark "
+                "the whole Synerise catalog deleted. Check VTEX_ACCOUNT and the app key's "
+                "Catalog permissions, then resume the run"
+            )
+        while page := store.ledger.unplanned(self.ledger, run_id, after, max(size, 500)):
+            for key, digest in page:
+                if digest != payload_hash(self._tombstone(key, catalog_id)):
+                    keys.append(key)
+                if len(keys) == size:
+                    yield keys
+                    keys = []
+            after = page[-1][0]
+        if keys:
+            yield keys
+
+    @staticmethod
+    def _tombstone(key: str, catalog_id: int | None) -> dict[str, Any]:
+        return {"catalogId": catalog_id, **catalog_tombstone(key)}
 
 
 def stream_for_scope(

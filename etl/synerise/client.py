@@ -35,7 +35,7 @@ from urllib.parse import quote
 import requests
 from requests.auth import AuthBase
 
-from etl.errors import Body, ConfigError, FatalError, SkippableRecordError
+from etl.errors import Body, CatalogNotFoundError, ConfigError, FatalError, SkippableRecordError
 from etl.http import HttpClient, Timeout, decode_body, describe_body, new_session
 from etl.retry import RetryPolicy
 from etl.synerise.auth import API_HEADERS, HINTS, BasicAuth, TokenAuth
@@ -74,6 +74,14 @@ DELETE_BY_CUSTOM_ID = "/v4/clients/by-customid/{custom_id}"
 PERMISSION_CHECK_PATH = "/uauth/api-key/permission-check"
 
 PartialParser = Callable[[Body, int], Attribution]
+
+Missing = Callable[[requests.Response], Exception]
+"""Builds the error for a 404 on a batch path whose parent can vanish (a deleted catalog)."""
+
+_BAGS_PAGE = 100
+"""Catalogs per ``GET /catalogs/bags`` page."""
+_BAGS_SCANNED = 10_000
+"""Most catalogs a name search reads (a workspace has a handful; this bounds a server loop)."""
 
 
 class SyneriseClient:
@@ -188,8 +196,21 @@ class SyneriseClient:
         self, catalog_id: int, items: Sequence[Mapping[str, Any]]
     ) -> BatchResult:
         """Add or replace catalog items ``{itemKey, value}``
-        (``POST /catalogs/bags/{catalogId}/items/batch``)."""
-        return self._send_batches(f"/catalogs/bags/{int(catalog_id)}/items/batch", items)
+        (``POST /catalogs/bags/{catalogId}/items/batch``).
+
+        Raises:
+            CatalogNotFoundError: Synerise answered 404: the catalog is gone (deleted). Batches
+                sent before it went to that catalog; find or create it again and resend.
+        """
+        catalog_id = int(catalog_id)
+
+        def gone(response: requests.Response) -> CatalogNotFoundError:
+            text = describe_body(decode_body(response))
+            return CatalogNotFoundError(
+                catalog_id, f"Synerise catalog {catalog_id} not found (404): {text}"
+            )
+
+        return self._send_batches(f"/catalogs/bags/{catalog_id}/items/batch", items, gone)
 
     # -- single calls -------------------------------------------------------------------------
 
@@ -236,35 +257,75 @@ class SyneriseClient:
     def ensure_catalog(self, name: str) -> int:
         """The id of the catalog named ``name``, created when missing; cached per client.
 
-        Two processes creating the same new catalog at the same moment can make two: create
-        catalogs at deploy time (``sync`` CLI) rather than from workers.
+        Two processes creating the same new catalog at the same moment can make two: the
+        products sync finds or creates its catalog under a PostgreSQL lock instead
+        (``etl.sync.catalog``), with `find_catalog` and `create_catalog`.
         """
         if not name:
             raise ValueError("a catalog needs a name")
         with self._catalogs_lock:
             if name not in self._catalogs:
-                self._catalogs[name] = self._find_catalog(name) or self._create_catalog(name)
+                self._catalogs[name] = self.find_catalog(name) or self.create_catalog(name)
             return self._catalogs[name]
+
+    def find_catalog(self, name: str) -> int | None:
+        """The id of the catalog named exactly ``name`` (``GET /catalogs/bags?searchBy=``), the
+        lowest if there are several; ``None`` when there is none."""
+        found: list[int] = []
+        for offset in range(0, _BAGS_SCANNED, _BAGS_PAGE):
+            response = self.http.request(
+                "GET",
+                "/catalogs/bags",
+                params={"searchBy": name, "limit": _BAGS_PAGE, "offset": offset},
+            )
+            body = decode_body(response)
+            bags = body.get("data") if isinstance(body, dict) else None
+            page = bags if isinstance(bags, list) else []
+            found += [
+                _catalog_id(bag)
+                for bag in page
+                if isinstance(bag, dict) and bag.get("name") == name
+            ]
+            if len(page) < _BAGS_PAGE:
+                break
+        return min(found) if found else None
+
+    def create_catalog(self, name: str) -> int:
+        """Create a catalog (``POST /catalogs/bags``); its id."""
+        if not name:
+            raise ValueError("a catalog needs a name")
+        response = self.http.request("POST", "/catalogs/bags", json={"name": name})
+        body = decode_body(response)
+        bag = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(bag, dict):
+            raise FatalError(f"Synerise created catalog {name!r} but answered without its id")
+        return _catalog_id(bag)
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _send_batches(self, path: str, items: Sequence[Mapping[str, Any]]) -> BatchResult:
+    def _send_batches(
+        self,
+        path: str,
+        items: Sequence[Mapping[str, Any]],
+        missing: Missing | None = None,
+    ) -> BatchResult:
+        """Send ``items`` in batches; ``missing`` turns a 404 into the error to raise."""
         batches, unsendable = split_batches(items, self.batch_size)
         result = BatchResult(rejected=unsendable)
         for batch in batches:
-            result.merge(self._send_batch(path, batch))
+            result.merge(self._send_batch(path, batch, missing))
         if result.rejected:
             log.info("%s: %d of %d items rejected", path, len(result.rejected), len(items))
         return result.sort()
 
-    def _send_batch(self, path: str, batch: Batch) -> BatchResult:
+    def _send_batch(self, path: str, batch: Batch, missing: Missing | None) -> BatchResult:
         """Post one batch (bisecting content refusals), then resend, with backoff, the items a
         207 refused only for now; what is still refused after ``max_attempts`` is rejected."""
         policy = self.http.retry
         outcome = BatchResult()
         attempt = 1
         while True:
-            part = bisect(batch, lambda piece: self._post_batch(path, piece))
+            part = bisect(batch, lambda piece: self._post_batch(path, piece, missing))
             outcome.accepted.extend(part.accepted)
             outcome.rejected.update(part.rejected)
             if not part.retry:
@@ -286,9 +347,12 @@ class SyneriseClient:
             batch = batch.only(part.retry)
             attempt += 1
 
-    def _post_batch(self, path: str, batch: Batch) -> BatchResult:
+    def _post_batch(self, path: str, batch: Batch, missing: Missing | None) -> BatchResult:
         """One batch call; raises ``BatchRefused`` for a content refusal (``bisect`` splits)."""
-        response = self.http.request("POST", path, data=batch.body, allow=SPLIT_STATUSES)
+        allow = SPLIT_STATUSES | {404} if missing is not None else SPLIT_STATUSES
+        response = self.http.request("POST", path, data=batch.body, allow=allow)
+        if response.status_code == 404 and missing is not None:
+            raise missing(response)
         if response.status_code in SPLIT_STATUSES:
             raise BatchRefused(response.status_code, _refusal_text(response))
         if response.status_code != 207:
@@ -313,25 +377,6 @@ class SyneriseClient:
             rejected.update({index: text for index in batch.indexes if index not in named})
         accepted = [i for i in batch.indexes if i not in rejected and i not in retry]
         return BatchResult(accepted, rejected, retry)
-
-    def _find_catalog(self, name: str) -> int | None:
-        response = self.http.request(
-            "GET", "/catalogs/bags", params={"searchBy": name, "limit": 100}
-        )
-        body = decode_body(response)
-        bags = body.get("data") if isinstance(body, dict) else None
-        for bag in bags if isinstance(bags, list) else ():
-            if isinstance(bag, dict) and bag.get("name") == name:
-                return _catalog_id(bag)
-        return None
-
-    def _create_catalog(self, name: str) -> int:
-        response = self.http.request("POST", "/catalogs/bags", json={"name": name})
-        body = decode_body(response)
-        bag = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(bag, dict):
-            raise FatalError(f"Synerise created catalog {name!r} but answered without its id")
-        return _catalog_id(bag)
 
 
 def _refusal_text(response: requests.Response) -> str:

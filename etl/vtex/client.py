@@ -1,7 +1,9 @@
 """VTEX client: OMS orders, Master Data ``CL`` customers, the order hook and feed, catalog, prices.
 
-One ``requests.Session`` (pooled for the fetch threads), app-key headers, the shared rate budget
-and retries, all through ``etl.http.HttpClient``. Methods return plain ``dict``s as VTEX sends
+One ``requests.Session`` (pooled for the fetch threads), app-key headers, the shared rate budgets
+and retries, all through ``etl.http.HttpClient``. Catalog and Pricing calls draw on a budget of
+their own (``catalog_budget``): Catalog publishes its own limits (45,000 requests/min per account,
+15,000 per endpoint), apart from OMS and Master Data. Methods return plain ``dict``s as VTEX sends
 them (mapping is ``schemas``' job) and follow one rule for absent things: a 404 on a single
 resource (order, document, SKU, price, hook) returns ``None`` or ``False``, because a record
 that vanished between listing and reading is a normal event of a sync, not an error.
@@ -76,7 +78,7 @@ _HINTS: dict[type[EtlError], str] = {
     PermissionDeniedError: (
         "Give the app key's License Manager role the resource this call needs (OMS 'List "
         "orders' / 'View order', Dynamic Storage 'Read only documents', 'Feed v3 and Hook "
-        "Admin', Catalog)"
+        "Admin', Catalog 'Product management' and 'SKUs', Pricing 'Read prices')"
     ),
     FatalError: "Check VTEX_ACCOUNT / VTEX_BASE_URL; this client does not expect that answer",
 }
@@ -96,7 +98,10 @@ class VtexClient:
         app_key: the app key.
         app_token: the app token (``etl.config.Secret`` or ``str``).
         session: a session to use as is; by default a pooled one is created.
-        budget: the shared ``vtex`` rate budget (``etl.ratelimit.RateBudget``).
+        budget: the shared ``vtex`` rate budget (``etl.ratelimit.RateBudget``): OMS, Master
+            Data, the hook.
+        catalog_budget: the shared ``vtex_catalog`` budget of Catalog and Pricing calls
+            (default: ``budget``).
         retry: the retry policy (default ``RetryPolicy()``).
         timeout: ``(connect, read)`` seconds.
         pool_maxsize: connections kept per host (at least the fetch threads).
@@ -116,6 +121,7 @@ class VtexClient:
         *,
         pool_maxsize: int = 16,
         pricing_url: str | None = None,
+        catalog_budget: RateBudget | None = None,
     ) -> None:
         self.http = HttpClient(
             base_url,
@@ -129,6 +135,17 @@ class VtexClient:
             headers={"Accept": "application/json", "Content-Type": "application/json"},
             hints=_HINTS,
         )
+        self.catalog_http = HttpClient(
+            base_url,
+            service="VTEX",
+            session=self.http.session,
+            auth=self.http.auth,
+            budget=catalog_budget if catalog_budget is not None else budget,
+            retry=self.http.retry,
+            timeout=timeout,
+            headers=self.http.headers,
+            hints=_HINTS,
+        )
         self.pricing_url = (pricing_url or base_url).rstrip("/")
 
     @classmethod
@@ -139,6 +156,7 @@ class VtexClient:
         budget: RateBudget | None = None,
         session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
+        catalog_budget: RateBudget | None = None,
     ) -> VtexClient:
         """Build from ``etl.config.Settings``; the pool fits the fetch concurrency.
 
@@ -163,13 +181,14 @@ class VtexClient:
             retry=retry,
             pool_maxsize=max(10, 2 * settings.sync_fetch_concurrency),
             pricing_url=pricing_url,
+            catalog_budget=catalog_budget,
         )
 
     def __repr__(self) -> str:
         return f"VtexClient({self.http.base_url!r})"
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections (both budgets share them)."""
         self.http.session.close()
 
     # -- OMS orders ---------------------------------------------------------------------------
@@ -517,7 +536,7 @@ class VtexClient:
         if category_id is not None:
             params["categoryId"] = category_id
         data = _object(
-            self.http.request(
+            self.catalog_http.request(
                 "GET", "/api/catalog_system/pvt/products/GetProductAndSkuIds", params=params
             )
         )
@@ -528,18 +547,23 @@ class VtexClient:
 
     def get_sku(self, sku_id: int | str) -> Document | None:
         """The SKU context (``stockkeepingunitbyid``); ``None`` on 404."""
-        response = self.http.request(
-            "GET",
-            f"/api/catalog_system/pvt/sku/stockkeepingunitbyid/{_segment(str(sku_id))}",
-            allow={404},
+        return self._catalog_get(
+            f"/api/catalog_system/pvt/sku/stockkeepingunitbyid/{_segment(str(sku_id))}"
         )
-        return None if response.status_code == 404 else _object(response)
 
     def get_price(self, item_id: int | str) -> Document | None:
         """The Pricing v2 price of an SKU (``/pricing/prices/{itemId}``); ``None`` on 404."""
-        response = self.http.request(
-            "GET", f"{self.pricing_url}/pricing/prices/{_segment(str(item_id))}", allow={404}
+        return self._catalog_get(f"{self.pricing_url}/pricing/prices/{_segment(str(item_id))}")
+
+    def get_sales_channel(self, channel_id: int | str) -> Document | None:
+        """A trade policy (``/api/catalog_system/pub/saleschannel/{id}``: name, currency...);
+        ``None`` on 404."""
+        return self._catalog_get(
+            f"/api/catalog_system/pub/saleschannel/{_segment(str(channel_id))}"
         )
+
+    def _catalog_get(self, path: str) -> Document | None:
+        response = self.catalog_http.request("GET", path, allow={404})
         return None if response.status_code == 404 else _object(response)
 
     # -- helpers ------------------------------------------------------------------------------

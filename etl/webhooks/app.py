@@ -22,7 +22,9 @@ Today's paths serve the ``default`` connection (or a file's only one) with its
 ``WEBHOOK_SECRET`` with its own, and answers 404 for any other name.
 
 Answers (JSON): 200 accepted; 400 malformed JSON or field, with the reason; 401 missing or wrong
-``x-synerise-api-key``; 404; 405 (with ``Allow``); 413 body over ``max_body``; 503 not enqueued.
+``x-synerise-api-key``; 404; 405 (with ``Allow``); 413 body over ``max_body``; 415 a body that
+says it is not JSON (``Content-Type`` other than ``application/json`` or ``application/*+json``;
+a request without one is read as JSON); 503 not enqueued.
 The order hook's save-time ping ``{"hookConfig": "ping"}`` gets 200 even without the header:
 VTEX does not document that the ping carries the configured headers, and a ping does nothing.
 """
@@ -168,6 +170,9 @@ class WebhookApp:
             if endpoint == "orders" and _quiet_ping(body):
                 return _json(200, {"hookConfig": "pong"})
             return _json(401, {"error": "missing or wrong x-synerise-api-key"})
+        if not _is_json(request.mimetype):
+            return _json(415, {"error": f"Content-Type {request.mimetype} is not JSON; send "
+                                        "application/json"})  # fmt: skip
         data = parse_json(body)
         job: Job
         if endpoint == "customer":
@@ -197,6 +202,13 @@ class WebhookApp:
         if ok:
             return _json(200, {"status": "ready"})
         return _json(503, {"status": "queue unavailable"}, [("Retry-After", RETRY_AFTER)])
+
+
+def _is_json(mimetype: str) -> bool:
+    """``application/json``, ``application/*+json``, or no type at all (read as JSON)."""
+    return mimetype in ("", "application/json") or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
 
 
 def _quiet_ping(body: bytes) -> bool:
@@ -256,8 +268,9 @@ def create_app(
         enqueue = celery_enqueue
     ready = None
     if redis_url:
-        import redis
+        from etl.infra import redis_client
 
-        client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        # A readiness probe answers within seconds: no retries, short timeouts.
+        client = redis_client(redis_url, retries=1, socket_timeout=2, socket_connect_timeout=2)
         ready = lambda: bool(client.ping())  # noqa: E731
     return WebhookApp(secret, enqueue, ready=ready, connections=secrets, default=default)

@@ -43,20 +43,24 @@ def wait_gone(state: Path, seconds: float = 10) -> list[str]:
     return left
 
 
-def test_demo_end_to_end(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "etl.cli", "--log-level", "warning", "demo",
-         "--customers", "150", "--orders", "150"],
-        cwd=REPO, env=demo_env(tmp_path), capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "report agrees with the sandbox: yes" in result.stdout
-    assert "(strict: Synerise's request models and rules) refused 0 bodies; items breaking" \
-           " them: 0" in result.stdout
-    assert "guest buyers' profiles before their transactions" in result.stdout
-    assert "skipped" in result.stdout and "demo ok" in result.stdout
-    assert "refused anonymous requests: yes" in result.stdout
-    assert wait_gone(tmp_path) == []
+def test_demo_end_to_end_twice_in_one_checkout(tmp_path):
+    """The second demo finds the first one's state (ledger, runs) and starts clean anyway."""
+    for attempt in ("first", "second"):
+        result = subprocess.run(
+            [sys.executable, "-m", "etl.cli", "--log-level", "warning", "demo",
+             "--customers", "150", "--orders", "150"],
+            cwd=REPO, env=demo_env(tmp_path), capture_output=True, text=True, timeout=240,
+        )
+        assert result.returncode == 0, f"{attempt} demo:\n{result.stdout}{result.stderr}"
+        assert "report agrees with the sandbox: yes" in result.stdout
+        assert "(strict: Synerise's request models and rules) refused 0 bodies; items breaking" \
+               " them: 0" in result.stdout
+        assert "guest buyers' profiles before their transactions" in result.stdout
+        assert "skipped" in result.stdout and "demo ok" in result.stdout
+        assert "refused anonymous requests: yes" in result.stdout
+        assert f"demo state in {tmp_path / 'demo'}" in result.stdout
+        assert wait_gone(tmp_path) == []
+    assert (tmp_path / "demo" / "pg").is_dir()  # kept until the next demo, for a look
 
 
 @pytest.mark.parametrize(
@@ -64,6 +68,7 @@ def test_demo_end_to_end(tmp_path):
     [
         ("holding:", signal.SIGINT, "shutting down"),
         ("worker started", signal.SIGTERM, "interrupted; everything was shut down"),
+        ("worker started", signal.SIGINT, "interrupted; everything was shut down"),
     ],
 )
 def test_interrupted_demo_cleans_up(tmp_path, when, sig, says):

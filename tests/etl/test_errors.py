@@ -10,6 +10,7 @@ from etl import errors
 from etl.errors import (
     AuthenticationError,
     BudgetExhaustedError,
+    CatalogNotFoundError,
     ClaimLostError,
     ConfigError,
     EtlError,
@@ -35,6 +36,7 @@ TREE = {
     MissingExtraError: FatalError,
     AuthenticationError: FatalError,
     PermissionDeniedError: FatalError,
+    CatalogNotFoundError: FatalError,
     RetriableError: EtlError,
     RateLimitedError: RetriableError,
     ServerError: RetriableError,

@@ -68,3 +68,56 @@ def test_missing_embedded_wheels_name_the_extra_and_the_variable(tmp_path, monke
     result = CliRunner().invoke(main, ["sync", "list"])
     assert result.exit_code == 2
     assert "DATABASE_URL: expected a postgresql:// URL" in result.stderr
+
+
+def test_servers_come_back_on_the_same_address(tmp_path, monkeypatch, caplog):
+    """After a crash or `infra down`, `infra up` restarts Redis on its recorded port and
+    PostgreSQL on its socket, so running clients reconnect; a taken port is said, not hidden."""
+    import logging
+    import os
+    import signal
+    import socket
+
+    # Another test's logging set-up (Celery, gunicorn) may have disabled existing loggers.
+    monkeypatch.setattr(infra.log, "disabled", False)
+    caplog.set_level(logging.WARNING, logger=infra.log.name)
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    first = infra.up(tmp_path)
+    try:
+        client = infra.redis_client(first.redis_url)
+        client.set("kept", "1")
+        os.kill(first.redis_pid, signal.SIGKILL)  # a crash
+        crashed = infra.up(tmp_path)
+        assert (crashed.redis_url, crashed.database_url) == (first.redis_url, first.database_url)
+        assert client.ping()  # the same client reconnects by itself
+
+        assert sorted(infra.down(tmp_path)) == ["postgres", "redis"]
+        again = infra.up(tmp_path)
+        assert (again.redis_url, again.database_url) == (first.redis_url, first.database_url)
+        with psycopg2.connect(again.database_url) as conn, conn.cursor() as cur:
+            cur.execute("select 1")
+
+        infra.down(tmp_path, ("redis",))
+        port = int(first.redis_url.rsplit(":", 1)[1].split("/")[0])
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            moved = infra.up(tmp_path)
+        assert moved.redis_url != first.redis_url
+        assert f"its port {port} is taken" in caplog.text
+    finally:
+        infra.down(tmp_path)
+
+
+def test_redis_clients_have_timeouts_keepalives_and_retries():
+    client = infra.redis_client("redis://127.0.0.1:6379/0")
+    options = client.connection_pool.connection_kwargs
+    assert options["socket_timeout"] and options["socket_connect_timeout"]
+    assert options["socket_keepalive"] and options["health_check_interval"]
+    retry = client.get_retry()
+    assert retry is not None and retry.get_retries() == infra.REDIS_RETRY_ATTEMPTS
+    unix = infra.redis_client("unix:///tmp/redis.sock", retries=1)
+    assert "socket_keepalive" not in unix.connection_pool.connection_kwargs

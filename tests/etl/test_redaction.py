@@ -214,3 +214,21 @@ def test_install_is_idempotent(redacted_logs):
     assert install_log_redaction() is first
     handler = redacted_logs.handler
     assert handler.filters.count(first) == 1
+
+
+def test_celery_task_names_stay_readable_while_personal_data_is_masked(redacted_logs):
+    """Celery logs ``Task %(name)s[%(id)s] received``: ``name`` is the task's, not a person's."""
+    log = logging.getLogger("celery.worker.strategy")
+    log.info("Task %(name)s[%(id)s] received", {"name": "etl.process_chunk", "id": "6f1c"})
+    log.info("Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s",
+             {"name": "etl.realtime.customer", "id": "77aa", "runtime": 0.1,
+              "return_value": "sent maria@example.com"})  # fmt: skip
+    log.info("customer %(name)s %(phone)s %(email)s",
+             {"name": "Maria Silva", "phone": "+55 11 98765-4321", "email": "maria@example.com"})
+    log.info("customer %(name)s", {"name": "maria.silva"})
+    text = redacted_logs.text
+    assert "Task etl.process_chunk[6f1c] received" in text
+    assert "Task etl.realtime.customer[77aa] succeeded" in text
+    assert_clean(text)
+    assert "Maria" not in text and "98765" not in text and "maria.silva" not in text
+    assert "customer *** ***21 m***@example.com" in text

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 import celeryconfig
+from etl.errors import ConfigError
 from etl.sync.queues import QUEUES
 from workers.dispatch import enqueue
 
@@ -48,7 +49,12 @@ def test_reliability_settings(app):
     assert conf.task_ignore_result
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"
     assert conf.broker_connection_retry_on_startup
-    assert conf.worker_cancel_long_running_tasks_on_connection_loss
+    # A Redis restart must not kill tasks: they finish and record; a redelivery is a no-op.
+    assert not conf.worker_cancel_long_running_tasks_on_connection_loss
+    assert conf.broker_connection_retry and conf.broker_connection_max_retries is None
+    options = conf.broker_transport_options
+    assert options["socket_timeout"] and options["socket_connect_timeout"]
+    assert options["socket_keepalive"] and options["health_check_interval"]
     assert {queue.name for queue in conf.task_queues} == set(QUEUES)
 
 
@@ -58,6 +64,7 @@ def test_reliability_settings(app):
         ("etl.produce", "backfill"),
         ("etl.process_chunk", "backfill"),
         ("etl.incremental", "incremental"),
+        ("etl.products", "incremental"),
         ("etl.sweep", "incremental"),
         ("etl.realtime.order_status", "realtime"),
         ("etl.selftest", "realtime"),
@@ -92,12 +99,42 @@ def test_beat_runs_the_orders_feed_every_orders_feed_interval(monkeypatch):
     monkeypatch.setenv("ORDERS_FEED_INTERVAL", "0")
     assert celeryconfig._orders_feed_schedule() == {}
     monkeypatch.setenv("ORDERS_FEED_INTERVAL", "soon")
-    with pytest.raises(ValueError, match="ORDERS_FEED_INTERVAL"):
+    with pytest.raises(ConfigError, match="ORDERS_FEED_INTERVAL"):
         celeryconfig._orders_feed_schedule()
 
 
 def test_beat_schedules_the_sweep(app):
     assert app.conf.beat_schedule["sweep"] == {"task": "etl.sweep", "schedule": 30.0}
+
+
+def test_beat_runs_the_catalog_pass_nightly_by_default(app):
+    entry = app.conf.beat_schedule["products"]
+    assert entry["task"] == "etl.products"
+    assert (entry["schedule"].hour, entry["schedule"].minute) == ({3}, {0})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("30 1 * * 0", ({1}, {30}, {0})),
+        ("", ({3}, {0}, set(range(7)))),
+        ("off", None),
+        ("OFF", None),
+    ],
+)
+def test_sync_products_cron(monkeypatch, value, expected):
+    monkeypatch.setenv("SYNC_PRODUCTS_CRON", value)
+    entry = celeryconfig._products_schedule().get("products")
+    found = entry and (entry["schedule"].hour, entry["schedule"].minute,
+                       entry["schedule"].day_of_week)  # fmt: skip
+    assert found == expected
+
+
+@pytest.mark.parametrize("value", ["0 3 * *", "61 3 * * *", "nightly", "0 0 31 feb *"])
+def test_a_bad_sync_products_cron_is_refused_with_its_name(monkeypatch, value):
+    monkeypatch.setenv("SYNC_PRODUCTS_CRON", value)
+    with pytest.raises(ConfigError, match="SYNC_PRODUCTS_CRON"):
+        celeryconfig._products_schedule()
 
 
 def test_enqueue_refuses_unknown_queues():

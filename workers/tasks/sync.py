@@ -27,10 +27,12 @@ from etl.state.store import StateStore
 from etl.sync import runs
 from etl.sync.engine import Engine
 from etl.sync.engines import Engines, UnknownConnectionError
+from etl.sync.products import start_scheduled_products
 from etl.sync.queues import (
     TASK_INCREMENTAL,
     TASK_PROCESS_CHUNK,
     TASK_PRODUCE,
+    TASK_PRODUCTS,
     TASK_SELFTEST,
     TASK_SWEEP,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "incremental",
     "process_chunk",
     "produce",
+    "products",
     "selftest",
     "start_upkeep",
     "sweep",
@@ -188,6 +191,20 @@ def incremental(
         timedelta(seconds=lookback_seconds),
         timedelta(seconds=lag_seconds),
     )
+    return run.id if run else None
+
+
+@app.task(name=TASK_PRODUCTS, bind=True, max_retries=MAX_RETRIES)
+def products(self: Task, connection: str | None = None) -> int | None:
+    """Beat's catalog pass (``SYNC_PRODUCTS_CRON``) of a connection (the only one when not
+    named), unless one is under way; the run id.
+
+    Finding or creating the Synerise catalog may meet a passing outage: retried with backoff.
+    """
+    try:
+        run = start_scheduled_products(engine(connection))
+    except RetriableError as error:
+        raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
     return run.id if run else None
 
 

@@ -1,4 +1,12 @@
-"""The generated catalog: products with 1-3 SKUs each, SKU context and prices."""
+"""The generated catalog: products with 1-3 SKUs each, SKU context and prices.
+
+Like a real store's catalog it is not all clean: a few products are inactive (every SKU of
+theirs shows ``IsProductActive: false``), a few SKUs are inactive themselves, some SKUs have no
+price in the Pricing API (404) and some have no image (``ImageUrl`` empty, ``Images`` empty: the
+Catalog spec types ``ImageUrl`` as a string, so the sandbox sends ``""`` rather than ``null``).
+Some SKUs carry a fixed price for trade policy 1 (it overrides the base price there) and others
+one for trade policy 2. Each trait is drawn from ``(seed, id)``, so `catalog_traits` names them.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +27,24 @@ from etl.sandbox.data.words import (
 
 SKUS_PER_PRODUCT = 1000
 
+INACTIVE_PRODUCT_SHARE = 0.04
+INACTIVE_SKU_SHARE = 0.06
+NO_PRICE_SHARE = 0.05
+NO_IMAGE_SHARE = 0.05
+
+_PRODUCT_CACHE = 4096
+"""Products whose attributes are kept (orders read the same few again and again)."""
+
 
 class CatalogGenerator(GeneratedData):
     """Products, SKUs (id ``product * 1000 + k``) and Pricing v2 documents."""
 
     def _product(self, product_id: int) -> dict[str, Any]:
-        """Product attributes (cached: the catalog is small and read by every order line)."""
+        """Product attributes (cached, bounded: order lines read the same products again)."""
         cached = self._products.get(product_id)
         if cached is None:
+            if len(self._products) >= _PRODUCT_CACHE:
+                self._products.clear()
             cached = self._products[product_id] = self._make_product(product_id)
         return cached
 
@@ -42,6 +60,8 @@ class CatalogGenerator(GeneratedData):
             "price": rng.randint(19, 499) * 100 - 10,  # BRL cents, e.g. 4990
             "description": f"{name} by the sandbox store.",
             "slug": ascii_slug(name),
+            "active": self._h.unit("catalog.product_inactive", product_id)
+            >= INACTIVE_PRODUCT_SHARE,
         }
 
     def product_ids(self, category_id: int | None = None) -> list[int]:
@@ -56,6 +76,18 @@ class CatalogGenerator(GeneratedData):
         count = self._product(product_id)["skus"]
         return [product_id * SKUS_PER_PRODUCT + k for k in range(1, count + 1)]
 
+    def catalog_traits(self, sku_id: int) -> dict[str, bool]:
+        """What is special about a generated SKU (the ground truth of the catalog)."""
+        parts = self._sku_parts(sku_id)
+        if parts is None:
+            raise ValueError(f"SKU {sku_id} is not in the generated catalog")
+        return {
+            "product_inactive": not parts[1]["active"],
+            "sku_inactive": self._h.unit("catalog.sku_inactive", sku_id) < INACTIVE_SKU_SHARE,
+            "no_price": self._h.unit("catalog.no_price", sku_id) < NO_PRICE_SHARE,
+            "no_image": self._h.unit("catalog.no_image", sku_id) < NO_IMAGE_SHARE,
+        }
+
     def _sku_parts(self, sku_id: int) -> tuple[int, dict[str, Any]] | None:
         product_id, k = divmod(sku_id, SKUS_PER_PRODUCT)
         if not 1 <= product_id <= self.products:
@@ -68,11 +100,16 @@ class CatalogGenerator(GeneratedData):
         if parts is None:
             return None
         product_id, product = parts
+        traits = self.catalog_traits(sku_id)
         dept_id, dept, cat_id, cat = product["category"]
         brand_id, brand = product["brand"]
         variant = VARIANTS[sku_id % len(VARIANTS)]
         slug = product["slug"]
         image = f"https://{self.account}.vteximg.com.br/arquivos/ids/{sku_id}/{slug}.jpg"
+        images = [] if traits["no_image"] else [
+            {"ImageUrl": image, "ImageName": variant, "FileId": sku_id}
+        ]  # fmt: skip
+        thumbnail = "" if traits["no_image"] else image.replace(f"/{sku_id}/", f"/{sku_id}-55-55/")
         return {
             "Id": sku_id,
             "ProductId": product_id,
@@ -83,11 +120,11 @@ class CatalogGenerator(GeneratedData):
             "ProductRefId": f"PRD-{product_id}",
             "TaxCode": "",
             "SkuName": variant,
-            "IsActive": True,
+            "IsActive": not traits["sku_inactive"],
             "IsTransported": True,
             "IsInventoried": True,
             "IsGiftCardRecharge": False,
-            "ImageUrl": image.replace(f"/{sku_id}/", f"/{sku_id}-55-55/"),
+            "ImageUrl": thumbnail,
             "DetailUrl": f"/{slug}-{product_id}/p",
             "CSCIdentification": None,
             "BrandId": str(brand_id),
@@ -110,7 +147,7 @@ class CatalogGenerator(GeneratedData):
                  "FreightCommissionPercentage": 0, "ProductCommissionPercentage": 0}
             ],
             "SalesChannels": [1, 2],
-            "Images": [{"ImageUrl": image, "ImageName": variant, "FileId": sku_id}],
+            "Images": images,
             "Videos": [],
             "SkuSpecifications": [],
             "ProductSpecifications": [],
@@ -133,20 +170,24 @@ class CatalogGenerator(GeneratedData):
             "ModalType": None,
             "KeyWords": None,
             "ReleaseDate": None,
-            "ProductIsVisible": True,
+            "ProductIsVisible": product["active"],
             "ShowIfNotAvailable": True,
-            "IsProductActive": True,
+            "IsProductActive": product["active"],
             "ProductFinalScore": 0,
         }  # fmt: skip
 
     def price(self, sku_id: int) -> Doc | None:
         parts = self._sku_parts(sku_id)
-        if parts is None:
+        if parts is None or self.catalog_traits(sku_id)["no_price"]:
             return None
-        product = parts[1]
-        cents = product["price"] + 1000 * (sku_id % SKUS_PER_PRODUCT)
-        base = cents // 100
+        cents = parts[1]["price"] + 1000 * (sku_id % SKUS_PER_PRODUCT)
+        base = cents // 100  # the Pricing spec types basePrice, listPrice, costPrice as integers
         fixed: list[Doc] = []
+        if sku_id % 7 == 0:
+            fixed.append(
+                {"tradePolicyId": "1", "value": round(cents * 0.85) / 100, "listPrice": None,
+                 "minQuantity": 1}
+            )  # fmt: skip
         if sku_id % 5 == 0:
             fixed.append(
                 {"tradePolicyId": "2", "value": round(base * 0.9, 2), "listPrice": None,

@@ -146,11 +146,26 @@ class Source(ABC):
         return {
             "customers": self._tally("customer", self.customer_count),
             "orders": self._tally("order", self.order_count),
+            "catalog": self.catalog_tally(),
             "assumptions": (
                 "schemas.mapping with the default MappingConfig; records changed at run time"
                 " are not counted"
             ),
         }
+
+    def catalog_tally(self) -> dict[str, int]:
+        """Products and SKUs, and how many SKUs a sync must send as deleted (the SKU or its
+        product inactive), without a price (404 from Pricing) or without an image."""
+        counts = dict.fromkeys(("products", "skus", "deleted", "without_price", "without_image"), 0)
+        for product_id in self.product_ids():
+            counts["products"] += 1
+            for sku_id in self.product_sku_ids(product_id):
+                doc = self.sku(sku_id) or {}
+                counts["skus"] += 1
+                counts["deleted"] += not (doc.get("IsActive") and doc.get("IsProductActive", True))
+                counts["without_price"] += self.price(sku_id) is None
+                counts["without_image"] += not (doc.get("Images") or doc.get("ImageUrl"))
+        return counts
 
     def _tally(self, kind: str, n: int) -> dict[str, Any]:
         by_kind: dict[str, int] = {}

@@ -52,7 +52,10 @@ Sandbox rules for UNCONFIRMED behaviour:
 * ``DELETE /v4/clients/by-customid/{customId}`` (and ``by-custom-id``) answers 200 without a body.
 * Catalogs: duplicate catalog names are allowed (as far as is known the API does not forbid them);
   ``searchBy`` is a case-insensitive substring match on the name; the item batch answers 200
-  ``true`` (or 207 as above).
+  ``true`` (or 207 as above). Every column of an item's ``value`` must be a string: Synerise's
+  generated client types ``value`` as ``map<string, string>`` (``catalogs_items_batch.json``),
+  so a number, boolean, list or ``null`` is refused item by item. ``DELETE /catalogs/bags/{id}``
+  deletes a catalog and its items (204); later calls on it answer 404.
 
 Inspection (no auth, no faults): ``GET /__sandbox__/stats``,
 ``GET /__sandbox__/synerise/{profiles,transactions,events,catalog-items}`` (JSON arrays;
@@ -122,6 +125,19 @@ class SyneriseSandbox(SyneriseRecords):
         if bag_id is None or bag_id not in self.bags:
             return self.error(request, 404, "Not Found", "Catalog not found")
         return bag_id
+
+    async def catalog_bag_get(self, request: web.Request) -> web.Response:
+        bag_id = self._bag(request)
+        if isinstance(bag_id, web.Response):
+            return bag_id
+        return web.json_response({"data": self.bags[bag_id]})
+
+    async def catalog_bag_delete(self, request: web.Request) -> web.Response:
+        bag_id = self._bag(request)
+        if isinstance(bag_id, web.Response):
+            return bag_id
+        del self.bags[bag_id], self.items[bag_id]
+        return web.Response(status=204)
 
     async def catalog_items_batch(self, request: web.Request) -> web.Response:
         bag_id = self._bag(request)
@@ -275,6 +291,9 @@ class SyneriseSandbox(SyneriseRecords):
         bags = route.add_resource("/catalogs/bags", name="synerise.catalog_bags")
         bags.add_route("GET", self.catalog_bags_list)
         bags.add_route("POST", self.catalog_bags_create)
+        bag = route.add_resource("/catalogs/bags/{catalogId}", name="synerise.catalog_bag")
+        bag.add_route("GET", self.catalog_bag_get)
+        bag.add_route("DELETE", self.catalog_bag_delete)
         route.add_post(
             "/catalogs/bags/{catalogId}/items/batch",
             self.catalog_items_batch,

@@ -566,6 +566,9 @@ def validate_catalog_item(item: Any, path: str) -> list[FieldError]:
     key = item.get("itemKey")
     if not isinstance(key, str) or not key.strip():
         errors.append(FieldError(join(path, "itemKey"), "itemKey is required", key))
-    if not isinstance(item.get("value"), dict):
-        errors.append(FieldError(join(path, "value"), "value must be an object", item.get("value")))
+    value = item.get("value")
+    if not isinstance(value, dict):
+        errors.append(FieldError(join(path, "value"), "value must be an object", value))
+    # Column values must be strings: the schema layer checks that (Synerise's generated client
+    # types value as map<string, string>, catalogs_items_batch.json).
     return errors

@@ -23,10 +23,7 @@ md.scroll                   GET /api/dataentities/CL/scroll                     
 md.document                 GET|PATCH|DELETE /api/dataentities/CL/documents/{id}     5
 md.documents_upsert         PATCH|POST /api/dataentities/CL/documents                5
 md.other_entity             any /api/dataentities/{other}/... -> 404 (CL only)
-catalog.product_and_sku_ids GET /api/catalog_system/pvt/products/GetProductAndSkuIds 6
-catalog.sku                 GET /api/catalog_system/pvt/sku/stockkeepingunitbyid/{id} 6
-pricing.price               GET /pricing/prices/{itemId}                             6
-pricing.price_api           GET /api/pricing/prices/{itemId} (the same, on this host)
+catalog.*, pricing.*        the Catalog and Pricing routes (`etl.sandbox.vtex.catalog`) 6
 =========================== ======================================================== =====
 
 Sandbox choices for UNCONFIRMED behaviour:
@@ -51,13 +48,13 @@ Sandbox choices for UNCONFIRMED behaviour:
 * Hook: ``FromOrders`` (JSONata) filters are not emulated (400); a ``FromWorkflow`` filter without
   ``status`` matches every change. Notifications are retried after each of
   ``hook_retry_delays`` seconds when the endpoint does not answer 200 within ``hook_timeout``.
-* Catalog: ``_from``/``_to`` are 1-based positions in the (category's) product list, default
-  1-10; more than 250 answers 400. Unknown SKUs/prices answer 404.
+* Catalog and Pricing: see `etl.sandbox.vtex.catalog`.
 
 Inspection (no auth, no faults): ``GET /__sandbox__/stats``, ``POST /__sandbox__/reset``,
 ``GET /__sandbox__/vtex/expected`` (ground truth), ``GET /__sandbox__/vtex/hook`` (config and
 deliveries), ``POST /__sandbox__/orders/{orderId}/status``, ``POST /__sandbox__/customers``,
-``PATCH|DELETE /__sandbox__/customers/{id}`` and ``/__sandbox__/faults``.
+``PATCH|DELETE /__sandbox__/customers/{id}``, the catalog changes (``/__sandbox__/catalog/...``,
+`etl.sandbox.vtex.catalog`) and ``/__sandbox__/faults``.
 """
 
 from __future__ import annotations
@@ -89,6 +86,7 @@ from etl.sandbox.data import (
 )
 from etl.sandbox.faults import SANDBOX_PREFIX, FaultInjector, add_fault_routes
 from etl.sandbox.server import call_in_loop
+from etl.sandbox.vtex.catalog import CatalogRoutes
 from etl.sandbox.vtex.feed import OrdersFeed
 from etl.sandbox.vtex.mdql import (
     BoolOp,
@@ -102,7 +100,6 @@ from etl.sandbox.vtex.mdql import (
     plan_query,
 )
 from etl.sandbox.vtex.protocol import (
-    CATALOG_MAX_RANGE,
     DEFAULT_APP_KEY,
     DEFAULT_APP_TOKEN,
     MD_DEFAULT_RANGE,
@@ -175,6 +172,7 @@ class VtexSandbox:
         self.source = dataset
         self.denied_routes = denied_routes
         self.store = Store(dataset, wall_clock=wall_clock)
+        self.catalog = CatalogRoutes(dataset)
         self.app_key, self.app_token, self.account = app_key, app_token, account
         self.faults = faults if faults is not None else FaultInjector(error_body=vtex_error_body)
         self.scroll_ttl, self.max_scrolls = scroll_ttl, max_scrolls
@@ -209,6 +207,7 @@ class VtexSandbox:
 
         def do() -> None:
             self.store.reset()
+            self.catalog.reset()
             self._reset_state()
             self.faults.reset_stats()
 
@@ -267,18 +266,7 @@ class VtexSandbox:
         r.add_route(
             "*", "/api/dataentities/{acronym}/{rest:.*}", self.md_other, name="md.other_entity"
         )
-        r.add_get(
-            "/api/catalog_system/pvt/products/GetProductAndSkuIds",
-            self.product_and_sku_ids,
-            name="catalog.product_and_sku_ids",
-        )
-        r.add_get(
-            "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}",
-            self.sku,
-            name="catalog.sku",
-        )
-        r.add_get("/pricing/prices/{itemId}", self.price, name="pricing.price")
-        r.add_get("/api/pricing/prices/{itemId}", self.price, name="pricing.price_api")
+        self.catalog.add_routes(r)
         r.add_post(
             "/__sandbox__/orders/{orderId}/status", self.admin_status, name="sandbox.order_status"
         )
@@ -758,45 +746,6 @@ class VtexSandbox:
         doc = await self._create(request)
         return doc if isinstance(doc, web.Response) else self._created_answer(request, doc["id"])
 
-    # -- catalog and pricing --------------------------------------------------------------------
-
-    async def product_and_sku_ids(self, request: web.Request) -> web.Response:
-        try:
-            category = int_param(request.query, "categoryId", 0) or None
-            first = int_param(request.query, "_from", 1)
-            last = int_param(request.query, "_to", 10)
-        except ValueError as exc:
-            return message_error(400, str(exc))
-        if first < 1 or last < first:
-            return message_error(400, "_from must be >= 1 and _to >= _from")
-        if last - first + 1 > CATALOG_MAX_RANGE:
-            return message_error(400, f"The range cannot exceed {CATALOG_MAX_RANGE} products")
-        ids = self.source.product_ids(category)
-        chosen = ids[first - 1 : last]
-        data = {str(p): self.source.product_sku_ids(p) for p in chosen}
-        return web.json_response(
-            {"data": data, "range": {"total": len(ids), "from": first, "to": last}}
-        )
-
-    @staticmethod
-    def _by_sku(
-        request: web.Request, param: str, lookup: Callable[[int], Doc | None], what: str
-    ) -> web.Response:
-        try:
-            sku_id = int(request.match_info[param])
-        except ValueError:
-            return message_error(400, f"{param} must be a whole number")
-        doc = lookup(sku_id)
-        if doc is None:
-            return message_error(404, f"{what} {sku_id} not found")
-        return web.json_response(doc)
-
-    async def sku(self, request: web.Request) -> web.Response:
-        return self._by_sku(request, "skuId", self.source.sku, "SKU")
-
-    async def price(self, request: web.Request) -> web.Response:
-        return self._by_sku(request, "itemId", self.source.price, "Price for item")
-
     # -- admin ----------------------------------------------------------------------------------
 
     async def admin_status(self, request: web.Request) -> web.Response:
@@ -864,9 +813,11 @@ class VtexSandbox:
                 **self.scroll_stats,
             },
             "changes": dict(self.store.counters),
+            "catalog_changes": dict(self.catalog.changes),
             "data": {
                 "customers": self.source.customer_count,
                 "orders": self.source.order_count,
+                "products": self.catalog.product_count(),
             },
         }
 

@@ -6,10 +6,12 @@ import os
 import sys
 
 import click
+import psycopg2
 import pytest
 from click.testing import CliRunner
 
 from etl.cli import main
+from tests.helpers.databases import scratch_database
 
 
 def all_commands(group: click.Group, path: tuple[str, ...] = ()):
@@ -85,6 +87,20 @@ def test_worker_execs_celery_with_the_servers(runner, execs, redis_url, database
                     "--concurrency", "3", "--hostname", "w1@%h"]
     assert env["REDIS_URL"] == redis_url and env["DATABASE_URL"] == database_url
     assert env["ETL_STATE_DIR"] == str(tmp_path / "state")
+
+
+def test_a_worker_started_first_migrates_the_database(runner, execs, infra, monkeypatch):
+    """A worker started before anything else finds its tables (no `relation "sync_run" does not
+    exist` loop)."""
+    with scratch_database(infra.database_url, f"etl_empty_{os.getpid()}") as empty:
+        monkeypatch.setenv("DATABASE_URL", empty)
+        result = runner.invoke(main, ["worker", "-Q", "backfill"])
+        assert result.exit_code == 0, result.output
+        with psycopg2.connect(empty) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM sync_run")
+            assert cur.fetchone() == (0,)
+        conn.close()
+    assert len(execs) == 1
 
 
 def test_worker_rejects_unknown_queues(runner, execs):

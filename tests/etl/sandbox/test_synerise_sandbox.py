@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+from jsonschema import Draft202012Validator
 
 from etl.sandbox.server import SandboxServer
 from etl.sandbox.synerise import (
@@ -21,6 +22,7 @@ from etl.sandbox.synerise import (
     SANDBOX_WORKSPACE_GUID,
     SyneriseSandbox,
 )
+from tests.schemas.references import VENDORED_SCHEMAS
 
 HTTP400_KEYS = {"error", "errors", "message", "path", "status", "timestamp"}
 
@@ -912,15 +914,58 @@ def test_catalogs(api: Api) -> None:
     assert api.stats()["catalog_items"] == 2
     assert [i["itemKey"] for i in api.inspect("catalog-items", bagId=bag["id"])] == ["SKU1", "SKU2"]
 
-    bad = api.post(items, [{"itemKey": "", "value": {}}, {"itemKey": "SKU3", "value": 5}])
+    bad = api.post(
+        items,
+        [
+            {"itemKey": "", "value": {}},
+            {"itemKey": "SKU3", "value": 5},
+            {"itemKey": "SKU4", "value": {"price": 4, "deleted": "0", "tags": ["a"]}},
+        ],
+    )
     assert bad.status_code == 207
-    assert [e["field"] for e in bad.json()] == ["[0].itemKey", "[1].value"]
+    assert [e["field"] for e in bad.json()] == [
+        "[0].itemKey",
+        "[1].value",
+        "[2].value.price",
+        "[2].value.tags",
+    ]
     assert api.get(f"/catalogs/bags/{bag['id']}/items/itemKey/SKU3").status_code == 404
     assert api.post("/catalogs/bags/999/items/batch", first).status_code == 404
+    assert api.get(f"/catalogs/bags/{bag['id']}").json()["data"]["name"] == "store-1"
+    gone = api.post("/catalogs/bags", {"name": "gone"}).json()["data"]["id"]
+    api.post(f"/catalogs/bags/{gone}/items/batch", first)
+    assert api.delete(f"/catalogs/bags/{gone}").status_code == 204
+    assert api.post(f"/catalogs/bags/{gone}/items/batch", first).status_code == 404
+    assert api.get(f"/catalogs/bags/{gone}").status_code == 404
+    assert api.delete(f"/catalogs/bags/{gone}").status_code == 404
     assert api.get("/catalogs/bags/abc/items/itemKey/SKU1").status_code == 404
     assert api.post("/catalogs/bags", {"name": ""}).status_code == 400
     assert api.post(items, first, auth="").status_code == 401
     assert api.get("/catalogs/bags", params={"limit": "x"}).status_code == 400
+
+
+def test_the_catalog_batch_is_as_strict_as_the_vendored_schema(api: Api) -> None:
+    """Whatever the emulator takes, Synerise's own model (``catalogs_items_batch.json``) takes."""
+    schema = Draft202012Validator(json.loads(
+        (VENDORED_SCHEMAS / "catalogs_items_batch.json").read_text(encoding="utf-8")
+    ))  # fmt: skip
+    bag = api.post("/catalogs/bags", {"name": "strict"}).json()["data"]["id"]
+    candidates: list[Any] = [
+        {"itemKey": "1", "value": {"itemId": "1", "deleted": "0"}},
+        {"itemKey": "2", "value": {}},
+        {"itemKey": "3", "value": {"price": 10.5}},
+        {"itemKey": "4", "value": {"deleted": 1}},
+        {"itemKey": "5", "value": {"deleted": None}},
+        {"itemKey": "6", "value": {"nested": {"a": "b"}}},
+        {"itemKey": 7, "value": {}},
+        {"itemKey": "8", "value": "text"},
+        {"itemKey": "9", "value": {"ok": True}},
+        "not an object",
+    ]
+    for candidate in candidates:
+        accepted = api.post(f"/catalogs/bags/{bag}/items/batch", [candidate]).status_code == 200
+        if accepted:
+            assert schema.is_valid([candidate]), candidate
 
 
 # -- inspection, faults and stats ------------------------------------------------------------

@@ -107,7 +107,7 @@ def documented_parameters(name: str, path: str, method: str = "get") -> set[str]
 
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
-    return Dataset(customers=1500, orders=1500, seed=9, dirty_share=0.5)
+    return Dataset(customers=1500, orders=1500, seed=9, dirty_share=0.5, products=300)
 
 
 @pytest.fixture(scope="module")
@@ -236,23 +236,54 @@ def test_product_and_sku_ids_match_the_spec(api: requests.Session) -> None:
         assert_valid(check, get(api, path, params=params).json(), f"product ids {params}")
 
 
+def _skus_of_every_trait(dataset: Dataset) -> list[int]:
+    """One SKU per catalog trait (inactive product or SKU, no price, no image) and clean ones."""
+    picked: dict[tuple[bool, ...], int] = {}
+    for product in dataset.product_ids():
+        for sku in dataset.product_sku_ids(product):
+            picked.setdefault(tuple(dataset.catalog_traits(sku).values()), sku)
+    assert len(picked) >= 5
+    return sorted(picked.values())
+
+
 def test_sku_matches_the_spec(api: requests.Session, dataset: Dataset) -> None:
     check = validator(
         "catalog-api.json", "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}"
     )
-    for product in dataset.product_ids()[:20]:
-        for sku in dataset.product_sku_ids(product):
-            body = get(api, f"/api/catalog_system/pvt/sku/stockkeepingunitbyid/{sku}").json()
-            assert_valid(check, body, f"SKU {sku}")
+    skus = _skus_of_every_trait(dataset)
+    requests.patch(
+        f"{api.base_url}/__sandbox__/catalog/skus/{skus[0]}",  # type: ignore[attr-defined]
+        json={"IsActive": False},
+        timeout=5,
+    ).raise_for_status()
+    for sku in skus:
+        body = get(api, f"/api/catalog_system/pvt/sku/stockkeepingunitbyid/{sku}").json()
+        assert_valid(check, body, f"SKU {sku} {dataset.catalog_traits(sku)}")
 
 
 def test_price_matches_the_spec(api: requests.Session, dataset: Dataset) -> None:
     check = validator("pricing-api.json", "/pricing/prices/{itemId}")
-    for product in dataset.product_ids()[:20]:
-        for sku in dataset.product_sku_ids(product):
-            for prefix in ("", "/api"):
-                body = get(api, f"{prefix}/pricing/prices/{sku}").json()
-                assert_valid(check, body, f"price of {sku}")
+    skus = [s for s in _skus_of_every_trait(dataset) if dataset.price(s) is not None]
+    unpriced = next(s for s in _skus_of_every_trait(dataset) if dataset.price(s) is None)
+    admin = f"{api.base_url}/__sandbox__/catalog/prices"  # type: ignore[attr-defined]
+    for sku, change in (
+        (skus[0], {"basePrice": 321, "fixedPrices": [
+            {"tradePolicyId": "1", "value": 300.5, "listPrice": None, "minQuantity": 1,
+             "dateRange": {"from": "2025-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"}}]}),
+        (unpriced, {"basePrice": 10}),
+    ):  # fmt: skip
+        requests.put(f"{admin}/{sku}", json=change, timeout=5).raise_for_status()
+    for sku in [*skus, unpriced]:
+        for prefix in ("", "/api"):
+            body = get(api, f"{prefix}/pricing/prices/{sku}").json()
+            assert_valid(check, body, f"price of {sku}")
+
+
+def test_sales_channel_matches_the_spec(api: requests.Session) -> None:
+    check = validator("catalog-api.json", "/api/catalog_system/pub/saleschannel/{salesChannelId}")
+    for channel in (1, 2):
+        body = get(api, f"/api/catalog_system/pub/saleschannel/{channel}").json()
+        assert_valid(check, body, f"sales channel {channel}")
 
 
 # -- Orders Feed v3 -------------------------------------------------------------------------------

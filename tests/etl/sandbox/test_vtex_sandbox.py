@@ -593,13 +593,87 @@ def test_catalog_routes(api: Api, dataset: Dataset) -> None:
     assert "1" in filtered["data"] and filtered["range"]["total"] == len(filtered["data"])
     assert api.get(path, params={"_from": 1, "_to": 251}).status_code == 400
     assert api.get(path, params={"_from": 0, "_to": 5}).status_code == 400
-    sku = api.get("/api/catalog_system/pvt/sku/stockkeepingunitbyid/1001")
-    assert sku.json() == dataset.sku(1001)
+    priced = next(s for p in range(1, 61) for s in dataset.product_sku_ids(p) if dataset.price(s))
+    sku = api.get(f"/api/catalog_system/pvt/sku/stockkeepingunitbyid/{priced}")
+    assert sku.json() == dataset.sku(priced)
     assert api.get("/api/catalog_system/pvt/sku/stockkeepingunitbyid/999").status_code == 404
     assert api.get("/api/catalog_system/pvt/sku/stockkeepingunitbyid/abc").status_code == 400
-    assert api.get("/pricing/prices/1001").json() == dataset.price(1001)
-    assert api.get("/api/pricing/prices/1001").json() == dataset.price(1001)
+    assert api.get(f"/pricing/prices/{priced}").json() == dataset.price(priced)
+    assert api.get(f"/api/pricing/prices/{priced}").json() == dataset.price(priced)
     assert api.get("/pricing/prices/999").status_code == 404
+    channel = api.get("/api/catalog_system/pub/saleschannel/1").json()
+    assert channel["Id"] == 1 and channel["CurrencyCode"] == "BRL"
+    assert api.get("/api/catalog_system/pub/saleschannel/9").status_code == 404
+
+
+def test_the_catalog_has_the_traits_a_sync_must_handle() -> None:
+    dataset = Dataset(customers=10, orders=10, seed=3, products=400)
+    skus = [s for p in dataset.product_ids() for s in dataset.product_sku_ids(p)]
+    traits = {s: dataset.catalog_traits(s) for s in skus}
+    for trait in ("product_inactive", "sku_inactive", "no_price", "no_image"):
+        assert 0 < sum(t[trait] for t in traits.values()) < len(skus) / 5, trait
+    for sku_id, trait in traits.items():
+        doc, price = dataset.sku(sku_id), dataset.price(sku_id)
+        assert doc is not None
+        assert doc["IsActive"] is not trait["sku_inactive"]
+        assert doc["IsProductActive"] is not trait["product_inactive"]
+        assert (price is None) is trait["no_price"]
+        assert (doc["Images"] == [] and doc["ImageUrl"] == "") is trait["no_image"]
+    assert any(len(dataset.product_sku_ids(p)) > 1 for p in dataset.product_ids())
+    tally = dataset.expected()["catalog"]
+    assert tally["products"] == 400 and tally["skus"] == len(skus)
+    assert tally["deleted"] == sum(
+        t["sku_inactive"] or t["product_inactive"] for t in traits.values()
+    )
+    assert tally["without_price"] == sum(t["no_price"] for t in traits.values())
+    with pytest.raises(ValueError):
+        dataset.catalog_traits(999)
+
+
+def test_catalog_changes_at_run_time(api: Api, dataset: Dataset) -> None:
+    priced = next(s for p in range(1, 61) for s in dataset.product_sku_ids(p) if dataset.price(s))
+    unpriced = next(
+        s for p in range(1, 61) for s in dataset.product_sku_ids(p) if not dataset.price(s)
+    )
+    changed = api.admin("PUT", f"/catalog/prices/{priced}", json={"basePrice": 12345})
+    assert changed.status_code == 200 and changed.json()["basePrice"] == 12345
+    assert api.get(f"/pricing/prices/{priced}").json()["basePrice"] == 12345
+    assert api.admin("PUT", f"/catalog/prices/{unpriced}", json={"listPrice": 5}).status_code == 400
+    created = api.admin("PUT", f"/catalog/prices/{unpriced}", json={"basePrice": 7}).json()
+    assert created["listPrice"] == 7 and api.get(f"/pricing/prices/{unpriced}").ok
+    for bad in ({"basePrice": 9.5}, {"basePrice": -1}, {"nope": 1}, {"fixedPrices": [{}]}):
+        assert api.admin("PUT", f"/catalog/prices/{priced}", json=bad).status_code == 400, bad
+    assert api.admin("PUT", "/catalog/prices/999", json={"basePrice": 1}).status_code == 404
+    assert api.admin("DELETE", f"/catalog/prices/{priced}").status_code == 204
+    assert api.get(f"/pricing/prices/{priced}").status_code == 404
+
+    off = api.admin("PATCH", f"/catalog/skus/{priced}", json={"IsActive": False})
+    assert off.status_code == 200 and off.json()["IsActive"] is False
+    sku_path = f"/api/catalog_system/pvt/sku/stockkeepingunitbyid/{priced}"
+    assert api.get(sku_path).json()["IsActive"] is False
+    assert api.admin("PATCH", f"/catalog/skus/{priced}", json={"x": 1}).status_code == 400
+    assert api.admin("PATCH", "/catalog/skus/999", json={"IsActive": True}).status_code == 404
+
+    product = dataset.product_ids()[1]
+    assert api.admin("DELETE", f"/catalog/products/{product}").status_code == 204
+    assert api.admin("DELETE", f"/catalog/products/{product}").status_code == 404
+    listing = api.get(
+        "/api/catalog_system/pvt/products/GetProductAndSkuIds", params={"_from": 1, "_to": 250}
+    ).json()
+    assert str(product) not in listing["data"] and listing["range"]["total"] == 59
+    for sku_id in dataset.product_sku_ids(product):
+        assert (
+            api.get(f"/api/catalog_system/pvt/sku/stockkeepingunitbyid/{sku_id}").status_code == 404
+        )
+        assert api.get(f"/pricing/prices/{sku_id}").status_code == 404
+    stats = api.admin("GET", "/stats").json()
+    assert stats["catalog_changes"] == {"prices": 3, "skus": 1, "deleted_products": 1}
+    assert stats["data"]["products"] == 59
+
+    assert api.admin("POST", "/reset").ok
+    assert api.get(sku_path).json() == dataset.sku(priced)
+    assert api.get(f"/pricing/prices/{priced}").json() == dataset.price(priced)
+    assert api.admin("GET", "/stats").json()["data"]["products"] == 60
 
 
 # -- admin, stats, faults --------------------------------------------------------------------------
@@ -630,7 +704,7 @@ def test_stats_and_expected(api: Api, dataset: Dataset) -> None:
     stats = api.admin("GET", "/stats").json()
     assert stats["requests"] == {"pricing.price": 2, "oms.list_orders": 2}
     assert stats["responses"] == {"200": 3, "401": 1}
-    assert stats["data"] == {"customers": 4000, "orders": 6000}
+    assert stats["data"] == {"customers": 4000, "orders": 6000, "products": 60}
     assert api.admin("GET", "/vtex/expected").json() == dataset.expected()
 
 

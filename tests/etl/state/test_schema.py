@@ -18,7 +18,7 @@ RUN = ("INSERT INTO sync_run (kind, scope, window_from, window_to, status, conne
 
 @pytest.mark.parametrize(
     ("kind", "scope", "status"),
-    [("sideways", "orders", "queued"), ("backfill", "products", "queued"),
+    [("sideways", "orders", "queued"), ("backfill", "catalog", "queued"),
      ("backfill", "orders", "exploded")],
 )
 def test_run_vocabularies_are_checked(database_url, kind, scope, status):

@@ -56,7 +56,7 @@ def test_create_and_get_run(store):
 
 @pytest.mark.parametrize(
     "bad",
-    [{"kind": "sideways"}, {"scope": "products"}, {"window_from": FEB, "window_to": JAN}],
+    [{"kind": "sideways"}, {"scope": "catalog"}, {"window_from": FEB, "window_to": JAN}],
 )
 def test_create_run_rejects_bad_input(store, bad):
     with pytest.raises(ValueError):

@@ -9,6 +9,7 @@ import responses
 
 from etl.config import Settings
 from etl.errors import (
+    CatalogNotFoundError,
     ConfigError,
     FatalError,
     PermissionDeniedError,
@@ -313,6 +314,34 @@ def test_ensure_catalog_without_an_id_is_fatal(synerise):
     responses.post(f"{BASE}/catalogs/bags", json={"data": {"name": "vtex"}})
     with pytest.raises(FatalError, match="numeric id"):
         synerise.ensure_catalog("vtex")
+
+
+@responses.activate
+def test_a_catalog_that_answers_404_is_gone(synerise):
+    responses.post(f"{BASE}/catalogs/bags/42/items/batch", status=404, json={"message": "nope"})
+    with pytest.raises(CatalogNotFoundError) as raised:
+        synerise.upsert_catalog_items(42, [{"itemKey": "1", "value": {"itemId": "1"}}])
+    assert raised.value.catalog_id == 42 and "nope" in str(raised.value)
+    assert len(responses.calls) == 1  # not retried, not bisected: the caller recreates it
+
+
+@responses.activate
+def test_a_404_elsewhere_is_still_fatal(synerise):
+    responses.post(PROFILES, status=404)
+    with pytest.raises(FatalError) as raised:
+        synerise.upsert_profiles([{"customId": "u1"}])
+    assert not isinstance(raised.value, CatalogNotFoundError)
+
+
+@responses.activate
+def test_find_catalog_reads_every_page_and_takes_the_oldest_of_a_name(synerise):
+    page = [{"id": 1000 + i, "name": f"vtex{i}"} for i in range(99)] + [{"id": 30, "name": "vtex"}]
+    responses.get(f"{BASE}/catalogs/bags", json={"data": page})
+    responses.get(f"{BASE}/catalogs/bags", json={"data": [{"id": 12, "name": "vtex"}]})
+    assert synerise.find_catalog("vtex") == 12
+    assert [c.request.params["offset"] for c in responses.calls] == ["0", "100"]
+    responses.get(f"{BASE}/catalogs/bags", json={"data": []})
+    assert synerise.find_catalog("other") is None
 
 
 def test_batch_size_is_checked():

@@ -24,7 +24,7 @@ from etl.errors import (
 from etl.vtex.auth import AppKeyAuth
 from etl.vtex.client import VtexClient
 from etl.vtex.paginators import ScrollExpiredError
-from tests.etl.httpfakes import instant_policy
+from tests.etl.httpfakes import RecordingBudget, instant_policy
 
 BASE = "https://acme.vtexcommercestable.com.br"
 TOKEN = "APPTOKEN-very-secret-value"
@@ -388,6 +388,29 @@ def test_catalog_calls(vtex):
     assert vtex.get_sku(99) is None
     assert vtex.get_price(10) == {"itemId": "10", "basePrice": 9.9}
     assert vtex.get_price("99") is None
+
+
+@responses.activate
+def test_catalog_calls_draw_on_the_catalog_budget(sleeps):
+    orders, catalog = RecordingBudget(), RecordingBudget()
+    vtex = VtexClient(
+        BASE, "vtexappkey-acme-ABC", Secret(TOKEN), budget=orders, catalog_budget=catalog,
+        retry=instant_policy(sleeps),
+    )  # fmt: skip
+    responses.get(f"{BASE}/api/catalog_system/pvt/sku/stockkeepingunitbyid/10", json={"Id": 10})
+    responses.get(f"{BASE}/pricing/prices/10", status=429, headers={"Retry-After": "3"})
+    responses.get(f"{BASE}/pricing/prices/10", json={"itemId": "10"})
+    responses.get(f"{BASE}/api/catalog_system/pub/saleschannel/1", json={"CurrencyCode": "BRL"})
+    responses.get(f"{BASE}/api/catalog_system/pub/saleschannel/9", status=404)
+    responses.get(f"{BASE}/api/oms/pvt/orders/o-1", json={"orderId": "o-1"})
+    assert vtex.get_sku(10) == {"Id": 10} and vtex.get_price(10) == {"itemId": "10"}
+    assert vtex.get_sales_channel(1) == {"CurrencyCode": "BRL"}
+    assert vtex.get_sales_channel(9) is None
+    vtex.get_order("o-1")
+    assert (catalog.acquired, orders.acquired) == (5, 1)
+    assert catalog.penalties == [3.0] and not orders.penalties
+    headers = responses.calls[0].request.headers
+    assert headers["X-VTEX-API-AppToken"] == TOKEN and headers["Accept"] == "application/json"
 
 
 @pytest.mark.parametrize(("start", "end"), [(0, 10), (5, 4), (1, 251)])

@@ -206,6 +206,28 @@ def test_a_reason_never_echoes_personal_data(client):
     assert response.status_code == 400 and "jane" not in response.text
 
 
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "text/json"]
+)
+def test_a_body_that_is_not_json_by_its_content_type_gets_415(client, queue, content_type):
+    body = json.dumps({"id": "cl-1"})
+    response = client.post(CUSTOMER_TRIGGER_PATH, data=body, headers=AUTH,
+                           content_type=content_type)  # fmt: skip
+    assert response.status_code == 415
+    assert content_type in response.json["error"] and "application/json" in response.json["error"]
+    assert queue.sent == []
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/json; charset=utf-8", "application/vnd.vtex+json"]
+)
+def test_json_content_types_and_none_are_read_as_json(client, queue, content_type):
+    headers = {**AUTH, **({"Content-Type": content_type} if content_type else {})}
+    response = client.post(CUSTOMER_TRIGGER_PATH, data=json.dumps({"id": "cl-1"}), headers=headers)
+    assert response.status_code == 200, response.json
+    assert len(queue.sent) == 1
+
+
 def test_oversized_bodies_get_413(client, queue):
     body = {"id": "cl-1", "padding": "x" * MAX_BODY}
     response = send(client, CUSTOMER_TRIGGER_PATH, body)
