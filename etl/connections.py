@@ -186,45 +186,40 @@ def _check_name(name: str) -> None:
         )
 
 
+_DISTINCT = {
+    "VTEX_ACCOUNT": ("an account or workspace other than", "they would share one ledger"),
+    "SYNERISE_SALT_NAMESPACE": (
+        "a namespace other than",
+        "both send to one workspace, and equal eventSalts would overwrite each other's"
+        " transactions",
+    ),
+    "SYNERISE_CATALOG_NAME": (
+        "a catalog other than",
+        "both send to one workspace, and their SKU ids would overwrite each other's items",
+    ),
+}
+"""What two connections may not share: the variable blamed, what it must be, and why."""
+
+
 def _check_distinct(found: Mapping[str, Connection], require: Iterable[str]) -> None:
     """Refuse two connections that would share state, or eventSalts or a catalog in one
     workspace."""
     if not {"vtex", "synerise"} <= set(require):
         return  # identities need credentials; commands that need none do not compare them
-    seen: dict[tuple[str, str], str] = {}
-    salts: dict[tuple[str, str], str] = {}
-    catalogs: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, str, str], str] = {}
     for name, connection in found.items():
-        identity = connection.identity
-        if identity in seen:
-            raise _named(
-                name,
-                "VTEX_ACCOUNT",
-                f"an account or workspace other than connection {seen[identity]}'s"
-                " (they would share one ledger)",
-                identity[0],
-            )
-        seen[identity] = name
-        salt = (identity[1], connection.settings.synerise_salt_namespace)
-        if salt in salts:
-            raise _named(
-                name,
-                "SYNERISE_SALT_NAMESPACE",
-                f"a namespace other than connection {salts[salt]}'s: both send to one"
-                " workspace, and equal eventSalts would overwrite each other's transactions",
-                salt[1],
-            )
-        salts[salt] = name
-        catalog = (identity[1], connection.settings.synerise_catalog_name)
-        if catalog in catalogs:
-            raise _named(
-                name,
-                "SYNERISE_CATALOG_NAME",
-                f"a catalog other than connection {catalogs[catalog]}'s: both send to one"
-                " workspace, and their SKU ids would overwrite each other's items",
-                catalog[1],
-            )
-        catalogs[catalog] = name
+        account, workspace = connection.identity
+        salt = connection.settings.synerise_salt_namespace
+        catalog = connection.settings.synerise_catalog_name
+        for variable, key, shown in (
+            ("VTEX_ACCOUNT", ("VTEX_ACCOUNT", account, workspace), account),
+            ("SYNERISE_SALT_NAMESPACE", ("SYNERISE_SALT_NAMESPACE", workspace, salt), salt),
+            ("SYNERISE_CATALOG_NAME", ("SYNERISE_CATALOG_NAME", workspace, catalog), catalog),
+        ):
+            if key in seen:
+                expected, why = _DISTINCT[variable]
+                raise _named(name, variable, f"{expected} connection {seen[key]}'s ({why})", shown)
+            seen[key] = name
 
 
 def _named(name: str, variable: str, expected: str, got: object | None = None) -> ConfigError:

@@ -84,6 +84,10 @@ def test_each_table_is_a_connection_whose_values_win_over_the_environment(tmp_pa
          '[storec]\nVTEX_ACCOUNT = "storec"\nSYNERISE_SALT_NAMESPACE = "x"\n',
          "connection storec: SYNERISE_SALT_NAMESPACE: expected a namespace other than "
          "connection storea's"),
+        ('[storea]\nVTEX_ACCOUNT = "storea"\nSYNERISE_CATALOG_NAME = "shop"\n'
+         '[storec]\nVTEX_ACCOUNT = "storec"\nSYNERISE_CATALOG_NAME = "shop"\n',
+         "connection storec: SYNERISE_CATALOG_NAME: expected a catalog other than "
+         "connection storea's"),
     ],
 )
 def test_a_bad_table_is_one_line_naming_the_connection_and_the_variable(
