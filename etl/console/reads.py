@@ -26,6 +26,7 @@ __all__ = [
     "chunks",
     "cursors",
     "default_window",
+    "every_cursor",
     "get_run",
     "iter_rejects",
     "list_runs",
@@ -251,17 +252,23 @@ def totals(store: StateStore) -> Totals:
                 FROM {named} WHERE status = 'running' GROUP BY n.name, scope"""
         )
         idle = [dict(row) for row in cur.fetchall()]
+    states = every_cursor(store)
+    names = list(dict.fromkeys(state.connection for state in states))
+    return Totals(records, rejects, runs, last_success, idle, states, names)
+
+
+def every_cursor(store: StateStore) -> list[CursorState]:
+    """``cursors`` of every connection that has runs or cursors (and of the store's own)."""
+    with store.db.transaction() as cur:
         cur.execute(
-            """SELECT id, name FROM etl_connection n WHERE id = %s
+            """SELECT id FROM etl_connection n WHERE id = %s
                   OR EXISTS (SELECT 1 FROM sync_run r WHERE r.connection_id = n.id)
                   OR EXISTS (SELECT 1 FROM sync_cursor c WHERE c.connection_id = n.id)
                ORDER BY id""",
             (store.connection_id,),
         )
-        known = [(int(row["id"]), str(row["name"])) for row in cur.fetchall()]
-    states = [state for cid, _ in known for state in cursors(store.for_connection(cid))]
-    names = list(dict.fromkeys(name for _, name in known))
-    return Totals(records, rejects, runs, last_success, idle, states, names)
+        known = [int(row["id"]) for row in cur.fetchall()]
+    return [state for cid in known for state in cursors(store.for_connection(cid))]
 
 
 def default_window(today: date | None = None) -> tuple[date, date]:

@@ -98,10 +98,12 @@ def new_run_page(request: Request, services: Services, args: dict[str, Any]) -> 
 def cursors_page(request: Request, services: Services, args: dict[str, Any]) -> tuple[str, dict]:
     store = services.store()
     views = []
-    for cursor in reads.cursors(store):
+    found = reads.every_cursor(store)
+    for cursor in found:
         last = reads.get_run(store, cursor.last_run_id) if cursor.last_run_id else None
         views.append(cursor_view(cursor, last))
-    return "cursors.html", {"cursors": views}
+    several = len({cursor.connection for cursor in found}) > 1
+    return "cursors.html", {"cursors": views, "several": several}
 
 
 def realtime_page(request: Request, services: Services, args: dict[str, Any]) -> tuple[str, dict]:

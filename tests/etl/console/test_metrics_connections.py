@@ -1,11 +1,16 @@
-"""Business metrics per connection: each run counts under its own connection's name."""
+"""Business metrics and the cursors page per connection: each run and cursor counts under its
+own connection's name."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
+
+from werkzeug.test import Client
 
 from etl.console import reads
 from etl.state.store import StateStore
+from tests.helpers.console import PASSWORD, USER, console_app
 
 DAY = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
 
@@ -29,3 +34,19 @@ def test_totals_and_cursors_are_per_connection(database_url):
         assert all(c.cursor is None for c in reads.cursors(default))
     finally:
         store.close()
+
+
+def test_the_cursors_page_shows_every_connections_cursors(engine, database_url):
+    other = engine.store.for_connection(
+        engine.store.connections.resolve("storeb", "storeb", "ws-2")
+    )
+    other.cursors.advance("orders", DAY[1])
+    app = console_app(engine)
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+    page = Client(app).get("/cursors", headers=auth).get_data(as_text=True)
+    assert 'id="cursor-storeb-orders"' in page and 'id="cursor-default-orders"' in page
+    found = Client(app).get("/api/cursors", headers=auth).json
+    rows = found if isinstance(found, list) else found["cursors"]
+    assert {(row["connection"], row["scope"]) for row in rows if row["cursor"]} == {
+        ("storeb", "orders")
+    }
