@@ -112,7 +112,14 @@ def realtime_page(request: Request, services: Services, args: dict[str, Any]) ->
         day = date.fromisoformat(text) if text else datetime.now(UTC).date()
     except ValueError:
         raise BadRequest("day must be a date (YYYY-MM-DD)") from None
-    found = {run.scope: run for run in reads.realtime_runs(services.store(), day)}
+    store = services.store()
+    name = request.args.get("connection")
+    if name:  # the newest state row of that name (a workspace change makes a new one)
+        ids = [cid for cid, each in store.connections.names().items() if each == name]
+        if not ids:
+            raise BadRequest(f"no connection {name!r} has state here")
+        store = store.for_connection(max(ids))
+    found = {run.scope: run for run in reads.realtime_runs(store, day)}
     return "realtime.html", {
         "day": day.isoformat(),
         "scopes": [{"scope": scope, "run": run_view(found[scope]) if scope in found else None}

@@ -50,3 +50,25 @@ def test_the_cursors_page_shows_every_connections_cursors(engine, database_url):
     assert {(row["connection"], row["scope"]) for row in rows if row["cursor"]} == {
         ("storeb", "orders")
     }
+
+
+def test_the_realtime_page_names_a_connection(engine):
+    from etl.state.realtime import RealtimeRuns
+
+    other = engine.store.for_connection(
+        engine.store.connections.resolve("storeb", "storeb", "ws-2")
+    )
+    run_id = RealtimeRuns(other).run_id("orders")
+    RealtimeRuns(other).count(run_id, read=3, sent=3)
+    app = console_app(engine)
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+    client = Client(app)
+    mine = client.get("/api/realtime", headers=auth).json
+    theirs = client.get("/api/realtime?connection=storeb", headers=auth).json
+    assert client.get("/api/realtime?connection=nope", headers=auth).status_code == 400
+
+    def orders(day: dict) -> object:
+        return next(s for s in day["scopes"] if s["scope"] == "orders")["run"]
+
+    assert orders(mine) is None
+    assert orders(theirs)["counts"]["read"] == 3
