@@ -83,6 +83,9 @@ worker_prefetch_multiplier = 1
 # Its message, unacknowledged, comes back after the visibility timeout or a worker's restart,
 # and then finds the chunk done (the claim in sync_chunk makes a second delivery a no-op).
 worker_cancel_long_running_tasks_on_connection_loss = False
+# Celery's consumer, except that a lost broker connection kombu cannot close cleanly (a Redis
+# restart with tasks in flight) is one more connection loss, not a reason to exit.
+worker_consumer = "workers.consumer:Consumer"
 worker_soft_shutdown_timeout = 30
 
 # The soft limit raises SoftTimeLimitExceeded so a task can checkpoint; the hard one kills.

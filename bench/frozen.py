@@ -15,7 +15,6 @@ import signal
 import time
 from typing import Any
 
-import psutil
 import requests
 
 from bench.harness import SandboxConfig, Stack, log, table
@@ -24,17 +23,6 @@ NAME = "frozen"
 
 PARAMS = {"quick": {"customers": 3_000, "runs": 1}, "full": {"customers": 6_000, "runs": 3}}
 SETTINGS = {"VTEX_RATE_LIMIT": "100000", "SYNERISE_RATE_LIMIT": "100000"}
-
-
-def _held_by(stack: Stack, run_id: int, leader: int) -> list[int]:
-    pids = {leader, *(c.pid for c in psutil.Process(leader).children(recursive=True))}
-    with stack.store.db.transaction() as cur:
-        cur.execute(
-            "SELECT id, claimed_by FROM sync_chunk WHERE run_id = %s AND status = 'running'",
-            (run_id,),
-        )
-        rows = cur.fetchall()
-    return [r["id"] for r in rows if int((r["claimed_by"] or "::").split(":")[1]) in pids]
 
 
 def _rows(stack: Stack, run_id: int) -> tuple[Any, ...]:
@@ -48,17 +36,7 @@ def _rows(stack: Stack, run_id: int) -> tuple[Any, ...]:
 def one_run(stack: Stack) -> dict[str, Any]:
     frozen = stack.workers[0]
     run_id = stack.start_run("customers_created", full=True)
-    deadline = time.monotonic() + 120
-    while True:
-        held = _held_by(stack, run_id, frozen.pid)
-        if held:
-            os.killpg(frozen.pid, signal.SIGSTOP)
-            if held[0] in _held_by(stack, run_id, frozen.pid):
-                break
-            os.killpg(frozen.pid, signal.SIGCONT)
-        if time.monotonic() > deadline:
-            raise TimeoutError("the first worker never held a chunk")
-        time.sleep(0.05)
+    held = stack.freeze_holding(frozen, [run_id], timeout=120)
     frozen_at = time.monotonic()
     try:
         while stack.store.chunks.get(held[0]).status != "done":

@@ -225,6 +225,7 @@ class Stack:
         self.settings = dict(settings)
         self.state_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir="/tmp"))
         self.workers: list[Worker] = []
+        self.services: dict[str, subprocess.Popen[bytes]] = {}
         self.sandbox_proc: subprocess.Popen[str] | None = None
         self.sandbox_info: dict[str, Any] = {}
         self.env: dict[str, str] = {}
@@ -286,8 +287,8 @@ class Stack:
         if self._closed:
             return
         self._closed = True
-        for worker in self.workers:
-            kill_group(worker.proc)
+        for proc in [*self.services.values(), *(worker.proc for worker in self.workers)]:
+            kill_group(proc)
         if self.sandbox_proc is not None:
             with contextlib.suppress(OSError):
                 if self.sandbox_proc.stdin:
@@ -419,6 +420,84 @@ class Stack:
     def stop_worker(self, worker: Worker) -> None:
         kill_group(worker.proc)
 
+    def held_chunks(self, worker: Worker, run_ids: Sequence[int]) -> list[int]:
+        """Ids of the running chunks of these runs that a process of ``worker`` has claimed."""
+        try:
+            leader = psutil.Process(worker.pid)
+            pids = {leader.pid, *(c.pid for c in leader.children(recursive=True))}
+        except psutil.Error:
+            return []
+        with self.store.db.transaction() as cur:
+            cur.execute(
+                "SELECT id, claimed_by FROM sync_chunk"
+                " WHERE run_id = ANY(%s) AND status = 'running'",
+                (list(run_ids),),
+            )
+            rows = cur.fetchall()
+        return [r["id"] for r in rows if claim_pid(r["claimed_by"]) in pids]
+
+    def freeze_holding(self, worker: Worker, run_ids: Sequence[int], timeout: float) -> list[int]:
+        """Freeze ``worker``'s process group (SIGSTOP: a stand-in for a network partition, it
+        answers and renews nothing) as soon as it holds a chunk of these runs; the chunks it
+        holds, frozen. Thaw it with ``os.killpg(worker.pid, signal.SIGCONT)``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.held_chunks(worker, run_ids):
+                os.killpg(worker.pid, signal.SIGSTOP)
+                held = self.held_chunks(worker, run_ids)  # not finished just before the stop
+                if held:
+                    return held
+                os.killpg(worker.pid, signal.SIGCONT)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker {worker.pid} held no chunk within {timeout:.0f} s")
+            time.sleep(0.05)
+
+    # -- services and infrastructure ----------------------------------------------------------
+    def start_service(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """``vtex-synerise ARGS`` (beat, webhooks serve ...) in its own process group, logging to
+        ``NAME.log`` in the state folder; stopped by `close`."""
+        log_path = self.state_dir / f"{name}.log"
+        proc = subprocess.Popen(
+            [*CLI, "--log-level", "WARNING", *args],
+            cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.services[name] = proc
+        return proc
+
+    def start_webhooks(self, workers: int, threads: int) -> tuple[subprocess.Popen[bytes], str]:
+        """``webhooks serve --gunicorn`` (needs ``WEBHOOK_SECRET`` in the settings) on a free
+        port; the process and its URL once it answers ``/readyz``."""
+        from etl.infra import free_port
+
+        port = free_port()
+        proc = self.start_service("webhooks", "webhooks", "serve", "--gunicorn", "--workers",
+                                  str(workers), "--threads", str(threads), "--bind",
+                                  f"127.0.0.1:{port}")  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(url + "/readyz", timeout=1).status_code == 200:
+                    return proc, url
+            if proc.poll() is not None or time.monotonic() > deadline:
+                logged = (self.state_dir / "webhooks.log").read_text()[-2000:]
+                raise RuntimeError(f"webhooks did not start: {logged}")
+            time.sleep(0.2)
+
+    def infra(self, *args: str) -> str:
+        """``vtex-synerise infra ARGS`` on this stack's embedded servers, as an operator types it
+        (without ``REDIS_URL``/``DATABASE_URL``, which would make them "external")."""
+        env = {k: v for k, v in self.env.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+        done = subprocess.run(
+            [*CLI, "--log-level", "WARNING", "infra", *args], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"vtex-synerise infra {' '.join(args)} exited "
+                               f"{done.returncode}: {done.stderr[-2000:]}")  # fmt: skip
+        return done.stdout
+
     def workers_cpu(self) -> float:
         return sum(tree_cpu(w.pid) for w in self.workers if w.proc.poll() is None)
 
@@ -480,6 +559,11 @@ class Stack:
                     f"({run.read_count}/{run.records_total} read)"
                 )
             time.sleep(poll)
+
+
+def claim_pid(claimed_by: str | None) -> int:
+    """The process id in a chunk claim (``hostname:pid:token``); 0 when unclaimed."""
+    return int((claimed_by or "::").split(":")[1] or 0)
 
 
 def plan_then_process(stack: Stack, run_id: int) -> tuple[dict[str, Any], Any, int]:

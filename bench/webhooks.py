@@ -33,8 +33,6 @@ import gc
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
 import time
 from collections import deque
@@ -43,11 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from bench.harness import (
-    CLI,
-    ROOT,
     SandboxConfig,
     Stack,
     kill_group,
@@ -217,35 +211,6 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(stack: Stack, workers: int, threads: int) -> tuple[subprocess.Popen[bytes], str]:
-    """``webhooks serve --gunicorn`` in its own process group; returns it with its URL."""
-    port = free_port()
-    log_path = stack.state_dir / "webhooks.log"
-    proc = subprocess.Popen(
-        [*CLI, "--log-level", "WARNING", "webhooks", "serve", "--gunicorn", "--workers",
-         str(workers), "--threads", str(threads), "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=stack.env, stdin=subprocess.DEVNULL, stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"webhooks did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.2)
-
-
 def realtime_reads(stack: Stack) -> int:
     return sum(run.read_count for run in stack.store.runs.find() if run.kind == "realtime")
 
@@ -293,7 +258,7 @@ def measure(
     phases = [(f"paced {rate:.0f}/s", rate), ("saturation", 0.0)] if rate else [("saturation", 0)]
     loads: list[tuple[str, Load, float, float]] = []
     with Stack("webhooks", sandbox, settings) as stack:
-        server, url = start_server(stack, server_workers, threads)
+        server, url = stack.start_webhooks(server_workers, threads)
         try:
             if not drain_after:
                 stack.start_worker(pool="threads", concurrency=celery_concurrency,

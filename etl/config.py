@@ -106,7 +106,8 @@ VARIABLES = (
     "REALTIME_DEDUPE_TTL", "ECHO_GUARD_TTL", "SYNERISE_CATALOG_NAME", "CATALOG_COLUMNS",
     "CATALOG_TRADE_POLICY", "CATALOG_CURRENCY", "VTEX_CATALOG_RATE_LIMIT",
     "SYNC_INCREMENTAL_CRON", "SYNC_INCREMENTAL_SCOPES", "SYNC_PRODUCTS_CRON",
-    "ORDERS_FEED_INTERVAL",
+    "ORDERS_FEED_INTERVAL", "ENRICHERS", "ATTRIBUTES_INCLUDE", "ATTRIBUTES_EXCLUDE",
+    "ATTRIBUTES_RENAME",
 )  # fmt: skip
 """Every variable ``Settings.from_env`` reads."""
 
@@ -131,6 +132,7 @@ _FIELD_PATH = re.compile(
     r"sku:[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*|price:(?:basePrice|listPrice|costPrice|markup)"
 )
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_ENRICHER = re.compile(r"^[A-Za-z0-9_.-]+(?::[A-Za-z_][A-Za-z0-9_.]*)?$")
 _UNSET = object()
 
 
@@ -222,6 +224,11 @@ class Settings:
     sync_incremental_scopes: tuple[str, ...]
     sync_products_cron: tuple[str, str, str, str, str] | None
     orders_feed_interval: int
+    enrichers: tuple[str, ...] | None = None
+    """Enrichers to run, in order (``schemas.enrichment``); ``None``: every installed one."""
+    attributes_include: tuple[str, ...] = ()
+    attributes_exclude: tuple[str, ...] = ()
+    attributes_rename: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(
@@ -328,6 +335,10 @@ class Settings:
             ),
             sync_products_cron=get("SYNC_PRODUCTS_CRON", _cron_or_off, NIGHTLY_PRODUCTS_CRON),
             orders_feed_interval=get("ORDERS_FEED_INTERVAL", _int_between(0, 3600), 60),
+            enrichers=get("ENRICHERS", _enricher_names, None),
+            attributes_include=get("ATTRIBUTES_INCLUDE", _names, ()),
+            attributes_exclude=get("ATTRIBUTES_EXCLUDE", _names, ()),
+            attributes_rename=get("ATTRIBUTES_RENAME", _renames, ()),
         )
         settings._register_secrets()
         return settings
@@ -542,6 +553,35 @@ def _sub_accounts(environment: str) -> Callable[[str, str], tuple[SubAccount, ..
         return tuple(found.items())
 
     return parse
+
+
+def _enricher_names(variable: str, raw: str) -> tuple[str, ...]:
+    """``none``, or comma-separated entry-point names and ``package.module:function`` paths."""
+    if raw.lower() == "none":
+        return ()
+    names = tuple(name.strip() for name in raw.split(","))
+    if not all(_ENRICHER.match(name) for name in names):
+        raise ConfigError(
+            variable,
+            "none, or comma-separated vtex_synerise.enrichers entry-point names or"
+            " package.module:function paths",
+            raw,
+        )
+    return names
+
+
+def _renames(variable: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """Comma-separated ``old:new`` attribute renames, each old name once."""
+    expected = "comma-separated old:new attribute names, each old name once"
+    pairs: list[tuple[str, str]] = []
+    for part in raw.split(","):
+        old, colon, new = (text.strip() for text in part.partition(":"))
+        if not (colon and _FIELD_NAME.match(old) and _FIELD_NAME.match(new)):
+            raise ConfigError(variable, expected, raw)
+        if any(old == seen for seen, _ in pairs):
+            raise ConfigError(variable, expected, raw)
+        pairs.append((old, new))
+    return tuple(pairs)
 
 
 def _source_rules(variable: str, raw: str) -> tuple[SourceRule, ...]:

@@ -381,22 +381,34 @@ def _redis_alive(url: str) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
+    """The process exists and has not exited: a zombie (exited, not yet reaped by the process
+    that started it, e.g. a worker that started the embedded Redis) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (macOS), or the process has just been reaped
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _stop_pid(pid: int, timeout: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
+    while True:
+        with contextlib.suppress(ChildProcessError):  # reap it when it is our child
             os.waitpid(pid, os.WNOHANG)
+        if not _pid_alive(pid) or time.monotonic() > deadline:
+            break
         time.sleep(0.05)
     if _pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):

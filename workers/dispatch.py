@@ -15,7 +15,13 @@ from typing import Any
 from etl.errors import unreachable
 from etl.sync.queues import QUEUES
 
-__all__ = ["enqueue", "enqueue_many", "prepare_sender", "queue_sizes"]
+__all__ = ["BATCH_PRIORITY", "enqueue", "enqueue_many", "prepare_sender", "queue_sizes"]
+
+BATCH_PRIORITY = 6
+"""The message priority of ``enqueue_many``'s tasks. kombu's Redis transport keeps one list per
+priority step (0, 3, 6, 9; 0 first) and a worker takes from the first non-empty one, so a task
+sent by ``enqueue`` (priority 0: a producer, chunks handed on from a dead or frozen worker, a
+webhook's task) is taken before the batches of new chunks already waiting."""
 
 
 def enqueue(task_name: str, args: list[Any], queue: str) -> str:
@@ -44,8 +50,8 @@ def enqueue(task_name: str, args: list[Any], queue: str) -> str:
 
 
 def enqueue_many(task_name: str, args_list: list[list[Any]], queue: str) -> list[str]:
-    """Send ``task_name(*args)`` for each of ``args_list`` to ``queue`` in one Redis round trip;
-    the task ids.
+    """Send ``task_name(*args)`` for each of ``args_list`` to ``queue`` in one Redis round trip,
+    behind what ``enqueue`` sends (``BATCH_PRIORITY``); the task ids.
 
     One producer from Celery's pool and one kombu publish batch (a Redis pipeline): kombu builds
     a Redis client object per publish otherwise, and each publish is a round trip of its own
@@ -68,7 +74,8 @@ def enqueue_many(task_name: str, args_list: list[list[Any]], queue: str) -> list
         producer.batch(),
     ):
         return [
-            str(app.send_task(task_name, args=args, queue=queue, producer=producer).id)
+            str(app.send_task(task_name, args=args, queue=queue, producer=producer,
+                              priority=BATCH_PRIORITY).id)
             for args in args_list
         ]
 

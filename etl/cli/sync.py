@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -31,6 +31,7 @@ from etl.state.runs import RUN_STATUSES, Run, RunNotFoundError
 from etl.sync import runs
 from etl.sync.realtime import DELIVERY_FAILED
 from etl.sync.report import progress_line, summary
+from etl.sync.streams import EMAIL_KEY
 from etl.sync.windows import Window, parse_time
 from schemas.reasons import RejectReason, WarningCode
 
@@ -100,13 +101,16 @@ def sync() -> None:
 
 
 _RANGE_OPTIONS = [
-    click.option(
-        "--from", "date_from", type=WHEN, required=True, help="Start of the range (inclusive), UTC."
-    ),
-    click.option(
-        "--to", "date_to", type=WHEN, required=True, help="End of the range (exclusive), UTC."
-    ),
+    click.option("--from", "date_from", type=WHEN, help="Start of the range (inclusive), UTC."),
+    click.option("--to", "date_to", type=WHEN, help="End of the range (exclusive), UTC."),
 ]
+
+_IDS_HELP = "Sync only these ids (comma-separated), instead of a date range."
+_IDS_FILE = click.option(
+    "--ids-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Sync only the ids in this file, one per line ('-': standard input).",
+)
 
 _RUN_OPTIONS = [
     click.option(
@@ -128,10 +132,16 @@ _RUN_OPTIONS = [
 ]
 
 
-def _start_options(func):  # noqa: ANN001
-    for option in reversed([*_RANGE_OPTIONS, *_RUN_OPTIONS]):
-        func = option(func)
-    return func
+def _start_options(*selection: Any) -> Any:
+    """The options of ``sync start customers|orders``: the range, or ``selection`` and
+    ``--ids-file`` (the records to sync instead), then how to run."""
+
+    def decorate(func):  # noqa: ANN001
+        for option in reversed([*_RANGE_OPTIONS, *selection, _IDS_FILE, *_RUN_OPTIONS]):
+            func = option(func)
+        return func
+
+    return decorate
 
 
 def _run_options(func):  # noqa: ANN001
@@ -142,7 +152,9 @@ def _run_options(func):  # noqa: ANN001
 
 @sync.group()
 def start() -> None:
-    """Start a sync: customers or orders over a date range, or the whole product catalog."""
+    """Start a sync: customers or orders over a date range (--from/--to) or only the records
+    named (--ids, --ids-file; customers also --emails: a `selection` run), or the whole product
+    catalog."""
 
 
 @start.command("customers")
@@ -153,17 +165,27 @@ def start() -> None:
     show_default=True,
     help="Window on the CL document's createdIn or updatedIn.",
 )
-@_start_options
-def start_customers(by: str, **options: object) -> None:
+@_start_options(
+    click.option("--ids", help=f"{_IDS_HELP} A CL document id or a VTEX userId each."),
+    click.option("--emails", help="Sync only the customers with these e-mails (comma-separated)."),
+)
+def start_customers(by: str, ids: str | None, emails: str | None, **options: Any) -> None:
     """Sync Master Data CL customers into Synerise profiles."""
-    _start(f"customers_{by}", **options)  # type: ignore[arg-type]
+    keys = _ids(ids, options.pop("ids_file"))
+    addresses = _split(emails, "--emails")
+    for address in addresses:
+        local, at, domain = address.rpartition("@")
+        if not (local and at and domain):
+            raise click.BadParameter(f"{address!r} is not an e-mail address", param_hint="--emails")
+    keys += [EMAIL_KEY + address for address in addresses]
+    _start(f"customers_{by}", keys, **options)
 
 
 @start.command("orders")
-@_start_options
-def start_orders(**options: object) -> None:
+@_start_options(click.option("--ids", help=f"{_IDS_HELP} OMS order ids (e.g. 1234567890123-01)."))
+def start_orders(ids: str | None, **options: Any) -> None:
     """Sync OMS orders into Synerise transactions."""
-    _start("orders", **options)  # type: ignore[arg-type]
+    _start("orders", _ids(ids, options.pop("ids_file")), **options)
 
 
 @start.command("products")
@@ -192,10 +214,30 @@ def start_products(
     _launch(begin, wait, as_json)
 
 
+def _ids(ids: str | None, ids_file: IO[str] | None) -> list[str]:
+    """The ids of ``--ids`` then of ``--ids-file`` (blank lines skipped)."""
+    found = _split(ids, "--ids")
+    if ids_file is not None:
+        found += [line.strip() for line in ids_file if line.strip()]
+        if not found:
+            raise click.BadParameter("the file holds no id", param_hint="--ids-file")
+    return found
+
+
+def _split(value: str | None, option: str) -> list[str]:
+    if value is None:
+        return []
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise click.BadParameter("expected one or more comma-separated values", param_hint=option)
+    return items
+
+
 def _start(
     scope: str,
-    date_from: datetime,
-    date_to: datetime,
+    keys: list[str],
+    date_from: datetime | None,
+    date_to: datetime | None,
     dry_run: bool,
     full: bool,
     wait: bool,
@@ -203,14 +245,26 @@ def _start(
     no_queue: bool,
     connection: str | None,
 ) -> None:
-    if date_to <= date_from:
+    window = None
+    if keys:
+        if date_from or date_to:
+            raise click.UsageError("give either --from/--to or the records to sync, not both")
+    elif date_from is None or date_to is None:
+        raise click.UsageError("give a date range (--from and --to) or the records to sync")
+    elif date_to <= date_from:
         raise click.BadParameter("--to must be after --from", param_hint="--to")
-    window = Window(date_from, date_to)
-    warning = runs.horizon_warning(scope, window)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
+    else:
+        window = Window(date_from, date_to)
+        warning = runs.horizon_warning(scope, window)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     request = runs.StartRequest(
-        scope, window, dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
+        scope,
+        window,
+        dry_run=dry_run,
+        full_resync=full,
+        queue_if_busy=not no_queue,
+        keys=tuple(keys),
     )
     _launch(lambda: runs.start(_engine(connection), request), wait, as_json)
 
@@ -319,6 +373,8 @@ def list_runs(limit: int, status_filter: str | None, connection: str | None, as_
             click.echo(json.dumps({**summary(run), "connection": names.get(run.connection_id)}))
         else:
             window = f"{run.window_from:%Y-%m-%d}..{run.window_to:%Y-%m-%d}"
+            if run.kind == "selection":
+                window = f"{run.records_total} selected".ljust(len(window))
             flags = " dry-run" if run.dry_run else ""
             owner = f" {names.get(run.connection_id, '?'):<12}" if len(names) > 1 else ""
             click.echo(

@@ -42,7 +42,7 @@ __all__ = [
     "settle",
 ]
 
-KINDS = ("backfill", "incremental", "replay", "realtime")
+KINDS = ("backfill", "incremental", "replay", "realtime", "selection")
 SCOPES = ("customers_created", "customers_updated", "orders", "products")
 RUN_STATUSES = ("queued", "planning", "running", "paused", "done", "failed", "cancelled")
 END_STATUSES = ("done", "failed", "cancelled")
@@ -185,12 +185,14 @@ class Runs:
             return int(cur.fetchone()["id"])
 
     def discard(self, run_id: int) -> bool:
-        """Delete a run that never started working (no chunk planned): ``sync start`` could
-        not send its first task. True if it was deleted."""
+        """Delete a run that never started working (no chunk planned, or for a selection,
+        planned at creation, none claimed): ``sync start`` could not send its first task. True
+        if it was deleted."""
         with self.db.transaction() as cur:
             cur.execute(
-                """DELETE FROM sync_run WHERE id = %s AND chunks_total = 0
-                   AND status IN ('queued', 'running')""",
+                """DELETE FROM sync_run r WHERE id = %s AND status IN ('queued', 'running')
+                   AND (chunks_total = 0 OR (kind = 'selection' AND NOT EXISTS (
+                       SELECT 1 FROM sync_chunk c WHERE c.run_id = r.id AND c.attempts > 0)))""",
                 (run_id,),
             )
             return bool(cur.rowcount == 1)

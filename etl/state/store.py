@@ -54,7 +54,7 @@ class StateStore:
         self.claims = Claims(self.db)
         self.ledger = Ledger(self.db, connection_id)
         self.rejects = Rejects(self.db)
-        self.replays = Replays(self.db)
+        self.replays = Replays(self.db, connection_id)
         self.cursors = Cursors(self.db, connection_id)
         self.catalogs = SyneriseCatalogs(self.db)
         self.selftest = Selftest(self.db)

@@ -31,7 +31,8 @@ Enqueue = Callable[[str, list[Any], str], object]
 
 EnqueueMany = Callable[[str, list[list[Any]], str], object]
 """``(task name, one JSON args list per task, queue)``: several tasks of one name in one go
-(``workers.dispatch.enqueue_many``: one Redis round trip)."""
+(``workers.dispatch.enqueue_many``: one Redis round trip). Its tasks are taken after those sent
+by ``Enqueue`` to the same queue: a batch of new chunks never holds back work handed on."""
 
 QueueSizes = Callable[[Iterable[str]], dict[str, int]]
 """``(queues) -> {queue: messages waiting}`` (``workers.dispatch.queue_sizes``): lets upkeep tell a
@@ -176,13 +177,16 @@ class Engine:
         """Records per chunk of a scope: ``SYNC_CHUNK_SIZE``, else the stream's own."""
         return self.settings.sync_chunk_size or self.stream(scope).chunk_size
 
-    def enqueue_chunks(self, chunk_ids: list[int], kind: str = "backfill") -> None:
+    def enqueue_chunks(
+        self, chunk_ids: list[int], kind: str = "backfill", *, ahead: bool = False
+    ) -> None:
         """Send chunks to their run's queue, in one go: incremental chunks never wait behind a
-        backfill."""
+        backfill. ``ahead``: one by one, taken before the batches already waiting (work handed
+        on from a worker that died or froze must not wait for the rest of the run)."""
         if not chunk_ids:
             return
         queue = chunk_queue(kind)
-        if self.enqueue_many is not None:
+        if self.enqueue_many is not None and not ahead:
             self.enqueue_many(TASK_PROCESS_CHUNK, [[chunk_id] for chunk_id in chunk_ids], queue)
             return
         for chunk_id in chunk_ids:

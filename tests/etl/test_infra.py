@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -121,3 +122,29 @@ def test_redis_clients_have_timeouts_keepalives_and_retries():
     assert retry is not None and retry.get_retries() == infra.REDIS_RETRY_ATTEMPTS
     unix = infra.redis_client("unix:///tmp/redis.sock", retries=1)
     assert "socket_keepalive" not in unix.connection_pool.connection_kwargs
+
+
+def test_a_server_that_exited_but_is_not_reaped_counts_as_stopped():
+    """A server started by a long-lived process (a worker, the benchmark) stays a zombie after it
+    exits until that process reaps it: `infra down` from another process must see it gone
+    instead of waiting its whole timeout for a process that will never go away by itself."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        assert infra._pid_alive(proc.pid)
+        os.kill(proc.pid, signal.SIGTERM)
+        for _ in range(600):  # until it has exited (not reaped: nobody waits for it yet)
+            if infra._zombie(proc.pid):
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, 0)  # the pid still exists
+        assert not infra._pid_alive(proc.pid)
+        infra._stop_pid(proc.pid)  # our own child: reaped
+        assert not Path(f"/proc/{proc.pid}").exists()
+    finally:
+        proc.kill()
+        proc.wait()

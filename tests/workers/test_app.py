@@ -17,7 +17,7 @@ import redis
 import celeryconfig
 from etl.errors import ConfigError
 from etl.sync.queues import QUEUES
-from workers.dispatch import enqueue
+from workers.dispatch import enqueue, enqueue_many, queue_sizes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,6 +86,23 @@ def test_a_message_lands_in_its_queue_only(app, redis_url):
         assert [broker.llen(queue) for queue in QUEUES] == [1, 0, 1]
     finally:
         broker.delete(*QUEUES)
+
+
+def test_a_single_send_is_taken_before_the_batches_waiting(app, sync_redis):
+    """Chunks handed on from a dead or frozen worker (``enqueue``) must not wait for a run's
+    backlog of new chunks (``enqueue_many``): a worker takes them first."""
+    with app.connection_for_write() as conn:
+        for queue in app.amqp.queues.values():
+            queue.bind(conn).declare()
+    enqueue_many("etl.process_chunk", [[1], [2], [3]], "backfill")
+    enqueue("etl.process_chunk", [99], "backfill")
+    assert queue_sizes(["backfill"]) == {"backfill": 4}
+    taken = []
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        while (message := channel.basic_get("backfill", no_ack=True)) is not None:
+            taken.append(json.loads(message.body)[0][0])
+    assert taken == [99, 1, 2, 3]
 
 
 def test_beat_runs_the_orders_feed_every_orders_feed_interval(monkeypatch):

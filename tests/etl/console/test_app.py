@@ -229,3 +229,13 @@ def test_unknown_paths_and_methods(console):
     assert console.get("/nope").status_code == 404
     assert console.session.delete(console.url + "/runs", timeout=10).status_code == 405
     assert requests.get(console.url + "/", auth=(USER, PASSWORD), timeout=10).url.endswith("/runs")
+
+
+def test_a_selection_run_shows_what_it_selected(console, engine):
+    from etl.sync import runs
+
+    run = runs.start(engine, runs.StartRequest("orders", keys=("A", "B", "A")))
+    page = console.get("/runs")
+    row = page.text.split(f'id="run-{run.id}"', 1)[1].split("</tr>", 1)[0]
+    assert "selection" in row and "2 selected" in row
+    assert "2 records named by id or e-mail" in console.get(f"/runs/{run.id}").text

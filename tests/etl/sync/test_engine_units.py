@@ -22,6 +22,7 @@ from etl.state.store import StateStore
 from etl.sync import producer, runs
 from etl.sync.engine import Engine
 from etl.sync.producer import plan_chunks, plan_windows
+from etl.sync.queues import TASK_PROCESS_CHUNK
 from etl.sync.streams import Fetched, Stream
 from etl.sync.windows import Window
 from etl.synerise.client import BatchResult, SyneriseClient
@@ -629,6 +630,16 @@ def test_a_start_that_cannot_send_its_first_task_records_no_run(quiet_engine, mo
     assert engine.lease.holders() == []
 
 
+def test_a_selection_that_cannot_send_its_chunks_records_no_run(quiet_engine, monkeypatch):
+    engine, _ = quiet_engine
+    monkeypatch.setattr(engine, "enqueue", broker_down)
+    monkeypatch.setattr(engine, "enqueue_many", broker_down)
+    with pytest.raises(NetworkError):
+        runs.start(engine, runs.StartRequest("orders", keys=("A", "B")))
+    assert engine.store.runs.find() == []  # its chunks went with it (ON DELETE CASCADE)
+    assert engine.lease.holders() == []
+
+
 def test_a_waiting_run_that_cannot_be_started_keeps_waiting(quiet_engine, monkeypatch):
     engine, _ = quiet_engine
     first, second, third = start(engine), start(engine), start(engine)
@@ -668,3 +679,23 @@ def test_the_heartbeat_keeps_claims_and_tells_a_task_what_changed(quiet_engine):
     with pytest.raises(RunStoppedError):
         heartbeat.check(run_id, other)
     heartbeat.drop_chunk(other)
+
+
+def test_upkeep_sends_a_frozen_workers_chunks_ahead_of_the_waiting_batches(quiet_engine):
+    """New chunks go out in batches (``enqueue_many``, taken after single sends); chunks handed
+    on from a worker that stopped answering go one by one (``enqueue``), so a worker takes them
+    next instead of after the rest of the run."""
+    engine, sent = quiet_engine
+    batches: list = []
+    engine.enqueue_many = lambda name, args_list, queue: batches.append((name, args_list))
+    run_id = start(engine)
+    frozen, waiting = engine.store.chunks.add(run_id, [["a"], ["b"]])
+    engine.store.runs.mark_planning_done(run_id)
+    engine.enqueue_chunks([frozen, waiting])
+    assert batches == [(TASK_PROCESS_CHUNK, [[frozen], [waiting]])]
+    assert engine.store.chunks.claim(frozen, "frozen-worker", ttl=60) is not None
+    expire_claims(engine.store, [frozen])
+    sent.clear()
+    runs.maintain(engine, timedelta(minutes=5))
+    assert (TASK_PROCESS_CHUNK, [frozen]) in sent
+    assert len(batches) == 1, "nothing handed on through the batch path"

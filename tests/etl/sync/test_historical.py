@@ -156,7 +156,8 @@ def test_cancel_stops_a_run_and_frees_its_slot(sandbox, engine: Engine, worker, 
     assert f"run {run.id} cancelled" in result.stdout
 
     def settled() -> bool:  # every queued task consumed, no chunk in flight
-        idle = sync_redis.llen("backfill") == 0
+        assert engine.queue_sizes is not None
+        idle = engine.queue_sizes(["backfill"]) == {"backfill": 0}  # every priority's list
         return idle and not engine.store.chunks.ids(run.id, ("running",))
 
     wait_until(settled, 60, what="the cancelled run's tasks to drain")

@@ -146,10 +146,11 @@ def test_a_start_that_cannot_take_or_queue_its_slot_records_no_run(
 @pytest.mark.sync_env(SYNC_LEASE_TTL="60")
 def test_resume_of_a_healthy_run_says_so_and_sends_nothing(sandbox, engine, sync_env, sync_redis):
     run = runs.start(engine, runs.StartRequest("orders", WHOLE_RANGE))  # no worker: it waits
-    queued = sync_redis.llen("backfill")
+    assert engine.queue_sizes is not None
+    queued = engine.queue_sizes(["backfill"])  # every priority's list
     claimed = engine.store.runs.claim_planning(run.id, "a-live-producer", 60)
     assert claimed is not None
     result = run_cli(sync_env, "sync", "resume", str(run.id))
     assert result.returncode == 0, result.stderr
     assert f"run {run.id} running (healthy: nothing to resume)" in result.stdout
-    assert sync_redis.llen("backfill") == queued, "a healthy run's work was sent again"
+    assert engine.queue_sizes(["backfill"]) == queued, "a healthy run's work was sent again"
