@@ -10,7 +10,7 @@ Printed per run, over the whole run (the first seconds at 600/s included):
 * fraction of the real limit reached: VTEX requests the sandbox accepted per second ÷ ``LIMIT``;
 * 429 share: VTEX requests answered 429 ÷ VTEX requests;
 * failed chunks (a chunk fails when its retries run out), and the run's status;
-* the budget's adapted rate at the end of the run (``etl:rate:vtex``).
+* the budget's adapted rate at the end of the run (``etl:rate:vtex:{account}``).
 
 Variants on one stack, each run on a fresh sandbox: ``cold``: the learnt rate is deleted before
 the run, so the budget starts from 600/s; ``learnt``: the next run keeps what the previous one
@@ -43,12 +43,17 @@ its 429 storm makes it slow."""
 SETTINGS = {"SYNC_FETCH_CONCURRENCY": str(FETCH_CONCURRENCY)}
 
 
+def vtex_bucket(stack: Stack, client: redis.Redis) -> RedisTokenBucket:
+    """The sandbox account's VTEX budget, as the workers build it."""
+    account = stack.sandbox_info["env"]["VTEX_ACCOUNT"]
+    return RedisTokenBucket(client, "vtex", CONFIGURED, adapt=RateAdaptation(), account=account)
+
+
 def adapted_rate(stack: Stack) -> float:
     """The VTEX budget's rate as every worker sees it now."""
     client = redis.Redis.from_url(stack.redis_url)
     try:
-        bucket = RedisTokenBucket(client, "vtex", CONFIGURED, adapt=RateAdaptation())
-        return round(bucket.current_rate(), 1)
+        return round(vtex_bucket(stack, client).current_rate(), 1)
     finally:
         client.close()
 
@@ -57,7 +62,7 @@ def forget_rate(stack: Stack) -> None:
     """Start the next run from the configured rate, as a first run on a new deployment."""
     client = redis.Redis.from_url(stack.redis_url)
     try:
-        client.delete("etl:rate:vtex")
+        client.delete(vtex_bucket(stack, client).key)
     finally:
         client.close()
 

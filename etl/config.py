@@ -36,10 +36,13 @@ __all__ = [
     "SOURCE_RULE_FIELDS",
     "SYNERISE_HOSTS",
     "TRANSACTION_SOURCES",
+    "VARIABLES",
     "ConfigError",
     "Secret",
     "Settings",
     "SourceRule",
+    "SubAccount",
+    "read_environment",
 ]
 
 T = TypeVar("T")
@@ -70,6 +73,9 @@ SOURCE_RULE_FIELDS = ("salesChannel", "origin", "affiliateId")
 """The order fields a ``SYNERISE_TRANSACTION_SOURCE_MAP`` rule can test; a rule that names no
 field tests ``salesChannel``."""
 
+SubAccount = tuple[str, str]
+"""``(VTEX account, base URL)`` of a sub-account."""
+
 CATALOG_DERIVED_SOURCES = (
     "url", "image", "categories", "price", "listPrice", "currency", "deleted",
 )  # fmt: skip
@@ -85,6 +91,25 @@ CatalogColumn = tuple[str, str]
 SourceRule = tuple[str, str, str]
 """``(order field, value, Synerise source)``: an order whose field equals the value gets the
 source."""
+
+VARIABLES = (
+    "VTEX_ACCOUNT", "VTEX_ENVIRONMENT", "VTEX_APP_KEY", "VTEX_APP_TOKEN", "VTEX_BASE_URL",
+    "VTEX_RATE_LIMIT", "VTEX_SUB_ACCOUNTS", "SYNERISE_API_KEY", "SYNERISE_WORKSPACE_GUID",
+    "SYNERISE_API_HOST",
+    "SYNERISE_RATE_LIMIT", "SYNERISE_BATCH_SIZE", "SYNC_CHUNK_SIZE", "SYNC_FETCH_CONCURRENCY",
+    "SYNC_MAX_ACTIVE_RUNS", "SYNC_LEASE_TTL", "SYNC_CLAIM_TTL", "SYNC_STALE_AFTER",
+    "PROFILE_PHONE_FIELDS", "PROFILE_EXTRA_ATTRIBUTES", "ORDER_CUSTOMER_ATTRIBUTES",
+    "STORE_BASE_URL", "SYNERISE_SALT_NAMESPACE", "VTEX_CENTS_DIVISOR_MODE",
+    "SYNERISE_TRANSACTION_SOURCE", "SYNERISE_TRANSACTION_SOURCE_MAP", "SYNERISE_GUEST_PROFILES",
+    "REDIS_URL", "DATABASE_URL", "ETL_STATE_DIR", "FLOWER_BASIC_AUTH", "CONSOLE_BASIC_AUTH",
+    "WEBHOOK_SECRET", "DELETE_BEHAVIOUR", "ORDER_UPDATE_STATUSES", "CONSENT_CREATE_MISSING_CL",
+    "REALTIME_DEDUPE_TTL", "ECHO_GUARD_TTL", "SYNERISE_CATALOG_NAME", "CATALOG_COLUMNS",
+    "CATALOG_TRADE_POLICY", "CATALOG_CURRENCY", "VTEX_CATALOG_RATE_LIMIT",
+    "SYNC_INCREMENTAL_CRON", "SYNC_INCREMENTAL_SCOPES", "SYNC_PRODUCTS_CRON",
+    "ORDERS_FEED_INTERVAL", "ENRICHERS", "ATTRIBUTES_INCLUDE", "ATTRIBUTES_EXCLUDE",
+    "ATTRIBUTES_RENAME",
+)  # fmt: skip
+"""Every variable ``Settings.from_env`` reads."""
 
 INCREMENTAL_SCOPES = ("customers_created", "customers_updated", "orders")
 """What beat's incremental syncs can cover: the scopes with a changed-since listing (the catalog
@@ -155,6 +180,9 @@ class Settings:
     vtex_app_token: Secret | None
     vtex_base_url: str | None
     vtex_rate_limit: float
+    vtex_sub_accounts: tuple[SubAccount, ...]
+    """The connection's VTEX sub-accounts (multistore): their orders are read from them with
+    this connection's credentials and sent to its workspace (``etl.sync.accounts``)."""
     synerise_api_key: Secret | None
     synerise_workspace_guid: str | None
     synerise_api_host: str
@@ -213,6 +241,7 @@ class Settings:
         env: Mapping[str, str] | None = None,
         dotenv_path: str | os.PathLike[str] | object | None = _UNSET,
         require: Iterable[str] = ("vtex", "synerise"),
+        overrides: Mapping[str, str] | None = None,
     ) -> Settings:
         """Load and validate the settings.
 
@@ -222,16 +251,14 @@ class Settings:
                 ``./.env`` when reading ``os.environ`` and to none when ``env`` is given, so
                 tests stay hermetic.
             require: credential sections that must be present (keys of ``SECTIONS``).
+            overrides: values that win over the environment (a connection's table in the
+                ``ETL_CONNECTIONS`` file, ``etl.connections``).
 
         Raises:
             ConfigError: the first missing or malformed variable.
         """
-        if dotenv_path is _UNSET:
-            dotenv_path = ".env" if env is None else None
-        merged: dict[str, str] = {}
-        if dotenv_path is not None and Path(str(dotenv_path)).is_file():
-            merged.update({k: v for k, v in dotenv_values(str(dotenv_path)).items() if v})
-        merged.update(os.environ if env is None else env)
+        merged = read_environment(env, dotenv_path, keep_empty=True)
+        merged.update(overrides or {})
         values = {k: v.strip() for k, v in merged.items() if v and v.strip()}
 
         for section in require:
@@ -242,6 +269,7 @@ class Settings:
                     raise ConfigError(variable, "a value (it is required for this command)")
 
         def get(variable: str, parse: Callable[[str, str], T], default: T) -> T:
+            assert variable in VARIABLES, variable  # keeps the list connections check honest
             raw = values.get(variable)
             return default if raw is None else parse(variable, raw)
 
@@ -255,6 +283,7 @@ class Settings:
             vtex_app_token=get("VTEX_APP_TOKEN", _secret, None),
             vtex_base_url=get("VTEX_BASE_URL", _http_url, default_base),
             vtex_rate_limit=get("VTEX_RATE_LIMIT", _positive_float, 80.0),
+            vtex_sub_accounts=get("VTEX_SUB_ACCOUNTS", _sub_accounts(environment), ()),
             synerise_api_key=get("SYNERISE_API_KEY", _secret, None),
             synerise_workspace_guid=values.get("SYNERISE_WORKSPACE_GUID"),
             synerise_api_host=get("SYNERISE_API_HOST", _synerise_host, SYNERISE_HOSTS["azure"]),
@@ -386,6 +415,24 @@ class Settings:
                 register_secret(str(urlsplit(url).password))
 
 
+def read_environment(
+    env: Mapping[str, str] | None = None,
+    dotenv_path: str | os.PathLike[str] | object | None = _UNSET,
+    keep_empty: bool = False,
+) -> dict[str, str]:
+    """The variables as ``Settings.from_env`` sees them: ``.env`` under the environment, values
+    stripped, empty ones dropped unless ``keep_empty`` (then as given: an empty
+    ``SYNC_INCREMENTAL_SCOPES`` means none) (see ``from_env`` for the defaults of the others)."""
+    if dotenv_path is _UNSET:
+        dotenv_path = ".env" if env is None else None
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and Path(str(dotenv_path)).is_file():
+        merged.update({k: v for k, v in dotenv_values(str(dotenv_path)).items() if v})
+    merged.update(os.environ if env is None else env)
+    if keep_empty:
+        return merged
+    return {k: v.strip() for k, v in merged.items() if v and v.strip()}
+
 def default_catalog_name(account: str | None) -> str:
     """``vtex`` and the account's letters and digits: Synerise's recommendation feeds allow only
     those in a catalog name (its API's own rule is UNCONFIRMED)."""
@@ -504,6 +551,27 @@ def _names(variable: str, raw: str) -> tuple[str, ...]:
     if not all(_FIELD_NAME.match(name) for name in names):
         raise ConfigError(variable, "comma-separated field names", raw)
     return names
+
+
+def _sub_accounts(environment: str) -> Callable[[str, str], tuple[SubAccount, ...]]:
+    """Comma-separated ``account`` or ``account=base URL`` entries (the URL defaults to
+    ``https://{account}.{environment}.com.br``, like ``VTEX_BASE_URL``)."""
+
+    def parse(variable: str, raw: str) -> tuple[SubAccount, ...]:
+        expected = "comma-separated VTEX account names, each optionally =http(s)://base-url"
+        found: dict[str, str] = {}
+        for part in raw.split(","):
+            name, _, url = (text.strip() for text in part.partition("="))
+            if not _LABEL.match(name) or name in found:
+                raise ConfigError(variable, f"{expected}, each once", raw)
+            default = f"https://{name}.{environment}.com.br"
+            try:
+                found[name] = _http_url(variable, url) if url else default
+            except ConfigError:
+                raise ConfigError(variable, expected, raw) from None
+        return tuple(found.items())
+
+    return parse
 
 
 def _enricher_names(variable: str, raw: str) -> tuple[str, ...]:

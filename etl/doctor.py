@@ -214,7 +214,7 @@ def run(
     Args:
         settings_loader: ``Settings.from_env`` for the given required sections.
         scopes: what the deployment syncs (decides which checks are needed).
-        connection: the connection's name (only ``default`` exists yet).
+        connection: the connection's name (``settings_loader`` loads its settings).
         orders_url: the public URL of this deployment's orders endpoint, if known: the hook
             must point there.
         max_skew: seconds another server's clock may differ from this machine's.

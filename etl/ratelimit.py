@@ -1,10 +1,11 @@
 """A request-rate budget shared by every process that talks to one API family.
 
 Celery's ``rate_limit`` is per worker, so N workers would send N times the allowed rate. Instead
-each API family (``vtex``, ``synerise``) has one token bucket in Redis, ``etl:rate:{family}``: a
-hash with ``tokens``, ``ts`` (µs) and, after a 429, ``blocked_until`` (µs). Lua scripts refill
-and take tokens atomically using the Redis server's ``TIME``, so the clocks of the processes never
-matter. The bucket holds at most ``burst`` tokens, so the service sees at most
+each API family (``vtex``, ``synerise``) has one token bucket in Redis per account it limits,
+``etl:rate:{family}:{account}`` (a VTEX account, a Synerise workspace; ``etl:rate:{family}``
+without one): a hash with ``tokens``, ``ts`` (µs) and, after a 429, ``blocked_until`` (µs). Lua
+scripts refill and take tokens atomically using the Redis server's ``TIME``, so the clocks of
+the processes never matter. The bucket holds at most ``burst`` tokens, so the service sees at most
 ``rate * T + burst`` requests in any window ``T``; with the default burst of 1, any one-second
 window holds at most ``rate + 1``.
 
@@ -194,7 +195,7 @@ class RedisTokenBucket:
 
     Args:
         redis: client of the shared Redis.
-        family: API family; the key is ``etl:rate:{family}``.
+        family: API family; the key is ``etl:rate:{family}`` (``...:{account}`` with one).
         rate: tokens (requests) per second, > 0.
         burst: bucket capacity (and the largest ``cost``). Reserved turns lose no throughput,
             so a bigger burst only lets a bucket that was idle exceed ``rate`` for a moment.
@@ -203,6 +204,8 @@ class RedisTokenBucket:
         max_wait: ``acquire`` raises ``BudgetExhaustedError`` instead of waiting longer than this.
         usage: where waits (and the HTTP client's answers) are counted; by default the
             process's ``etl.apiusage`` tally for this Redis.
+        account: what the API limits the rate of (a VTEX account, a Synerise workspace):
+            processes and connections naming the same one share its budget.
     """
 
     def __init__(
@@ -214,6 +217,7 @@ class RedisTokenBucket:
         max_wait: float = 300,
         usage: ApiUsage | None = None,
         adapt: RateAdaptation | None = None,
+        account: str | None = None,
     ) -> None:
         if not family:
             raise ValueError("family must be a non-empty string")
@@ -224,7 +228,7 @@ class RedisTokenBucket:
         if not max_wait >= 0:
             raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait!r}")
         self.family = family
-        self.key = f"etl:rate:{family}"
+        self.key = f"etl:rate:{family}:{account}" if account else f"etl:rate:{family}"
         self.rate = float(rate)
         self.burst = burst
         self.max_wait = float(max_wait)

@@ -45,10 +45,24 @@ WARNINGS = tuple(str(code) for code in WarningCode)
 CODES = (*REASONS, *WARNINGS)
 
 
-def _engine():
+def _engine(connection: str | None):
     from etl.cli.runtime import engine
 
-    return engine()
+    return engine(connection)
+
+
+def _engine_of(run_id: int):
+    from etl.cli.runtime import engine_of_run
+
+    return engine_of_run(run_id)
+
+
+CONNECTION = click.option(
+    "--connection",
+    default=None,
+    metavar="NAME",
+    help="The connection (ETL_CONNECTIONS table) to act on; optional when there is only one.",
+)
 
 
 def _store():
@@ -109,10 +123,11 @@ _RUN_OPTIONS = [
     ),
     click.option("--wait", is_flag=True, help="Follow with a progress bar until the run ends."),
     click.option("--json", "as_json", is_flag=True, help="Print the run as JSON."),
+    CONNECTION,
     click.option(
         "--no-queue",
         is_flag=True,
-        help="Refuse (exit 3) instead of queueing when two syncs are active.",
+        help="Refuse (exit 3) instead of queueing when two syncs of the connection are active.",
     ),
 ]
 
@@ -175,7 +190,9 @@ def start_orders(ids: str | None, **options: Any) -> None:
 
 @start.command("products")
 @_run_options
-def start_products(dry_run: bool, full: bool, wait: bool, as_json: bool, no_queue: bool) -> None:
+def start_products(
+    dry_run: bool, full: bool, wait: bool, as_json: bool, no_queue: bool, connection: str | None
+) -> None:
     """Sync the VTEX catalog, every SKU, into a Synerise catalog (SYNERISE_CATALOG_NAME).
 
     No date range: every run reads the whole catalog and sends what changed since the last one;
@@ -186,7 +203,7 @@ def start_products(dry_run: bool, full: bool, wait: bool, as_json: bool, no_queu
     def begin() -> Run:
         try:
             return start_run(
-                _engine(), dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
+                _engine(connection), dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
             )
         except (FatalError, RetriableError) as error:
             if isinstance(error, ConfigError):
@@ -226,6 +243,7 @@ def _start(
     wait: bool,
     as_json: bool,
     no_queue: bool,
+    connection: str | None,
 ) -> None:
     window = None
     if keys:
@@ -248,7 +266,7 @@ def _start(
         queue_if_busy=not no_queue,
         keys=tuple(keys),
     )
-    _launch(lambda: runs.start(_engine(), request), wait, as_json)
+    _launch(lambda: runs.start(_engine(connection), request), wait, as_json)
 
 
 def _launch(begin: Callable[[], Run], wait: bool, as_json: bool) -> None:
@@ -264,7 +282,7 @@ def _launch(begin: Callable[[], Run], wait: bool, as_json: bool) -> None:
         sys.exit(code)
     if not as_json:
         note = (
-            " (queued: two syncs are active; it starts when a slot frees)"
+            " (queued: two syncs of the connection are active; it starts when a slot frees)"
             if run.status == "queued"
             else ""
         )
@@ -338,19 +356,29 @@ def _load(run_id: int) -> Run:
 @click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--status", "status_filter", type=click.Choice(RUN_STATUSES), default=None,
               help="Only runs in this status.")
+@click.option(
+    "--connection", default=None, metavar="NAME", help="Only this connection's runs."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
-def list_runs(limit: int, status_filter: str | None, as_json: bool) -> None:
-    """List recent runs."""
-    for run in _store().runs.find(limit=limit, status=status_filter):
+def list_runs(limit: int, status_filter: str | None, connection: str | None, as_json: bool) -> None:
+    """List recent runs (of every connection unless --connection names one)."""
+    store = _store()
+    if connection is not None:
+        store = _engine(connection).store
+    names = store.connections.names()
+    for run in store.runs.find(
+        limit=limit, status=status_filter, every_connection=connection is None
+    ):
         if as_json:
-            click.echo(json.dumps(summary(run)))
+            click.echo(json.dumps({**summary(run), "connection": names.get(run.connection_id)}))
         else:
             window = f"{run.window_from:%Y-%m-%d}..{run.window_to:%Y-%m-%d}"
             if run.kind == "selection":
                 window = f"{run.records_total} selected".ljust(len(window))
             flags = " dry-run" if run.dry_run else ""
+            owner = f" {names.get(run.connection_id, '?'):<12}" if len(names) > 1 else ""
             click.echo(
-                f"{run.id:>6}  {run.kind:<11} {run.scope:<18} {window}{flags}  "
+                f"{run.id:>6}{owner}  {run.kind:<11} {run.scope:<18} {window}{flags}  "
                 + progress_line(run).split(" ", 2)[2]
             )
 
@@ -377,7 +405,7 @@ def status(run_id: int, follow: bool, as_json: bool) -> None:
 def cancel(run_id: int) -> None:
     """Cancel a queued, running or paused run."""
     run = _load(run_id)
-    if not runs.cancel(_engine(), run.id):
+    if not runs.cancel(_engine_of(run.id), run.id):
         click.echo(f"error: run {run_id} is {run.status}; nothing to cancel", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(f"run {run_id} cancelled")
@@ -393,7 +421,7 @@ def resume(run_id: int, wait: bool, as_json: bool) -> None:
     A healthy running run (slot held, no failed chunk, every claimed chunk's worker answering,
     planning done or under way) is left alone."""
     _load(run_id)
-    engine = _engine()
+    engine = _engine_of(run_id)
     healthy = not runs.health(engine, run_id)
     run = runs.resume(engine, run_id)
     if not as_json:
@@ -468,7 +496,7 @@ def _warnings(run_id: int, code: str | None, as_json: bool) -> None:
 def replay(run_id: int, wait: bool, as_json: bool) -> None:
     """Re-read a run's rejected records from VTEX and try them again, as a new run."""
     _load(run_id)
-    run = runs.replay(_engine(), run_id)
+    run = runs.replay(_engine_of(run_id), run_id)
     if not as_json:
         click.echo(f"replay run {run.id} {run.status} ({run.records_total} records)", err=wait)
     if wait:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from etl.connections import DEFAULT
+
 __all__ = ["ConsentChange", "CustomerChange", "CustomerDeletion", "OrderNotice"]
 
 
@@ -19,6 +21,8 @@ class CustomerChange:
 
     id: str
     change: str  # "created" | "updated"
+    connection: str = DEFAULT
+    """The connection whose webhook received it (``/hooks/{connection}/...``)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class CustomerDeletion:
     email: str | None
     user_id: str | None
     document_id: str | None
+    connection: str = DEFAULT
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class OrderNotice:
     current_change: str | None = None
     domain: str | None = None
     origin_account: str | None = None
+    """``Origin.Account``: the (sub-)account the order belongs to (``etl.sync.accounts``)."""
+    connection: str = DEFAULT
 
     @property
     def dedupe_key(self) -> str:
@@ -55,3 +62,4 @@ class ConsentChange:
     custom_id: str | None
     email: str | None
     email_agreement: bool
+    connection: str = DEFAULT

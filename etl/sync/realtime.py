@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from etl.connections import DEFAULT
 from etl.errors import FatalError, SkippableRecordError
 from etl.redaction import fingerprint, redact_text
 from etl.state.chunks import ChunkOutcome
@@ -39,6 +40,7 @@ from etl.sync.guards import EchoGuard, OnceGuard
 from etl.sync.pipeline import map_diff_send
 from etl.sync.streams import Fetched, OrdersStream
 from etl.sync.windows import parse_time
+from etl.vtex.client import VtexClient
 from schemas.reasons import RejectReason
 from schemas.rules import is_masked_vtex_email, is_valid_email, unmask_soft_alias
 
@@ -70,12 +72,16 @@ class Realtime:
 
     @classmethod
     def from_engine(cls, engine: Engine) -> Realtime:
+        """The services of the engine's connection; its Redis guards are its own (two
+        accounts' orders and ``CL`` documents may share ids), ``default``'s keep their keys."""
         settings = engine.settings
+        name = engine.connection.name
+        namespace = "" if name == DEFAULT else f"{name}:"
         return cls(
             engine=engine,
             runs=RealtimeRuns(engine.store, settings.snapshot()),
-            once=OnceGuard(engine.redis, settings.realtime_dedupe_ttl),
-            echo=EchoGuard(engine.redis, settings.echo_guard_ttl),
+            once=OnceGuard(engine.redis, settings.realtime_dedupe_ttl, namespace),
+            echo=EchoGuard(engine.redis, settings.echo_guard_ttl, namespace),
         )
 
     def record(self, scope: str, outcome: ChunkOutcome) -> None:
@@ -240,17 +246,24 @@ class HookOrders(OrdersStream):
 
 
 def sync_order(
-    rt: Realtime, notice: OrderNotice, token: str, *, final_attempt: bool = True
+    rt: Realtime,
+    notice: OrderNotice,
+    token: str,
+    *,
+    final_attempt: bool = True,
+    vtex: VtexClient | None = None,
 ) -> str:
-    """Send or update the order's transaction, once per notification."""
+    """Send or update the order's transaction, once per notification; the order is read with
+    ``vtex`` (a sub-account's client, ``etl.sync.accounts``), the connection's by default."""
     scope = "orders"
     if not rt.once.claim(notice.dedupe_key, token):
         rt.count(scope, read=1, skipped=1)
         return "duplicate"
-    stream = HookOrders(rt.engine.vtex, rt.engine.mapping)
+    reader = vtex or rt.engine.vtex
+    stream = HookOrders(reader, rt.engine.mapping)
 
     def work() -> str:
-        settings, vtex = rt.engine.settings, rt.engine.vtex
+        settings, vtex = rt.engine.settings, reader
         known = rt.engine.store.ledger.hashes(stream.ledger, [notice.order_id])
         if notice.order_id in known and notice.state not in settings.order_update_statuses:
             rt.count(scope, read=1, skipped=1)

@@ -15,7 +15,9 @@ from typing import Any
 
 from celery import Task
 
+from etl.connections import DEFAULT, unnamed
 from etl.sync import realtime as core
+from etl.sync.accounts import route_order
 from etl.sync.changes import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.consent import apply_consent
 from etl.sync.feed import consume_orders_feed
@@ -34,16 +36,22 @@ __all__ = ["consent", "customer", "customer_deleted", "order", "orders_feed", "r
 MAX_RETRIES = 8
 
 
-_services: core.Realtime | None = None
+_services: dict[str, core.Realtime] = {}
 
 
-def realtime() -> core.Realtime:
-    """The realtime services over this process's engine, built once (again if it changes)."""
-    global _services
-    current = sync.engine()  # looked up each time: tests (and a reconfigured worker) replace it
-    services = _services
-    if services is None or services.engine is not current:
-        services = _services = core.Realtime.from_engine(current)
+def realtime(connection: str | None = None) -> core.Realtime:
+    """The realtime services over a connection's engine in this process, built once (again if
+    it changes). Work from today's paths names ``default``: in a file whose one connection has
+    another name, that connection serves it."""
+    if connection == DEFAULT:  # looked up each time: tests (and a reconfigured worker) swap it
+        connection = unnamed(sync.engines().names())
+    return _services_of(sync.engine(connection))
+
+
+def _services_of(engine: Any) -> core.Realtime:
+    services = _services.get(engine.connection.name)
+    if services is None or services.engine is not engine:
+        services = _services[engine.connection.name] = core.Realtime.from_engine(engine)
     return services
 
 
@@ -67,7 +75,10 @@ def _run(task: Task, work: Any) -> str:
 def customer(self: Task, change: dict[str, Any]) -> str:
     """A ``CL`` document was created or changed: upsert its Synerise profile."""
     record = CustomerChange(**change)
-    return _run(self, lambda final: core.sync_customer(realtime(), record, final_attempt=final))
+    return _run(
+        self,
+        lambda final: core.sync_customer(realtime(record.connection), record, final_attempt=final),
+    )
 
 
 @app.task(name=TASK_CUSTOMER_DELETED, bind=True, max_retries=MAX_RETRIES)
@@ -78,32 +89,40 @@ def customer_deleted(self: Task, deletion: dict[str, Any], received_at: str) -> 
     return _run(
         self,
         lambda final: core.delete_customer(
-            realtime(), record, received_at, token, final_attempt=final
+            realtime(record.connection), record, received_at, token, final_attempt=final
         ),
     )
 
 
 @app.task(name=TASK_ORDER, bind=True, max_retries=MAX_RETRIES)
 def order(self: Task, notice: dict[str, Any]) -> str:
-    """A VTEX Orders Hook notification: send or update the order's transaction, once."""
+    """A VTEX Orders Hook notification: send or update the order's transaction, once, through
+    the connection its account belongs to (``etl.sync.accounts``)."""
     record = OrderNotice(**notice)
     token = str(self.request.id)
-    return _run(
-        self, lambda final: core.sync_order(realtime(), record, token, final_attempt=final)
-    )
+
+    def work(final: bool) -> str:
+        receiving = realtime(record.connection).engine
+        engine, vtex = route_order(sync.engines(), receiving, record.origin_account)
+        return core.sync_order(_services_of(engine), record, token, final_attempt=final, vtex=vtex)
+
+    return _run(self, work)
 
 
 @app.task(name=TASK_CONSENT, bind=True, max_retries=MAX_RETRIES)
 def consent(self: Task, change: dict[str, Any]) -> str:
     """A Synerise consent change: write it to the customer's ``CL`` document if it differs."""
     record = ConsentChange(**change)
-    return _run(self, lambda final: apply_consent(realtime(), record, final_attempt=final))
+    return _run(
+        self, lambda final: apply_consent(realtime(record.connection), record, final_attempt=final)
+    )
 
 
 @app.task(name=TASK_ORDERS_FEED)
-def orders_feed() -> dict[str, Any]:
-    """Beat's Orders Feed run: the safety net for order changes the hook missed. Not retried:
-    what it could not process stays in the feed for the next run."""
-    services = realtime()
+def orders_feed(connection: str | None = None) -> dict[str, Any]:
+    """Beat's Orders Feed run of a connection (the only one when not named): the safety net
+    for order changes the hook missed. Not retried: what it could not process stays in the
+    feed for the next run."""
+    services = realtime(connection)
     concurrency = services.engine.settings.sync_fetch_concurrency
     return consume_orders_feed(services, concurrency=concurrency).as_dict()

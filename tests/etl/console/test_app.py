@@ -211,7 +211,7 @@ def test_a_console_without_credentials_for_the_apis_says_so(engine, monkeypatch)
 
     app = console_app(engine)
 
-    def no_engine():
+    def no_engine(name=None):
         raise ConfigError("SYNERISE_API_KEY", "a value (it is required for this command)")
 
     app.services.engine = no_engine
