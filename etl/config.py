@@ -96,7 +96,8 @@ VARIABLES = (
     "VTEX_ACCOUNT", "VTEX_ENVIRONMENT", "VTEX_APP_KEY", "VTEX_APP_TOKEN", "VTEX_BASE_URL",
     "VTEX_RATE_LIMIT", "VTEX_SUB_ACCOUNTS", "SYNERISE_API_KEY", "SYNERISE_WORKSPACE_GUID",
     "SYNERISE_API_HOST",
-    "SYNERISE_RATE_LIMIT", "SYNERISE_BATCH_SIZE", "SYNC_CHUNK_SIZE", "SYNC_FETCH_CONCURRENCY",
+    "SYNERISE_RATE_LIMIT", "RATE_ADAPTIVE", "RATE_ADAPT_DECREASE", "RATE_ADAPT_INCREASE",
+    "SYNERISE_BATCH_SIZE", "SYNC_CHUNK_SIZE", "SYNC_FETCH_CONCURRENCY",
     "SYNC_MAX_ACTIVE_RUNS", "SYNC_LEASE_TTL", "SYNC_CLAIM_TTL", "SYNC_STALE_AFTER",
     "PROFILE_PHONE_FIELDS", "PROFILE_EXTRA_ATTRIBUTES", "ORDER_CUSTOMER_ATTRIBUTES",
     "STORE_BASE_URL", "SYNERISE_SALT_NAMESPACE", "VTEX_CENTS_DIVISOR_MODE",
@@ -188,6 +189,11 @@ class Settings:
     synerise_api_host: str
     synerise_rate_limit: float
     synerise_batch_size: int
+    rate_adaptive: bool
+    """The ``*_RATE_LIMIT`` settings are ceilings the shared budgets adapt under (AIMD on 429s,
+    ``etl.ratelimit``); ``False``: they are used as they are."""
+    rate_adapt_decrease: float
+    rate_adapt_increase: float
     sync_chunk_size: int | None
     """Records per chunk for every stream; ``None``: each stream's own (``Stream.chunk_size``)."""
     sync_fetch_concurrency: int
@@ -284,6 +290,9 @@ class Settings:
             synerise_api_host=get("SYNERISE_API_HOST", _synerise_host, SYNERISE_HOSTS["azure"]),
             synerise_rate_limit=get("SYNERISE_RATE_LIMIT", _positive_float, 20.0),
             synerise_batch_size=get("SYNERISE_BATCH_SIZE", _int_between(1, 1000), 100),
+            rate_adaptive=get("RATE_ADAPTIVE", _bool, True),
+            rate_adapt_decrease=get("RATE_ADAPT_DECREASE", _fraction, 0.9),
+            rate_adapt_increase=get("RATE_ADAPT_INCREASE", _fraction, 0.01),
             sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), None),
             sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
             sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
@@ -441,6 +450,17 @@ def _positive_float(variable: str, raw: str) -> float:
         raise ConfigError(variable, "a positive number", raw) from None
     if not value > 0 or value == float("inf"):
         raise ConfigError(variable, "a positive number", raw)
+    return value
+
+
+def _fraction(variable: str, raw: str) -> float:
+    """A number strictly between 0 and 1 (a factor or a share)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(variable, "a number between 0 and 1 (both excluded)", raw) from None
+    if not 0 < value < 1:
+        raise ConfigError(variable, "a number between 0 and 1 (both excluded)", raw)
     return value
 
 

@@ -14,7 +14,7 @@ from etl.config import Settings
 from etl.connections import DEFAULT, Connection
 from etl.infra import redis_client
 from etl.lease import SlotLease
-from etl.ratelimit import RedisTokenBucket
+from etl.ratelimit import RateAdaptation, RedisTokenBucket
 from etl.state.runs import KINDS
 from etl.state.store import StateStore
 from etl.sync.heartbeat import WorkerHeartbeat
@@ -116,9 +116,12 @@ class Engine:
             ttl=settings.sync_lease_ttl,
             key=run_slots_key(connection_id),
         )
-        vtex_budget = RedisTokenBucket(client, "vtex", settings.vtex_rate_limit, account=account)
+        adapt = RateAdaptation.from_settings(settings)
+        vtex_budget = RedisTokenBucket(
+            client, "vtex", settings.vtex_rate_limit, account=account, adapt=adapt
+        )
         synerise_budget = RedisTokenBucket(
-            client, "synerise", settings.synerise_rate_limit, account=workspace
+            client, "synerise", settings.synerise_rate_limit, account=workspace, adapt=adapt
         )
         scoped = base.for_connection(connection_id)
         return cls(
@@ -132,7 +135,11 @@ class Engine:
                 settings,
                 budget=vtex_budget,
                 catalog_budget=RedisTokenBucket(
-                    client, "vtex_catalog", settings.vtex_catalog_rate_limit, account=account
+                    client,
+                    "vtex_catalog",
+                    settings.vtex_catalog_rate_limit,
+                    account=account,
+                    adapt=adapt,
                 ),
             ),
             synerise=SyneriseClient.from_settings(settings, budget=synerise_budget),
