@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -121,9 +122,22 @@ task_routes = {
 }
 
 
-def _beat_settings() -> Settings:
-    """The beat variables, validated like every setting (``ConfigError`` names the variable)."""
-    return Settings.from_env(require=())
+def _per_connection(
+    entries: Callable[[Settings], dict[str, dict[str, object]]],
+) -> dict[str, dict[str, object]]:
+    """``entries`` of each connection (``ETL_CONNECTIONS``) from its own settings, its tasks
+    given the connection's name; a deployment with only the ``default`` connection keeps its
+    entries as they always were."""
+    from etl.connections import DEFAULT, load  # credentials are not needed to schedule
+
+    found = load(require=())
+    if list(found) == [DEFAULT]:
+        return entries(found[DEFAULT].settings)
+    return {
+        f"{key}-{name}": {**entry, "kwargs": {"connection": name}}
+        for name, connection in found.items()
+        for key, entry in entries(connection.settings).items()
+    }
 
 
 def _crontab(variable: str, fields: tuple[str, str, str, str, str]) -> crontab:
@@ -137,35 +151,48 @@ def _crontab(variable: str, fields: tuple[str, str, str, str, str]) -> crontab:
 
 
 def _incremental_schedule() -> dict[str, dict[str, object]]:
-    """One cron-triggered incremental sync per scope.
+    """One cron-triggered incremental sync per connection and scope.
 
     ``SYNC_INCREMENTAL_CRON`` (five cron fields, default every 15 minutes) and
-    ``SYNC_INCREMENTAL_SCOPES`` (default ``customers_updated,orders``; empty disables them).
+    ``SYNC_INCREMENTAL_SCOPES`` (default ``customers_updated,orders``; empty disables them),
+    each connection's own.
     """
-    settings = _beat_settings()
-    when = _crontab("SYNC_INCREMENTAL_CRON", settings.sync_incremental_cron)
-    return {
-        f"incremental-{scope}": {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
-        for scope in settings.sync_incremental_scopes
-    }
+
+    def entries(settings: Settings) -> dict[str, dict[str, object]]:
+        when = _crontab("SYNC_INCREMENTAL_CRON", settings.sync_incremental_cron)
+        return {
+            f"incremental-{scope}": {"task": TASK_INCREMENTAL, "schedule": when, "args": (scope,)}
+            for scope in settings.sync_incremental_scopes
+        }
+
+    return _per_connection(entries)
 
 
 def _products_schedule() -> dict[str, dict[str, object]]:
-    """The nightly catalog pass: ``SYNC_PRODUCTS_CRON`` (five cron fields, UTC; default
-    ``0 3 * * *``, 03:00 every day; ``off`` disables it)."""
-    fields = _beat_settings().sync_products_cron
-    if fields is None:
-        return {}
-    return {"products": {"task": TASK_PRODUCTS, "schedule": _crontab("SYNC_PRODUCTS_CRON", fields)}}
+    """The nightly catalog pass of each connection: ``SYNC_PRODUCTS_CRON`` (five cron fields,
+    UTC; default ``0 3 * * *``, 03:00 every day; ``off`` disables it)."""
+
+    def entries(settings: Settings) -> dict[str, dict[str, object]]:
+        fields = settings.sync_products_cron
+        if fields is None:
+            return {}
+        when = _crontab("SYNC_PRODUCTS_CRON", fields)
+        return {"products": {"task": TASK_PRODUCTS, "schedule": when}}
+
+    return _per_connection(entries)
 
 
 def _orders_feed_schedule() -> dict[str, dict[str, object]]:
-    """The Orders Feed consumer (``etl.sync.feed``) every ``ORDERS_FEED_INTERVAL`` seconds
-    (default 60; 0 turns it off)."""
-    interval = _beat_settings().orders_feed_interval
-    if interval == 0:
-        return {}
-    return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(interval)}}
+    """The Orders Feed consumer (``etl.sync.feed``) of each connection every
+    ``ORDERS_FEED_INTERVAL`` seconds (default 60; 0 turns it off)."""
+
+    def entries(settings: Settings) -> dict[str, dict[str, object]]:
+        interval = settings.orders_feed_interval
+        if interval == 0:
+            return {}
+        return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(interval)}}
+
+    return _per_connection(entries)
 
 
 def schedule() -> dict[str, dict[str, object]]:

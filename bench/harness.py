@@ -329,6 +329,14 @@ class Stack:
         requests.post(f"{self.vtex_url}/__sandbox__/reset", timeout=60).raise_for_status()
         requests.post(f"{self.synerise_url}/__sandbox__/reset", timeout=60).raise_for_status()
 
+    def script_args(self) -> list[str]:
+        """The URL and credential flags of the hand-written scripts (bench/naive.py,
+        bench/peer.py) for this stack's sandbox."""
+        env = self.sandbox_info["env"]
+        return ["--vtex-url", env["VTEX_BASE_URL"], "--app-key", env["VTEX_APP_KEY"],
+                "--app-token", env["VTEX_APP_TOKEN"], "--synerise-url", env["SYNERISE_API_HOST"],
+                "--api-key", env["SYNERISE_API_KEY"]]  # fmt: skip
+
     def set_faults(self, server: str, rules: list[dict[str, Any]]) -> None:
         url = self.vtex_url if server == "vtex" else self.synerise_url
         requests.post(f"{url}/__sandbox__/faults", json=rules, timeout=30).raise_for_status()

@@ -122,13 +122,15 @@ def run(
     }
 
 
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    """The URL and credential flags of the hand-written scripts (``Stack.script_args``)."""
+    for flag in ("--vtex-url", "--app-key", "--app-token", "--synerise-url", "--api-key"):
+        parser.add_argument(flag, required=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Naive sequential VTEX -> Synerise orders sync")
-    parser.add_argument("--vtex-url", required=True)
-    parser.add_argument("--app-key", required=True)
-    parser.add_argument("--app-token", required=True)
-    parser.add_argument("--synerise-url", required=True)
-    parser.add_argument("--api-key", required=True)
+    add_connection_args(parser)
     parser.add_argument("--from", dest="date_from", default="2025-06-01T00:00:00.000Z")
     parser.add_argument("--to", dest="date_to", default="2026-05-31T23:59:59.999Z")
     parser.add_argument("--limit", type=int, default=None, help="Stop after this many orders.")

@@ -29,6 +29,7 @@ from typing import Any
 
 from bench.harness import (
     DATA_FROM,
+    DATA_TO,
     PYTHON,
     ROOT,
     SandboxConfig,
@@ -64,16 +65,22 @@ def sandbox_config(orders: int, rate: float = RATE, seed: int = 1) -> SandboxCon
     )
 
 
-def pipeline_run(stack: Stack, rate: float, *, full: bool) -> dict[str, Any]:
-    """One orders run on a clean sandbox; throughput, budget use, 429s and CPU."""
+def pipeline_run(
+    stack: Stack, rate: float, *, full: bool, check: bool = True, date_to: str = DATA_TO
+) -> dict[str, Any]:
+    """One orders run (created up to ``date_to``) on a clean sandbox; throughput, budget use,
+    429s and CPU. ``check``: raise unless the run ended ``done`` (without it, its status and
+    failed chunks are reported)."""
     stack.reset_sandbox()
     pids = {"sandbox": stack.sandbox_pid}
     for index, worker in enumerate(stack.workers):
         if worker.proc.poll() is None:
             pids[f"worker{index}"] = worker.pid
+    infra_before = stack.infra_cpu()
     with cpu_meter(pids) as cpu:
-        run = stack.wait_run(stack.start_run("orders", full=full), timeout=900)
-    if run.status != "done":
+        run = stack.wait_run(stack.start_run("orders", DATA_FROM, date_to, full=full), timeout=900)
+    infra = stack.infra_cpu() - infra_before
+    if check and run.status != "done":
         raise RuntimeError(f"run {run.id} ended {run.status}: {run.error}")
     seconds = run_seconds(run)
     vtex, synerise = stack.vtex_stats(), stack.synerise_stats()
@@ -82,6 +89,8 @@ def pipeline_run(stack: Stack, rate: float, *, full: bool) -> dict[str, Any]:
     worker_cpu = sum(v for k, v in cpu.items() if k.startswith("worker"))
     return {
         "run_id": run.id,
+        "status": run.status,
+        "chunks_failed": run.chunks_failed,
         "orders": run.read_count,
         "sent": run.sent_count,
         "rejected": run.rejected_count,
@@ -95,16 +104,14 @@ def pipeline_run(stack: Stack, rate: float, *, full: bool) -> dict[str, Any]:
         "synerise_429": synerise["rate_limited"],
         "worker_cpu_us_per_order": round(worker_cpu / run.read_count * 1e6),
         "sandbox_cpu_us_per_order": round(cpu["sandbox"] / run.read_count * 1e6),
+        "infra_cpu_us_per_order": round(infra / run.read_count * 1e6),
     }
 
 
 def naive_run(stack: Stack, orders: int) -> dict[str, Any]:
     """bench/naive.py as a user would run it, against the same sandbox."""
     stack.reset_sandbox()
-    env = stack.sandbox_info["env"]
-    argv = [PYTHON, str(ROOT / "bench" / "naive.py"), "--vtex-url", env["VTEX_BASE_URL"],
-            "--app-key", env["VTEX_APP_KEY"], "--app-token", env["VTEX_APP_TOKEN"],
-            "--synerise-url", env["SYNERISE_API_HOST"], "--api-key", env["SYNERISE_API_KEY"],
+    argv = [PYTHON, str(ROOT / "bench" / "naive.py"), *stack.script_args(),
             "--from", DATA_FROM, "--limit", str(orders), "--json"]  # fmt: skip
     done = subprocess.run(
         argv,

@@ -36,10 +36,13 @@ __all__ = [
     "SOURCE_RULE_FIELDS",
     "SYNERISE_HOSTS",
     "TRANSACTION_SOURCES",
+    "VARIABLES",
     "ConfigError",
     "Secret",
     "Settings",
     "SourceRule",
+    "SubAccount",
+    "read_environment",
 ]
 
 T = TypeVar("T")
@@ -70,6 +73,9 @@ SOURCE_RULE_FIELDS = ("salesChannel", "origin", "affiliateId")
 """The order fields a ``SYNERISE_TRANSACTION_SOURCE_MAP`` rule can test; a rule that names no
 field tests ``salesChannel``."""
 
+SubAccount = tuple[str, str]
+"""``(VTEX account, base URL)`` of a sub-account."""
+
 CATALOG_DERIVED_SOURCES = (
     "url", "image", "categories", "price", "listPrice", "currency", "deleted",
 )  # fmt: skip
@@ -85,6 +91,27 @@ CatalogColumn = tuple[str, str]
 SourceRule = tuple[str, str, str]
 """``(order field, value, Synerise source)``: an order whose field equals the value gets the
 source."""
+
+VARIABLES = (
+    "VTEX_ACCOUNT", "VTEX_ENVIRONMENT", "VTEX_APP_KEY", "VTEX_APP_TOKEN", "VTEX_BASE_URL",
+    "VTEX_RATE_LIMIT", "VTEX_SUB_ACCOUNTS", "SYNERISE_API_KEY", "SYNERISE_WORKSPACE_GUID",
+    "SYNERISE_API_HOST",
+    "SYNERISE_RATE_LIMIT", "RATE_ADAPTIVE", "RATE_ADAPT_DECREASE", "RATE_ADAPT_INCREASE",
+    "SYNERISE_BATCH_SIZE", "SYNC_CHUNK_SIZE", "SYNC_FETCH_CONCURRENCY",
+    "SYNC_MAX_ACTIVE_RUNS", "SYNC_LEASE_TTL", "SYNC_CLAIM_TTL", "SYNC_STALE_AFTER",
+    "PROFILE_PHONE_FIELDS", "PROFILE_EXTRA_ATTRIBUTES", "ORDER_CUSTOMER_ATTRIBUTES",
+    "STORE_BASE_URL", "SYNERISE_SALT_NAMESPACE", "VTEX_CENTS_DIVISOR_MODE",
+    "SYNERISE_TRANSACTION_SOURCE", "SYNERISE_TRANSACTION_SOURCE_MAP", "SYNERISE_GUEST_PROFILES",
+    "REDIS_URL", "DATABASE_URL", "ETL_STATE_DIR", "FLOWER_BASIC_AUTH", "CONSOLE_BASIC_AUTH",
+    "WEBHOOK_SECRET", "DELETE_BEHAVIOUR", "ORDER_UPDATE_STATUSES", "CONSENT_CREATE_MISSING_CL",
+    "REALTIME_DEDUPE_TTL", "ECHO_GUARD_TTL", "REALTIME_BATCH_SIZE", "REALTIME_REDELIVER_AFTER",
+    "REALTIME_DRAINS", "SYNERISE_CATALOG_NAME", "CATALOG_COLUMNS",
+    "CATALOG_TRADE_POLICY", "CATALOG_CURRENCY", "VTEX_CATALOG_RATE_LIMIT",
+    "SYNC_INCREMENTAL_CRON", "SYNC_INCREMENTAL_SCOPES", "SYNC_PRODUCTS_CRON",
+    "ORDERS_FEED_INTERVAL", "ENRICHERS", "ATTRIBUTES_INCLUDE", "ATTRIBUTES_EXCLUDE",
+    "ATTRIBUTES_RENAME",
+)  # fmt: skip
+"""Every variable ``Settings.from_env`` reads."""
 
 INCREMENTAL_SCOPES = ("customers_created", "customers_updated", "orders")
 """What beat's incremental syncs can cover: the scopes with a changed-since listing (the catalog
@@ -107,6 +134,7 @@ _FIELD_PATH = re.compile(
     r"sku:[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*|price:(?:basePrice|listPrice|costPrice|markup)"
 )
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_ENRICHER = re.compile(r"^[A-Za-z0-9_.-]+(?::[A-Za-z_][A-Za-z0-9_.]*)?$")
 _UNSET = object()
 
 
@@ -154,11 +182,19 @@ class Settings:
     vtex_app_token: Secret | None
     vtex_base_url: str | None
     vtex_rate_limit: float
+    vtex_sub_accounts: tuple[SubAccount, ...]
+    """The connection's VTEX sub-accounts (multistore): their orders are read from them with
+    this connection's credentials and sent to its workspace (``etl.sync.accounts``)."""
     synerise_api_key: Secret | None
     synerise_workspace_guid: str | None
     synerise_api_host: str
     synerise_rate_limit: float
     synerise_batch_size: int
+    rate_adaptive: bool
+    """The ``*_RATE_LIMIT`` settings are ceilings the shared budgets adapt under (AIMD on 429s,
+    ``etl.ratelimit``); ``False``: they are used as they are."""
+    rate_adapt_decrease: float
+    rate_adapt_increase: float
     sync_chunk_size: int | None
     """Records per chunk for every stream; ``None``: each stream's own (``Stream.chunk_size``)."""
     sync_fetch_concurrency: int
@@ -198,6 +234,11 @@ class Settings:
     sync_incremental_scopes: tuple[str, ...]
     sync_products_cron: tuple[str, str, str, str, str] | None
     orders_feed_interval: int
+    enrichers: tuple[str, ...] | None = None
+    """Enrichers to run, in order (``schemas.enrichment``); ``None``: every installed one."""
+    attributes_include: tuple[str, ...] = ()
+    attributes_exclude: tuple[str, ...] = ()
+    attributes_rename: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(
@@ -205,6 +246,7 @@ class Settings:
         env: Mapping[str, str] | None = None,
         dotenv_path: str | os.PathLike[str] | object | None = _UNSET,
         require: Iterable[str] = ("vtex", "synerise"),
+        overrides: Mapping[str, str] | None = None,
     ) -> Settings:
         """Load and validate the settings.
 
@@ -214,16 +256,14 @@ class Settings:
                 ``./.env`` when reading ``os.environ`` and to none when ``env`` is given, so
                 tests stay hermetic.
             require: credential sections that must be present (keys of ``SECTIONS``).
+            overrides: values that win over the environment (a connection's table in the
+                ``ETL_CONNECTIONS`` file, ``etl.connections``).
 
         Raises:
             ConfigError: the first missing or malformed variable.
         """
-        if dotenv_path is _UNSET:
-            dotenv_path = ".env" if env is None else None
-        merged: dict[str, str] = {}
-        if dotenv_path is not None and Path(str(dotenv_path)).is_file():
-            merged.update({k: v for k, v in dotenv_values(str(dotenv_path)).items() if v})
-        merged.update(os.environ if env is None else env)
+        merged = read_environment(env, dotenv_path, keep_empty=True)
+        merged.update(overrides or {})
         values = {k: v.strip() for k, v in merged.items() if v and v.strip()}
 
         for section in require:
@@ -234,6 +274,7 @@ class Settings:
                     raise ConfigError(variable, "a value (it is required for this command)")
 
         def get(variable: str, parse: Callable[[str, str], T], default: T) -> T:
+            assert variable in VARIABLES, variable  # keeps the list connections check honest
             raw = values.get(variable)
             return default if raw is None else parse(variable, raw)
 
@@ -247,11 +288,15 @@ class Settings:
             vtex_app_token=get("VTEX_APP_TOKEN", _secret, None),
             vtex_base_url=get("VTEX_BASE_URL", _http_url, default_base),
             vtex_rate_limit=get("VTEX_RATE_LIMIT", _positive_float, 80.0),
+            vtex_sub_accounts=get("VTEX_SUB_ACCOUNTS", _sub_accounts(environment), ()),
             synerise_api_key=get("SYNERISE_API_KEY", _secret, None),
             synerise_workspace_guid=values.get("SYNERISE_WORKSPACE_GUID"),
             synerise_api_host=get("SYNERISE_API_HOST", _synerise_host, SYNERISE_HOSTS["azure"]),
             synerise_rate_limit=get("SYNERISE_RATE_LIMIT", _positive_float, 20.0),
             synerise_batch_size=get("SYNERISE_BATCH_SIZE", _int_between(1, 1000), 100),
+            rate_adaptive=get("RATE_ADAPTIVE", _bool, True),
+            rate_adapt_decrease=get("RATE_ADAPT_DECREASE", _fraction, 0.9),
+            rate_adapt_increase=get("RATE_ADAPT_INCREASE", _fraction, 0.01),
             sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), None),
             sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
             sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
@@ -306,6 +351,10 @@ class Settings:
             ),
             sync_products_cron=get("SYNC_PRODUCTS_CRON", _cron_or_off, NIGHTLY_PRODUCTS_CRON),
             orders_feed_interval=get("ORDERS_FEED_INTERVAL", _int_between(0, 3600), 60),
+            enrichers=get("ENRICHERS", _enricher_names, None),
+            attributes_include=get("ATTRIBUTES_INCLUDE", _names, ()),
+            attributes_exclude=get("ATTRIBUTES_EXCLUDE", _names, ()),
+            attributes_rename=get("ATTRIBUTES_RENAME", _renames, ()),
         )
         settings._register_secrets()
         return settings
@@ -374,6 +423,24 @@ class Settings:
                 register_secret(str(urlsplit(url).password))
 
 
+def read_environment(
+    env: Mapping[str, str] | None = None,
+    dotenv_path: str | os.PathLike[str] | object | None = _UNSET,
+    keep_empty: bool = False,
+) -> dict[str, str]:
+    """The variables as ``Settings.from_env`` sees them: ``.env`` under the environment, values
+    stripped, empty ones dropped unless ``keep_empty`` (then as given: an empty
+    ``SYNC_INCREMENTAL_SCOPES`` means none) (see ``from_env`` for the defaults of the others)."""
+    if dotenv_path is _UNSET:
+        dotenv_path = ".env" if env is None else None
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and Path(str(dotenv_path)).is_file():
+        merged.update({k: v for k, v in dotenv_values(str(dotenv_path)).items() if v})
+    merged.update(os.environ if env is None else env)
+    if keep_empty:
+        return merged
+    return {k: v.strip() for k, v in merged.items() if v and v.strip()}
+
 def default_catalog_name(account: str | None) -> str:
     """``vtex`` and the account's letters and digits: Synerise's recommendation feeds allow only
     those in a catalog name (its API's own rule is UNCONFIRMED)."""
@@ -390,6 +457,17 @@ def _positive_float(variable: str, raw: str) -> float:
         raise ConfigError(variable, "a positive number", raw) from None
     if not value > 0 or value == float("inf"):
         raise ConfigError(variable, "a positive number", raw)
+    return value
+
+
+def _fraction(variable: str, raw: str) -> float:
+    """A number strictly between 0 and 1 (a factor or a share)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(variable, "a number between 0 and 1 (both excluded)", raw) from None
+    if not 0 < value < 1:
+        raise ConfigError(variable, "a number between 0 and 1 (both excluded)", raw)
     return value
 
 
@@ -481,6 +559,56 @@ def _names(variable: str, raw: str) -> tuple[str, ...]:
     if not all(_FIELD_NAME.match(name) for name in names):
         raise ConfigError(variable, "comma-separated field names", raw)
     return names
+
+
+def _sub_accounts(environment: str) -> Callable[[str, str], tuple[SubAccount, ...]]:
+    """Comma-separated ``account`` or ``account=base URL`` entries (the URL defaults to
+    ``https://{account}.{environment}.com.br``, like ``VTEX_BASE_URL``)."""
+
+    def parse(variable: str, raw: str) -> tuple[SubAccount, ...]:
+        expected = "comma-separated VTEX account names, each optionally =http(s)://base-url"
+        found: dict[str, str] = {}
+        for part in raw.split(","):
+            name, _, url = (text.strip() for text in part.partition("="))
+            if not _LABEL.match(name) or name in found:
+                raise ConfigError(variable, f"{expected}, each once", raw)
+            default = f"https://{name}.{environment}.com.br"
+            try:
+                found[name] = _http_url(variable, url) if url else default
+            except ConfigError:
+                raise ConfigError(variable, expected, raw) from None
+        return tuple(found.items())
+
+    return parse
+
+
+def _enricher_names(variable: str, raw: str) -> tuple[str, ...]:
+    """``none``, or comma-separated entry-point names and ``package.module:function`` paths."""
+    if raw.lower() == "none":
+        return ()
+    names = tuple(name.strip() for name in raw.split(","))
+    if not all(_ENRICHER.match(name) for name in names):
+        raise ConfigError(
+            variable,
+            "none, or comma-separated vtex_synerise.enrichers entry-point names or"
+            " package.module:function paths",
+            raw,
+        )
+    return names
+
+
+def _renames(variable: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """Comma-separated ``old:new`` attribute renames, each old name once."""
+    expected = "comma-separated old:new attribute names, each old name once"
+    pairs: list[tuple[str, str]] = []
+    for part in raw.split(","):
+        old, colon, new = (text.strip() for text in part.partition(":"))
+        if not (colon and _FIELD_NAME.match(old) and _FIELD_NAME.match(new)):
+            raise ConfigError(variable, expected, raw)
+        if any(old == seen for seen, _ in pairs):
+            raise ConfigError(variable, expected, raw)
+        pairs.append((old, new))
+    return tuple(pairs)
 
 
 def _source_rules(variable: str, raw: str) -> tuple[SourceRule, ...]:

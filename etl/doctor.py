@@ -3,6 +3,7 @@
 Checks, in order (a check whose prerequisite failed is skipped and says why):
 
 * ``settings``: every variable parses and the VTEX and Synerise credentials are set;
+* ``mapping``: the mapping settings hold together and every enricher loads (docs/enrichers.md);
 * ``redis``, ``postgres``: reachable, and the schema is at the code's latest migration;
 * ``vtex.*``: one cheap call per resource the app key's role must cover (OMS list, get order,
   Master Data ``CL`` search, catalog, pricing, the order hook); ``vtex.credentials`` fails
@@ -48,6 +49,7 @@ from etl.synerise.client import SyneriseClient
 from etl.vtex.client import VtexClient
 from etl.webhooks.app import ORDER_HOOK_PATH
 from etl.webhooks.auth import HEADER
+from schemas.mapping_config import MappingConfig
 
 __all__ = [
     "PERMISSIONS_BY_SCOPE",
@@ -212,7 +214,7 @@ def run(
     Args:
         settings_loader: ``Settings.from_env`` for the given required sections.
         scopes: what the deployment syncs (decides which checks are needed).
-        connection: the connection's name (only ``default`` exists yet).
+        connection: the connection's name (``settings_loader`` loads its settings).
         orders_url: the public URL of this deployment's orders endpoint, if known: the hook
             must point there.
         max_skew: seconds another server's clock may differ from this machine's.
@@ -221,6 +223,7 @@ def run(
     settings = _check_settings(report, settings_loader)
     if settings is None:
         return report
+    _check_mapping(report, settings)
     realtime = settings.webhook_secret is not None
     wanted = set(scopes) | ({"realtime"} if realtime else set())
     clocks = _Clocks()
@@ -257,6 +260,21 @@ def _check_settings(
         extra = "; realtime webhooks on" if settings.webhook_secret else ""
         report.add(Check("settings", "pass", f"VTEX and Synerise settings are valid{extra}"))
     return settings
+
+
+def _check_mapping(report: Report, settings: Settings) -> None:
+    """The mapping settings, and the enrichers this process can load (install them wherever a
+    worker or the webhook server runs)."""
+    try:
+        enrichers = MappingConfig.from_settings(settings).enrichment.enrichers
+    except ConfigError as error:
+        report.add(_misconfigured("mapping", error))
+        return
+    except ValueError as error:
+        report.add(Check("mapping", "fail", str(error), "fix the mapping (docs/mapping.md)"))
+        return
+    names = ", ".join(enricher.name for enricher in enrichers) or "none"
+    report.add(Check("mapping", "pass", f"mapping settings are valid; enrichers: {names}"))
 
 
 def _check_infra(report: Report, settings: Settings, clocks: _Clocks) -> None:

@@ -1,10 +1,11 @@
 """A request-rate budget shared by every process that talks to one API family.
 
 Celery's ``rate_limit`` is per worker, so N workers would send N times the allowed rate. Instead
-each API family (``vtex``, ``synerise``) has one token bucket in Redis, ``etl:rate:{family}``: a
-hash with ``tokens``, ``ts`` (µs) and, after a 429, ``blocked_until`` (µs). Lua scripts refill
-and take tokens atomically using the Redis server's ``TIME``, so the clocks of the processes never
-matter. The bucket holds at most ``burst`` tokens, so the service sees at most
+each API family (``vtex``, ``synerise``) has one token bucket in Redis per account it limits,
+``etl:rate:{family}:{account}`` (a VTEX account, a Synerise workspace; ``etl:rate:{family}``
+without one): a hash with ``tokens``, ``ts`` (µs) and, after a 429, ``blocked_until`` (µs). Lua
+scripts refill and take tokens atomically using the Redis server's ``TIME``, so the clocks of
+the processes never matter. The bucket holds at most ``burst`` tokens, so the service sees at most
 ``rate * T + burst`` requests in any window ``T``; with the default burst of 1, any one-second
 window holds at most ``rate + 1``.
 
@@ -14,6 +15,19 @@ thus served in arrival order across all processes, spaced ``1 / rate`` apart, at
 reservation per request (and one look for a 429 block after a sleep) instead of a herd polling for
 every token. A 429 (``penalize``) blocks the bucket and
 voids the turns that fall inside the block: their holders notice when they wake and queue again.
+
+VTEX publishes few of its limits, so the configured rate is an upper bound, not the truth. With
+a ``RateAdaptation`` (the default: ``RATE_ADAPTIVE``) the bucket also keeps its current ``rate``
+in the hash, between 1% of the configured rate and the configured rate, and adapts it the way
+TCP adapts its window (AIMD): the first 429 of a block multiplies it by ``decrease``; each
+further 429 inside that block (an answer to a request sent before the cut, a sign of a larger
+overshoot) by ``(1 + decrease) / 2``, but one block never takes it under half what it began
+with; each grant that had to wait for its token (demand at least the rate) adds ``increase``
+requests/s, so a saturated budget grows by the share ``increase`` per second and an idle or
+application-limited one does not creep up untested. Every process reads and writes the same
+``rate``, so all workers share what one of them learnt; an adapted bucket's key is kept an hour
+after its last use, so the next run starts from the learnt rate. Measured in
+``bench/unknown_limit.py`` (docs/benchmarks.md, "Unknown limit").
 """
 
 from __future__ import annotations
@@ -21,28 +35,36 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis
 from redis import Redis
 
 from etl.apiusage import ApiUsage, FamilyUsage
+from etl.config import Settings
 from etl.errors import BudgetExhaustedError, unreachable
 
-__all__ = ["RateBudget", "RedisTokenBucket"]
+__all__ = ["RateAdaptation", "RateBudget", "RedisTokenBucket"]
 
 log = logging.getLogger(__name__)
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 """A Redis restart or outage: ``NetworkError``, retried by the HTTP attempt loop."""
 
-# Shared prologue. Times are µs since the epoch (< 2^53, exact in Lua's doubles). Brings the
-# bucket to ``now`` (tokens valid at ``ts``; ``ts`` is in the future only during a 429 block).
+# Shared prologue. ARGV max_rate, min_rate, burst (min_rate == max_rate: the rate is fixed).
+# Times are µs since the epoch (< 2^53, exact in Lua's doubles). Brings the bucket to ``now``
+# (tokens valid at ``ts``; ``ts`` is in the future only during a 429 block) and reads the
+# adapted ``rate``, kept within [min_rate, max_rate] (the configured rate may have changed).
 _LOAD = """
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local max_rate, min_rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'rate')
+local rate = max_rate
+if min_rate < max_rate and state[3] then
+  rate = math.max(min_rate, math.min(max_rate, tonumber(state[3])))
+end
 local tokens, ts = burst, now
 if state[2] then
   tokens, ts = tonumber(state[1]), tonumber(state[2])
@@ -52,24 +74,30 @@ if state[2] then
 end
 """
 
-# '%.0f' / '%.17g' keep every digit (tostring would round to 14 significant digits). The key
-# lives until the bucket would be full again, when forgetting it changes nothing.
+# '%.0f' / '%.17g' keep every digit (tostring would round to 14 significant digits). A fixed
+# bucket's key lives until the bucket would be full again, when forgetting it changes nothing;
+# an adapted one's at least an hour more, for the learnt rate.
 _STORE = """
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
-           'ts', string.format('%.0f', ts))
-redis.call('PEXPIRE', KEYS[1],
-           math.ceil((ts - now) / 1000 + (burst - tokens) * 1000 / rate) + 1000)
+           'ts', string.format('%.0f', ts), 'rate', string.format('%.17g', rate))
+local keep = math.ceil((ts - now) / 1000 + (burst - tokens) * 1000 / rate) + 1000
+if min_rate < max_rate then keep = math.max(keep, 3600000) end
+redis.call('PEXPIRE', KEYS[1], keep)
 """
 
-# ARGV rate, burst, cost, max_wait (s). Returns {reserved, ms to wait}: {1, 0} is granted now;
-# {1, ms} is a turn reserved ms ahead; {0, ms} is refused (the turn is beyond max_wait).
+# ARGV (_LOAD's), cost, max_wait (s), increase. Returns {reserved, ms to wait}: {1, 0} is
+# granted now; {1, ms} is a turn reserved ms ahead; {0, ms} is refused (beyond max_wait). A grant
+# that found too few tokens (demand at least the rate) raises the rate by ``increase`` per token.
 _ACQUIRE = (
     _LOAD
     + """
-local cost, max_wait = tonumber(ARGV[3]), tonumber(ARGV[4]) * 1000000
+local cost, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]) * 1000000
 local wait = (ts - now) + math.max(0, cost - tokens) * 1000000 / rate
 if wait > max_wait then
   return {0, math.ceil(wait / 1000)}
+end
+if tokens < cost then
+  rate = math.min(max_rate, rate + tonumber(ARGV[6]) * cost)
 end
 tokens = tokens - cost
 """
@@ -77,19 +105,34 @@ tokens = tokens - cost
     + "return {1, math.ceil(wait / 1000)}"
 )
 
-# ARGV rate, burst, seconds. Blocks the bucket until now + seconds (a shorter penalty never cuts
-# a longer one) and keeps no saved-up tokens, so traffic restarts at ``rate``, not in a burst.
+# ARGV (_LOAD's), seconds, decrease. Cuts the rate (by ``decrease`` for the first 429 of a block,
+# by half as much for each further one, down to half the rate the block began with), blocks the
+# bucket until now + seconds (a shorter penalty never cuts a longer one) and keeps no saved-up
+# tokens, so traffic restarts at ``rate``, not in a burst.
 _PENALIZE = (
     _LOAD
     + """
-local blocked_until = now + tonumber(ARGV[3]) * 1000000
-if blocked_until > (tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0) then
-  tokens, ts = math.min(tokens, 0), blocked_until
+local decrease, old_rate = tonumber(ARGV[5]), rate
+local previous = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
+if previous > now then
+  local began = tonumber(redis.call('HGET', KEYS[1], 'block_rate')) or rate
+  rate = math.max(rate * (1 + decrease) / 2, began / 2)
+else
+  redis.call('HSET', KEYS[1], 'block_rate', string.format('%.17g', rate))
+  rate = rate * decrease
+end
+rate = math.max(min_rate, rate)
+local blocked_until = now + tonumber(ARGV[4]) * 1000000
+if blocked_until > previous then
+  -- The turns inside the block are void (their holders queue again when they wake): only the
+  -- debt of turns after it remains, and nothing saved up.
+  tokens = math.min(0, tokens + math.max(0, blocked_until - ts) * old_rate / 1000000)
+  ts = blocked_until
   redis.call('HSET', KEYS[1], 'blocked_until', string.format('%.0f', blocked_until))
+end
 """
     + _STORE
     + """
-end
 return 0
 """
 )
@@ -101,6 +144,39 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
 return math.max(0, math.ceil((blocked_until - now) / 1000))
 """
+
+
+MIN_RATE_SHARE = 0.01
+"""An adapted rate never falls under this share of the configured rate: a storm of 429s caused
+by someone else sharing the account cannot stall a sync for good."""
+
+
+@dataclass(frozen=True)
+class RateAdaptation:
+    """How a bucket's rate follows the service's 429s (AIMD; see the module docstring).
+
+    Args:
+        decrease: the rate is multiplied by this at the first 429 of a block, in (0, 1).
+        increase: requests/s added per grant that waited for its token, so a saturated
+            budget grows by this share of its rate per second; > 0.
+    """
+
+    decrease: float = 0.9
+    increase: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 0 < self.decrease < 1:
+            raise ValueError(f"decrease must be between 0 and 1, got {self.decrease!r}")
+        if not (math.isfinite(self.increase) and self.increase > 0):
+            raise ValueError(f"increase must be a positive number, got {self.increase!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateAdaptation | None:
+        """``RATE_ADAPT_DECREASE`` and ``RATE_ADAPT_INCREASE``; ``None`` when ``RATE_ADAPTIVE``
+        is off (the configured rates are then used as they are)."""
+        if not settings.rate_adaptive:
+            return None
+        return cls(settings.rate_adapt_decrease, settings.rate_adapt_increase)
 
 
 class RateBudget(Protocol):
@@ -119,13 +195,17 @@ class RedisTokenBucket:
 
     Args:
         redis: client of the shared Redis.
-        family: API family; the key is ``etl:rate:{family}``.
+        family: API family; the key is ``etl:rate:{family}`` (``...:{account}`` with one).
         rate: tokens (requests) per second, > 0.
         burst: bucket capacity (and the largest ``cost``). Reserved turns lose no throughput,
             so a bigger burst only lets a bucket that was idle exceed ``rate`` for a moment.
+        adapt: how the rate follows 429s; ``None`` keeps it fixed at ``rate``. With it,
+            ``rate`` is the configured (highest) rate and the bucket starts there.
         max_wait: ``acquire`` raises ``BudgetExhaustedError`` instead of waiting longer than this.
         usage: where waits (and the HTTP client's answers) are counted; by default the
             process's ``etl.apiusage`` tally for this Redis.
+        account: what the API limits the rate of (a VTEX account, a Synerise workspace):
+            processes and connections naming the same one share its budget.
     """
 
     def __init__(
@@ -136,6 +216,8 @@ class RedisTokenBucket:
         burst: int = 1,
         max_wait: float = 300,
         usage: ApiUsage | None = None,
+        adapt: RateAdaptation | None = None,
+        account: str | None = None,
     ) -> None:
         if not family:
             raise ValueError("family must be a non-empty string")
@@ -146,18 +228,37 @@ class RedisTokenBucket:
         if not max_wait >= 0:
             raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait!r}")
         self.family = family
-        self.key = f"etl:rate:{family}"
+        self.key = f"etl:rate:{family}:{account}" if account else f"etl:rate:{family}"
         self.rate = float(rate)
         self.burst = burst
         self.max_wait = float(max_wait)
+        self.adapt = adapt
+        self.min_rate = self.rate * MIN_RATE_SHARE if adapt else self.rate
         self.usage: FamilyUsage = (usage or ApiUsage.for_redis(redis)).family(family)
         """This family's traffic counters; ``etl.http.HttpClient`` counts answers here too."""
+        self._redis = redis
         self._acquire = redis.register_script(_ACQUIRE)
         self._penalize = redis.register_script(_PENALIZE)
         self._blocked = redis.register_script(_BLOCKED)
 
     def __repr__(self) -> str:
-        return f"RedisTokenBucket(family={self.family!r}, rate={self.rate}, burst={self.burst})"
+        return (
+            f"RedisTokenBucket(family={self.family!r}, rate={self.rate}, burst={self.burst}, "
+            f"adapt={self.adapt!r})"
+        )
+
+    def current_rate(self) -> float:
+        """The rate every process of the family uses now: the configured one, or the adapted
+        one (an adapted bucket's key lives an hour after its last use)."""
+        with unreachable("Redis (rate budget)", *_REDIS_DOWN):
+            stored = self._redis.hget(self.key, "rate")
+        if not self.adapt or stored is None:
+            return self.rate
+        return max(self.min_rate, min(self.rate, float(stored)))
+
+    def _limits(self) -> list[str | int]:
+        """The ARGV prefix every script starts with (``_LOAD``)."""
+        return [repr(self.rate), repr(self.min_rate), self.burst]
 
     def try_acquire(self, cost: int = 1) -> float:
         """Take ``cost`` tokens if that is possible right now; never waits.
@@ -198,18 +299,17 @@ class RedisTokenBucket:
             # A 429 arrived while we slept and our turn fell inside the block: queue again.
 
     def penalize(self, seconds: float) -> None:
-        """Block the whole family for ``seconds`` (a 429's ``Retry-After``), in every process.
+        """Block the whole family for ``seconds`` (a 429's ``Retry-After``), in every process,
+        and cut an adapted rate.
 
         A shorter penalty never cuts a longer one; ``seconds <= 0`` (a ``Retry-After`` already
         in the past) blocks nothing.
         """
-        if not seconds > 0:
-            return
+        seconds = max(0.0, float(seconds)) if math.isfinite(seconds) else 0.0
         log.info("rate budget %r blocked for %.1f s after a 429", self.family, seconds)
+        decrease = self.adapt.decrease if self.adapt else 1.0
         try:
-            self._penalize(
-                keys=[self.key], args=[repr(self.rate), self.burst, repr(float(seconds))]
-            )
+            self._penalize(keys=[self.key], args=[*self._limits(), repr(seconds), repr(decrease)])
         except _REDIS_DOWN as error:  # best effort: this process still waits Retry-After
             log.warning("rate budget %r: cannot share a 429 block: %s", self.family, error)
 
@@ -225,7 +325,8 @@ class RedisTokenBucket:
                 f"got {cost!r}"
             )
         with unreachable("Redis (rate budget)", *_REDIS_DOWN):
+            increase = self.adapt.increase if self.adapt else 0.0
             reserved, wait_ms = self._acquire(
-                keys=[self.key], args=[repr(self.rate), self.burst, cost, repr(max_wait)]
+                keys=[self.key], args=[*self._limits(), cost, repr(max_wait), repr(increase)]
             )
         return bool(reserved), int(wait_ms) / 1000

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from etl.config import SOURCE_RULE_FIELDS, TRANSACTION_SOURCES, SourceRule
+from etl.errors import ConfigError
+from schemas.enrichment import AttributeRules, Enrichment, load_enrichers
 from schemas.rules import is_valid_attribute_name
 
 if TYPE_CHECKING:
@@ -47,6 +50,8 @@ class MappingConfig:
             first whose field equals its value gives the ``source``.
         guest_profiles: send a minimal profile for a buyer without a ``CL`` document
             (`schemas.profiles.guest_profile_from_order`).
+        enrichment: the enrichers and attribute rules applied to every mapped profile and
+            transaction (`schemas.enrichment`).
     """
 
     phone_fields: tuple[str, ...] = ("phone", "homePhone", "cellPhone", "businessPhone")
@@ -58,6 +63,7 @@ class MappingConfig:
     transaction_source: str = "WEB_DESKTOP"
     transaction_source_rules: tuple[SourceRule, ...] = ()
     guest_profiles: bool = True
+    enrichment: Enrichment = dataclasses.field(default_factory=Enrichment)
 
     def __post_init__(self) -> None:
         for name in ("phone_fields", "extra_attributes", "order_customer_attributes"):
@@ -95,6 +101,7 @@ class MappingConfig:
                     f"transaction source: expected a field of {SOURCE_RULE_FIELDS} and a source"
                     f" of {TRANSACTION_SOURCES}, got {field!r}={value!r} -> {source!r}"
                 )
+        _check_rules(self.enrichment.rules)
         if self.store_base_url is not None:
             if not self.store_base_url.startswith(("https://", "http://")):
                 raise ValueError(
@@ -104,8 +111,30 @@ class MappingConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MappingConfig:
-        """The mapping part of the project's settings."""
+        """The mapping part of the project's settings; loads the enrichers.
+
+        Raises:
+            ConfigError: an enricher cannot be loaded (``ENRICHERS``), or an attribute rule
+                would make a payload Synerise cannot take (``ATTRIBUTES_RENAME``).
+        """
+        try:
+            enrichers = load_enrichers(settings.enrichers)
+        except ValueError as error:
+            raise ConfigError(
+                "ENRICHERS",
+                "installed vtex_synerise.enrichers entry points or importable"
+                " package.module:function paths",
+                str(error),
+            ) from None
+        rules = AttributeRules(
+            settings.attributes_include, settings.attributes_exclude, settings.attributes_rename
+        )
+        try:
+            _check_rules(rules)
+        except ValueError as error:
+            raise ConfigError("ATTRIBUTES_RENAME", "names Synerise accepts", str(error)) from None
         return cls(
+            enrichment=Enrichment(enrichers, rules),
             phone_fields=settings.profile_phone_fields,
             extra_attributes=settings.profile_extra_attributes,
             order_customer_attributes=settings.order_customer_attributes,
@@ -131,3 +160,13 @@ class MappingConfig:
     def order_customer_fields(self) -> tuple[str, ...]:
         """The buyer's ``CL`` fields `transaction_from_order` reads."""
         return tuple(dict.fromkeys(("id", "userId", "email", *self.order_customer_attributes)))
+
+
+def _check_rules(rules: AttributeRules) -> None:
+    """Refuse a rename Synerise would ignore (a reserved or malformed profile attribute name) or
+    one that would overwrite a transaction's own ``metadata`` key."""
+    for old, new in rules.rename:
+        if not is_valid_attribute_name(new):
+            raise ValueError(f"{old}:{new}: {new!r} is reserved by Synerise or malformed")
+        if new in TRANSACTION_METADATA_KEYS:
+            raise ValueError(f"{old}:{new}: {new!r} would overwrite a transaction metadata key")

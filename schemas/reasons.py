@@ -24,6 +24,8 @@ class RejectReason(StrEnum):
     MAPPING_ERROR = "MAPPING_ERROR"
     SYNERISE_REJECTED = "SYNERISE_REJECTED"
     NOT_FOUND = "NOT_FOUND"
+    VETOED = "VETOED"
+    ENRICHMENT_ERROR = "ENRICHMENT_ERROR"
 
     @property
     def description(self) -> str:
@@ -49,7 +51,15 @@ _DESCRIPTIONS: dict[RejectReason, str] = {
         "the VTEX record has a shape or value the mapping cannot convert (see the message)"
     ),
     RejectReason.SYNERISE_REJECTED: "Synerise refused the item (its error message is kept)",
-    RejectReason.NOT_FOUND: "listed by VTEX but gone when its details were read",
+    RejectReason.NOT_FOUND: (
+        "VTEX has no such record: listed but gone when its details were read, or a selected id"
+        " (sync start --ids/--emails) it does not know"
+    ),
+    RejectReason.VETOED: "an enricher vetoed the record (its reason is the message)",
+    RejectReason.ENRICHMENT_ERROR: (
+        "an enricher raised, returned no dict, or left a payload that is not JSON (see the"
+        " message); fix the enricher, then replay"
+    ),
 }
 
 

@@ -179,7 +179,7 @@ def _clear_caches() -> None:
     from etl.cli import runtime
     from workers.tasks import sync as tasks
 
-    for cached in (runtime.settings, runtime.store, runtime.engine, tasks.engine):
+    for cached in (runtime.settings, runtime.store, runtime.engines, tasks.engines):
         clear = getattr(cached, "cache_clear", None)  # not while monkeypatched
         if clear is not None:
             clear()

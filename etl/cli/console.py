@@ -75,6 +75,7 @@ def console(
             store=runtime.store,
             engine=runtime.engine,
             redis=functools.cache(lambda: redis_client(str(redis_url), retries=1)),
+            engine_of_run=runtime.engine_of_run,
         )
         return build_app(services, pairs, csrf_key, QUEUES)
 

@@ -26,9 +26,9 @@ def _orders_url(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 @click.command()
-@click.option("--connection", type=click.Choice(connections.names()),
-              default=connections.DEFAULT, show_default=True,
-              help="Which VTEX account and Synerise workspace pair to check.")
+@click.option("--connection", default=None, metavar="NAME",
+              help="Which VTEX account and Synerise workspace pair to check (an ETL_CONNECTIONS"
+              " table; optional when there is only one).")
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(checks.SCOPES),
               help="What this deployment syncs (repeatable) [default: every scope].")
 @click.option("--webhooks-url", "orders_url", default=None, callback=_orders_url,
@@ -38,7 +38,7 @@ def _orders_url(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Seconds another server's clock may differ from this one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor(
-    connection: str,
+    connection: str | None,
     scopes: tuple[str, ...],
     orders_url: str | None,
     max_skew: float,
@@ -49,7 +49,10 @@ def doctor(
 
     Exit 0 only when every check the scopes need passed; 1 otherwise.
     """
+    connection = connections.select(connection)
+    name = connection
     report = checks.run(
+        lambda require: connections.load(require=require)[name].settings,
         scopes=scopes or checks.SCOPES,
         connection=connection,
         orders_url=orders_url,

@@ -57,7 +57,9 @@ def explain(error: BaseException) -> tuple[str, int] | None:
     import redis
     from kombu.exceptions import OperationalError as BrokerError
 
-    if isinstance(error, ConfigError | MissingExtraError):
+    from etl.sync.engines import UnknownConnectionError
+
+    if isinstance(error, ConfigError | MissingExtraError | UnknownConnectionError):
         return f"error: {error}", EXIT_CONFIG
     if isinstance(error, NetworkError):
         text, cause = _first_line(error), error.__cause__

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -31,6 +31,7 @@ from etl.state.runs import RUN_STATUSES, Run, RunNotFoundError
 from etl.sync import runs
 from etl.sync.realtime import DELIVERY_FAILED
 from etl.sync.report import progress_line, summary
+from etl.sync.streams import EMAIL_KEY
 from etl.sync.windows import Window, parse_time
 from schemas.reasons import RejectReason, WarningCode
 
@@ -44,10 +45,24 @@ WARNINGS = tuple(str(code) for code in WarningCode)
 CODES = (*REASONS, *WARNINGS)
 
 
-def _engine():
+def _engine(connection: str | None):
     from etl.cli.runtime import engine
 
-    return engine()
+    return engine(connection)
+
+
+def _engine_of(run_id: int):
+    from etl.cli.runtime import engine_of_run
+
+    return engine_of_run(run_id)
+
+
+CONNECTION = click.option(
+    "--connection",
+    default=None,
+    metavar="NAME",
+    help="The connection (ETL_CONNECTIONS table) to act on; optional when there is only one.",
+)
 
 
 def _store():
@@ -86,13 +101,16 @@ def sync() -> None:
 
 
 _RANGE_OPTIONS = [
-    click.option(
-        "--from", "date_from", type=WHEN, required=True, help="Start of the range (inclusive), UTC."
-    ),
-    click.option(
-        "--to", "date_to", type=WHEN, required=True, help="End of the range (exclusive), UTC."
-    ),
+    click.option("--from", "date_from", type=WHEN, help="Start of the range (inclusive), UTC."),
+    click.option("--to", "date_to", type=WHEN, help="End of the range (exclusive), UTC."),
 ]
+
+_IDS_HELP = "Sync only these ids (comma-separated), instead of a date range."
+_IDS_FILE = click.option(
+    "--ids-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Sync only the ids in this file, one per line ('-': standard input).",
+)
 
 _RUN_OPTIONS = [
     click.option(
@@ -105,18 +123,25 @@ _RUN_OPTIONS = [
     ),
     click.option("--wait", is_flag=True, help="Follow with a progress bar until the run ends."),
     click.option("--json", "as_json", is_flag=True, help="Print the run as JSON."),
+    CONNECTION,
     click.option(
         "--no-queue",
         is_flag=True,
-        help="Refuse (exit 3) instead of queueing when two syncs are active.",
+        help="Refuse (exit 3) instead of queueing when two syncs of the connection are active.",
     ),
 ]
 
 
-def _start_options(func):  # noqa: ANN001
-    for option in reversed([*_RANGE_OPTIONS, *_RUN_OPTIONS]):
-        func = option(func)
-    return func
+def _start_options(*selection: Any) -> Any:
+    """The options of ``sync start customers|orders``: the range, or ``selection`` and
+    ``--ids-file`` (the records to sync instead), then how to run."""
+
+    def decorate(func):  # noqa: ANN001
+        for option in reversed([*_RANGE_OPTIONS, *selection, _IDS_FILE, *_RUN_OPTIONS]):
+            func = option(func)
+        return func
+
+    return decorate
 
 
 def _run_options(func):  # noqa: ANN001
@@ -127,7 +152,9 @@ def _run_options(func):  # noqa: ANN001
 
 @sync.group()
 def start() -> None:
-    """Start a sync: customers or orders over a date range, or the whole product catalog."""
+    """Start a sync: customers or orders over a date range (--from/--to) or only the records
+    named (--ids, --ids-file; customers also --emails: a `selection` run), or the whole product
+    catalog."""
 
 
 @start.command("customers")
@@ -138,22 +165,34 @@ def start() -> None:
     show_default=True,
     help="Window on the CL document's createdIn or updatedIn.",
 )
-@_start_options
-def start_customers(by: str, **options: object) -> None:
+@_start_options(
+    click.option("--ids", help=f"{_IDS_HELP} A CL document id or a VTEX userId each."),
+    click.option("--emails", help="Sync only the customers with these e-mails (comma-separated)."),
+)
+def start_customers(by: str, ids: str | None, emails: str | None, **options: Any) -> None:
     """Sync Master Data CL customers into Synerise profiles."""
-    _start(f"customers_{by}", **options)  # type: ignore[arg-type]
+    keys = _ids(ids, options.pop("ids_file"))
+    addresses = _split(emails, "--emails")
+    for address in addresses:
+        local, at, domain = address.rpartition("@")
+        if not (local and at and domain):
+            raise click.BadParameter(f"{address!r} is not an e-mail address", param_hint="--emails")
+    keys += [EMAIL_KEY + address for address in addresses]
+    _start(f"customers_{by}", keys, **options)
 
 
 @start.command("orders")
-@_start_options
-def start_orders(**options: object) -> None:
+@_start_options(click.option("--ids", help=f"{_IDS_HELP} OMS order ids (e.g. 1234567890123-01)."))
+def start_orders(ids: str | None, **options: Any) -> None:
     """Sync OMS orders into Synerise transactions."""
-    _start("orders", **options)  # type: ignore[arg-type]
+    _start("orders", _ids(ids, options.pop("ids_file")), **options)
 
 
 @start.command("products")
 @_run_options
-def start_products(dry_run: bool, full: bool, wait: bool, as_json: bool, no_queue: bool) -> None:
+def start_products(
+    dry_run: bool, full: bool, wait: bool, as_json: bool, no_queue: bool, connection: str | None
+) -> None:
     """Sync the VTEX catalog, every SKU, into a Synerise catalog (SYNERISE_CATALOG_NAME).
 
     No date range: every run reads the whole catalog and sends what changed since the last one;
@@ -164,7 +203,7 @@ def start_products(dry_run: bool, full: bool, wait: bool, as_json: bool, no_queu
     def begin() -> Run:
         try:
             return start_run(
-                _engine(), dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
+                _engine(connection), dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
             )
         except (FatalError, RetriableError) as error:
             if isinstance(error, ConfigError):
@@ -175,26 +214,59 @@ def start_products(dry_run: bool, full: bool, wait: bool, as_json: bool, no_queu
     _launch(begin, wait, as_json)
 
 
+def _ids(ids: str | None, ids_file: IO[str] | None) -> list[str]:
+    """The ids of ``--ids`` then of ``--ids-file`` (blank lines skipped)."""
+    found = _split(ids, "--ids")
+    if ids_file is not None:
+        found += [line.strip() for line in ids_file if line.strip()]
+        if not found:
+            raise click.BadParameter("the file holds no id", param_hint="--ids-file")
+    return found
+
+
+def _split(value: str | None, option: str) -> list[str]:
+    if value is None:
+        return []
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise click.BadParameter("expected one or more comma-separated values", param_hint=option)
+    return items
+
+
 def _start(
     scope: str,
-    date_from: datetime,
-    date_to: datetime,
+    keys: list[str],
+    date_from: datetime | None,
+    date_to: datetime | None,
     dry_run: bool,
     full: bool,
     wait: bool,
     as_json: bool,
     no_queue: bool,
+    connection: str | None,
 ) -> None:
-    if date_to <= date_from:
+    window = None
+    if keys:
+        if date_from or date_to:
+            raise click.UsageError("give either --from/--to or the records to sync, not both")
+    elif date_from is None or date_to is None:
+        raise click.UsageError("give a date range (--from and --to) or the records to sync")
+    elif date_to <= date_from:
         raise click.BadParameter("--to must be after --from", param_hint="--to")
-    window = Window(date_from, date_to)
-    warning = runs.horizon_warning(scope, window)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
+    else:
+        window = Window(date_from, date_to)
+        warning = runs.horizon_warning(scope, window)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     request = runs.StartRequest(
-        scope, window, dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
+        scope,
+        window,
+        dry_run=dry_run,
+        full_resync=full,
+        queue_if_busy=not no_queue,
+        keys=tuple(keys),
     )
-    _launch(lambda: runs.start(_engine(), request), wait, as_json)
+    _launch(lambda: runs.start(_engine(connection), request), wait, as_json)
 
 
 def _launch(begin: Callable[[], Run], wait: bool, as_json: bool) -> None:
@@ -210,7 +282,7 @@ def _launch(begin: Callable[[], Run], wait: bool, as_json: bool) -> None:
         sys.exit(code)
     if not as_json:
         note = (
-            " (queued: two syncs are active; it starts when a slot frees)"
+            " (queued: two syncs of the connection are active; it starts when a slot frees)"
             if run.status == "queued"
             else ""
         )
@@ -284,17 +356,29 @@ def _load(run_id: int) -> Run:
 @click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--status", "status_filter", type=click.Choice(RUN_STATUSES), default=None,
               help="Only runs in this status.")
+@click.option(
+    "--connection", default=None, metavar="NAME", help="Only this connection's runs."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
-def list_runs(limit: int, status_filter: str | None, as_json: bool) -> None:
-    """List recent runs."""
-    for run in _store().runs.find(limit=limit, status=status_filter):
+def list_runs(limit: int, status_filter: str | None, connection: str | None, as_json: bool) -> None:
+    """List recent runs (of every connection unless --connection names one)."""
+    store = _store()
+    if connection is not None:
+        store = _engine(connection).store
+    names = store.connections.names()
+    for run in store.runs.find(
+        limit=limit, status=status_filter, every_connection=connection is None
+    ):
         if as_json:
-            click.echo(json.dumps(summary(run)))
+            click.echo(json.dumps({**summary(run), "connection": names.get(run.connection_id)}))
         else:
             window = f"{run.window_from:%Y-%m-%d}..{run.window_to:%Y-%m-%d}"
+            if run.kind == "selection":
+                window = f"{run.records_total} selected".ljust(len(window))
             flags = " dry-run" if run.dry_run else ""
+            owner = f" {names.get(run.connection_id, '?'):<12}" if len(names) > 1 else ""
             click.echo(
-                f"{run.id:>6}  {run.kind:<11} {run.scope:<18} {window}{flags}  "
+                f"{run.id:>6}{owner}  {run.kind:<11} {run.scope:<18} {window}{flags}  "
                 + progress_line(run).split(" ", 2)[2]
             )
 
@@ -321,7 +405,7 @@ def status(run_id: int, follow: bool, as_json: bool) -> None:
 def cancel(run_id: int) -> None:
     """Cancel a queued, running or paused run."""
     run = _load(run_id)
-    if not runs.cancel(_engine(), run.id):
+    if not runs.cancel(_engine_of(run.id), run.id):
         click.echo(f"error: run {run_id} is {run.status}; nothing to cancel", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(f"run {run_id} cancelled")
@@ -337,7 +421,7 @@ def resume(run_id: int, wait: bool, as_json: bool) -> None:
     A healthy running run (slot held, no failed chunk, every claimed chunk's worker answering,
     planning done or under way) is left alone."""
     _load(run_id)
-    engine = _engine()
+    engine = _engine_of(run_id)
     healthy = not runs.health(engine, run_id)
     run = runs.resume(engine, run_id)
     if not as_json:
@@ -412,7 +496,7 @@ def _warnings(run_id: int, code: str | None, as_json: bool) -> None:
 def replay(run_id: int, wait: bool, as_json: bool) -> None:
     """Re-read a run's rejected records from VTEX and try them again, as a new run."""
     _load(run_id)
-    run = runs.replay(_engine(), run_id)
+    run = runs.replay(_engine_of(run_id), run_id)
     if not as_json:
         click.echo(f"replay run {run.id} {run.status} ({run.records_total} records)", err=wait)
     if wait:

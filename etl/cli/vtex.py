@@ -20,10 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from etl import connections
 from etl.config import Settings
 from etl.errors import ConfigError, EtlError
 from etl.vtex.client import FEED_RETENTION, FEED_VISIBILITY_TIMEOUT, VtexClient
-from etl.webhooks.app import ORDER_HOOK_PATH
+from etl.webhooks.app import ORDER_HOOK_PATH, paths_of
 from etl.webhooks.auth import HEADER
 
 __all__ = ["KNOWN_STATUSES", "vtex"]
@@ -46,8 +47,20 @@ KNOWN_STATUSES = frozenset(
 """OMS status names (VTEX API reference §4); VTEX does not validate the filter's names."""
 
 
-def _client() -> VtexClient:
-    return VtexClient.from_settings(Settings.from_env(require=("vtex",)))
+CONNECTION = click.option(
+    "--connection", default=None, metavar="NAME",
+    help="The connection whose VTEX account to act on (optional when there is only one).",
+)  # fmt: skip
+
+
+def _settings(connection: str | None, require: tuple[str, ...]) -> Settings:
+    """The settings of the named connection (the only one when not named)."""
+    name = connections.select(connection)
+    return connections.load(require=require)[name].settings
+
+
+def _client(connection: str | None) -> VtexClient:
+    return VtexClient.from_settings(_settings(connection, ("vtex",)))
 
 
 def _call(action: Callable[[], T]) -> T:
@@ -71,13 +84,14 @@ def hook() -> None:
     """The Orders Hook (one per app key): register, show, delete."""
 
 
-def hook_url(url: str) -> str:
-    """The orders endpoint: ``url`` itself, or the service's path when ``url`` is a bare host."""
+def hook_url(url: str, path: str = ORDER_HOOK_PATH) -> str:
+    """The orders endpoint: ``url`` itself, or the service's ``path`` (a connection's,
+    ``etl.webhooks.app.paths_of``) when ``url`` is a bare host."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter("expected an http(s) URL", param_hint="--url")
     if parts.path in ("", "/"):
-        parts = parts._replace(path=ORDER_HOOK_PATH)
+        parts = parts._replace(path=path)
     return urlunsplit(parts)
 
 
@@ -113,12 +127,17 @@ _STATUSES_OPTION = click.option(
 @_STATUSES_OPTION
 @click.option("--feed/--no-feed", default=True, show_default=True,
               help="Also give the app key an Orders Feed on the same statuses (the safety net).")
-def register(url: str, statuses: list[str], feed: bool) -> None:
-    """Configure the Orders Hook: filter, URL and the secret header (and the Orders Feed)."""
-    settings = Settings.from_env(require=("vtex", "webhooks"))
+@CONNECTION
+def register(url: str, statuses: list[str], feed: bool, connection: str | None) -> None:
+    """Configure the Orders Hook: filter, URL and the secret header (and the Orders Feed).
+
+    A connection other than the default one is pointed at its own /hooks/{connection}/orders."""
+    known = connections.names()
+    name = connections.select(connection, known)
+    settings = _settings(name, ("vtex", "webhooks"))
     assert settings.webhook_secret is not None  # required above
     _check_statuses(settings, statuses)
-    target = hook_url(url)
+    target = hook_url(url, paths_of(name, name == connections.unnamed(known))["orders"])
     headers = {HEADER: settings.webhook_secret.reveal()}
     client = VtexClient.from_settings(settings)
     _call(lambda: client.set_hook_config(target, statuses, headers))
@@ -130,9 +149,10 @@ def register(url: str, statuses: list[str], feed: bool) -> None:
 
 @hook.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Print the configuration as JSON.")
-def show(as_json: bool) -> None:
+@CONNECTION
+def show(as_json: bool, connection: str | None) -> None:
     """Show the Orders Hook configuration (header values masked)."""
-    config = _call(lambda: _client().get_hook_config())
+    config = _call(lambda: _client(connection).get_hook_config())
     if config is None:
         click.echo("no hook configured", err=True)
         sys.exit(1)
@@ -149,9 +169,10 @@ def show(as_json: bool) -> None:
 
 
 @hook.command("delete")
-def delete() -> None:
+@CONNECTION
+def delete(connection: str | None) -> None:
     """Remove the Orders Hook."""
-    if not _call(lambda: _client().delete_hook_config()):
+    if not _call(lambda: _client(connection).delete_hook_config()):
         click.echo("no hook configured", err=True)
         sys.exit(1)
     click.echo("hook deleted")
@@ -177,9 +198,12 @@ def feed() -> None:
               help="Seconds a read event stays hidden from other readers.")
 @click.option("--retention", type=click.IntRange(345_600, 1_209_600), default=FEED_RETENTION,
               show_default=True, help="Seconds an uncommitted event is kept (4 to 14 days).")
-def feed_register(statuses: list[str], visibility_timeout: int, retention: int) -> None:
+@CONNECTION
+def feed_register(
+    statuses: list[str], visibility_timeout: int, retention: int, connection: str | None
+) -> None:
     """Give the app key an Orders Feed of status changes to --statuses."""
-    settings = Settings.from_env(require=("vtex",))
+    settings = _settings(connection, ("vtex",))
     _check_statuses(settings, statuses)
     _call(lambda: VtexClient.from_settings(settings).set_feed_config(
         statuses, visibility_timeout, retention))  # fmt: skip
@@ -188,9 +212,10 @@ def feed_register(statuses: list[str], visibility_timeout: int, retention: int) 
 
 @feed.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Print the configuration as JSON.")
-def feed_show(as_json: bool) -> None:
+@CONNECTION
+def feed_show(as_json: bool, connection: str | None) -> None:
     """Show the Orders Feed configuration and how many events wait in it."""
-    config = _call(lambda: _client().get_feed_config())
+    config = _call(lambda: _client(connection).get_feed_config())
     if config is None:
         click.echo("no feed configured", err=True)
         sys.exit(1)
@@ -206,9 +231,10 @@ def feed_show(as_json: bool) -> None:
 
 
 @feed.command("delete")
-def feed_delete() -> None:
+@CONNECTION
+def feed_delete(connection: str | None) -> None:
     """Remove the Orders Feed (its waiting events go with it)."""
-    if not _call(lambda: _client().delete_feed_config()):
+    if not _call(lambda: _client(connection).delete_feed_config()):
         click.echo("no feed configured", err=True)
         sys.exit(1)
     click.echo("feed deleted")
@@ -217,13 +243,14 @@ def feed_delete() -> None:
 @feed.command("drain")
 @click.option("--max-events", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def feed_drain(max_events: int, as_json: bool) -> None:
+@CONNECTION
+def feed_drain(max_events: int, as_json: bool, connection: str | None) -> None:
     """Run the feed consumer now (beat runs it every ORDERS_FEED_INTERVAL seconds)."""
     from etl.cli import runtime
     from etl.sync.feed import consume_orders_feed
     from etl.sync.realtime import Realtime
 
-    engine = runtime.engine()
+    engine = runtime.engine(connection)
     report = _call(lambda: consume_orders_feed(
         Realtime.from_engine(engine), max_events=max_events,
         concurrency=engine.settings.sync_fetch_concurrency))  # fmt: skip

@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 
 import click
 
+from etl import connections
 from etl.config import Settings
-from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, create_app
+from etl.webhooks.app import connection_secrets, create_app, paths_of
 from etl.webhooks.auth import HEADER
 from etl.webhooks.server import THREADS, WORKERS, GunicornServer, parse_bind, serve_dev
 from workers.dispatch import prepare_sender
@@ -53,15 +54,16 @@ def check_bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
 def serve(
     bind: str, use_gunicorn: bool, workers: int | None, threads: int, access_log: bool
 ) -> None:
-    """Serve the webhook endpoints (needs WEBHOOK_SECRET)."""
-    settings = Settings.from_env(require=("webhooks",)).with_infra()
-    assert settings.webhook_secret is not None  # required above
+    """Serve the webhook endpoints of every connection that has a WEBHOOK_SECRET (today's
+    paths for the default connection, /hooks/{connection}/... for each)."""
+    connection_secrets(connections.load(require=()))  # none at all: one line, exit 2
+    settings = Settings.from_env(require=()).with_infra()
     os.environ.update(settings.process_env())  # Celery reads REDIS_URL when it is configured
-    secret, redis_url = settings.webhook_secret.reveal(), settings.redis_url
+    redis_url = settings.redis_url
 
     def factory() -> Any:
         prepare_sender()
-        return create_app(secret, redis_url=redis_url)
+        return create_app(redis_url=redis_url)
 
     if use_gunicorn or workers is not None:
         workers = workers or WORKERS
@@ -81,17 +83,20 @@ def serve(
               help="Public base URL of this service, as VTEX and Synerise reach it.")
 @click.option("--show-secret", is_flag=True, help="Print WEBHOOK_SECRET instead of a placeholder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
-def setup_help(base_url: str, show_secret: bool, as_json: bool) -> None:
+@click.option("--connection", default=None, metavar="NAME",
+              help="The connection to configure (optional when there is only one).")
+def setup_help(base_url: str, show_secret: bool, as_json: bool, connection: str | None) -> None:
     """Print the Master Data trigger, Orders Hook and Synerise webhook settings to configure."""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter("expected an http(s) URL", param_hint="--url")
+    known = connections.names()
+    name = connections.select(connection, known)
     secret = "<WEBHOOK_SECRET>"
     if show_secret:
-        settings = Settings.from_env(require=("webhooks",))
-        assert settings.webhook_secret is not None
-        secret = settings.webhook_secret.reveal()
-    triggers = trigger_settings(base_url.rstrip("/"), secret)
+        secret = connection_secrets({name: connections.load(require=())[name]})[name]
+    paths = paths_of(name, name == connections.unnamed(known))
+    triggers = trigger_settings(base_url.rstrip("/"), secret, paths)
     if as_json:
         click.echo(json.dumps(triggers, indent=2))
         return
@@ -108,11 +113,15 @@ def setup_help(base_url: str, show_secret: bool, as_json: bool) -> None:
         click.echo("")
 
 
-def trigger_settings(base_url: str, secret: str) -> list[dict[str, Any]]:
-    """What to configure where, for every endpoint (``setup-help``; tests read it too)."""
+def trigger_settings(
+    base_url: str, secret: str, paths: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """What to configure where, for every endpoint of a connection (``paths_of``; today's
+    paths when not given) (``setup-help``; tests read it too)."""
+    paths = paths or paths_of("default", True)
     headers = {HEADER: secret, "Content-Type": "application/json"}
     md = "VTEX Master Data v1 (https://{account}.ds.vtexcrm.com.br) > CL > Triggers"
-    customer_url = base_url + CUSTOMER_TRIGGER_PATH
+    customer_url = base_url + paths["customer"]
     return [
         {
             "name": "CL created -> Synerise profile",
@@ -152,7 +161,7 @@ def trigger_settings(base_url: str, secret: str) -> list[dict[str, Any]]:
             "where": "CLI: vtex-synerise vtex hook register",
             "rule": "Orders Hook, FromWorkflow filter on the statuses you choose",
             "action": "VTEX POSTs each notification",
-            "url": base_url + ORDER_HOOK_PATH,
+            "url": base_url + paths["orders"],
             "method": "POST",
             "headers": {HEADER: secret},
             "body": {"Domain": "...", "OrderId": "...", "State": "...", "LastChange": "..."},
@@ -163,7 +172,7 @@ def trigger_settings(base_url: str, secret: str) -> list[dict[str, Any]]:
             "where": "Synerise > Automation: profile agreement changed > Outgoing webhook",
             "rule": "agreements.email changed",
             "action": "Outgoing webhook",
-            "url": base_url + CONSENT_PATH,
+            "url": base_url + paths["consent"],
             "method": "POST",
             "headers": headers,
             "body": {

@@ -32,7 +32,8 @@ class StartForm:
     date_to: datetime
     dry_run: bool = False
     full: bool = False
-    connection: str = connections.DEFAULT
+    connection: str | None = None
+    """The connection to start it on (``None``: the only one)."""
 
     @classmethod
     def parse(cls, fields: dict[str, str]) -> StartForm:
@@ -45,9 +46,12 @@ class StartForm:
         scope = fields.get("scope", "")
         if scope not in SCOPES:
             raise ActionError(f"scope must be one of {', '.join(SCOPES)}")
-        connection = fields.get("connection") or connections.DEFAULT
-        if connection not in connections.names():
-            raise ActionError(f"connection must be one of {', '.join(connections.names())}")
+        connection = fields.get("connection") or None
+        known = connections.names()
+        if connection is not None and connection not in known:
+            raise ActionError(f"connection must be one of {', '.join(known)}")
+        if connection is None and len(known) > 1:
+            raise ActionError(f"connection must be one of {', '.join(known)}")
         bounds = []
         for name in ("from", "to"):
             try:

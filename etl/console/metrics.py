@@ -167,37 +167,41 @@ class Scrape:
         except psycopg2.Error as error:
             log.warning("metrics: PostgreSQL unreadable: %s", error)
             return False
-        put, connection = families.add, connections.label
-        records: dict[tuple[str, str], float] = {}
+        put = families.add
+        records: dict[tuple[str, str, str], float] = {}
         for row in totals.records:
-            scope = row["scope"]
+            name, scope = row["connection"], row["scope"]
             for outcome in OUTCOMES:
                 value = float(row[outcome] or 0)
-                records[(scope, outcome)] = records.get((scope, outcome), 0) + value
+                key = (name, scope, outcome)
+                records[key] = records.get(key, 0) + value
                 if row["kind"] == "realtime":
-                    put("vtex_synerise_realtime_total", [connection(scope), scope, outcome], value)
-        for scope in SCOPES:
-            for outcome in OUTCOMES:
-                value = records.get((scope, outcome), 0)
-                put("vtex_synerise_records_total", [connection(scope), scope, outcome], value)
+                    put("vtex_synerise_realtime_total", [name, scope, outcome], value)
+        for name in totals.connections:
+            for scope in SCOPES:
+                for outcome in OUTCOMES:
+                    value = records.get((name, scope, outcome), 0)
+                    put("vtex_synerise_records_total", [name, scope, outcome], value)
         for row in totals.rejects:
-            labels = [connection(row["scope"]), row["scope"], row["reason"]]
+            labels = [row["connection"], row["scope"], row["reason"]]
             put("vtex_synerise_rejects_total", labels, row["records"])
-        counted = {(row["scope"], row["status"]): row["runs"] for row in totals.runs}
-        for scope in SCOPES:
-            for status in RUN_STATUSES:
-                value = counted.get((scope, status), 0)
-                put("vtex_synerise_runs", [connection(scope), scope, status], value)
+        counted = {(row["connection"], row["scope"], row["status"]): row["runs"]
+                   for row in totals.runs}  # fmt: skip
+        for name in totals.connections:
+            for scope in SCOPES:
+                for status in RUN_STATUSES:
+                    value = counted.get((name, scope, status), 0)
+                    put("vtex_synerise_runs", [name, scope, status], value)
         for cursor in totals.cursors:
             if cursor.lag_seconds is not None:
-                labels = [connection(cursor.scope), cursor.scope]
+                labels = [cursor.connection, cursor.scope]
                 put("vtex_synerise_cursor_lag_seconds", labels, cursor.lag_seconds)
         for row in totals.last_success:
-            labels = [connection(row["scope"]), row["scope"], row["kind"]]
+            labels = [row["connection"], row["scope"], row["kind"]]
             put("vtex_synerise_last_success_timestamp_seconds", labels,
                 row["finished_at"].timestamp())  # fmt: skip
         for row in totals.idle:
-            labels = [connection(row["scope"]), row["scope"]]
+            labels = [row["connection"], row["scope"]]
             put("vtex_synerise_run_idle_seconds", labels, float(row["seconds"]))
         return True
 

@@ -103,6 +103,7 @@ def group_view(group: RejectGroup) -> dict[str, Any]:
 
 def cursor_view(cursor: CursorState, last_run: Run | None) -> dict[str, Any]:
     return {
+        "connection": cursor.connection,
         "scope": cursor.scope,
         "cursor": cursor.cursor.astimezone(UTC).isoformat() if cursor.cursor else None,
         "lag_seconds": round(cursor.lag_seconds) if cursor.lag_seconds is not None else None,

@@ -26,6 +26,7 @@ __all__ = [
     "chunks",
     "cursors",
     "default_window",
+    "every_cursor",
     "get_run",
     "iter_rejects",
     "list_runs",
@@ -146,38 +147,48 @@ class CursorState:
     cursor: datetime | None
     lag_seconds: float | None
     last_run_id: int | None
+    connection: str = "default"
+    """The connection whose cursor it is."""
 
 
 def cursors(store: StateStore, now: datetime | None = None) -> list[CursorState]:
-    """Each scope's cursor, how far it is behind now, and its latest incremental run."""
+    """Each scope's cursor, how far it is behind now, and its latest incremental run (of the
+    store's connection)."""
     now = now or datetime.now(UTC)
     with store.db.transaction() as cur:
-        cur.execute("SELECT stream, cursor_value FROM sync_cursor")
+        cur.execute(
+            "SELECT stream, cursor_value FROM sync_cursor WHERE connection_id = %s",
+            (store.connection_id,),
+        )
         values = {row["stream"]: row["cursor_value"] for row in cur.fetchall()}
         cur.execute(
-            """SELECT DISTINCT ON (scope) scope, id FROM sync_run WHERE kind = 'incremental'
-               ORDER BY scope, id DESC"""
+            """SELECT DISTINCT ON (scope) scope, id FROM sync_run
+               WHERE kind = 'incremental' AND connection_id = %s
+               ORDER BY scope, id DESC""",
+            (store.connection_id,),
         )
         latest = {row["scope"]: int(row["id"]) for row in cur.fetchall()}
+    name = store.connections.names().get(store.connection_id, "default")
     return [
         CursorState(
             scope,
             values.get(scope),
             (now - values[scope]).total_seconds() if scope in values else None,
             latest.get(scope),
+            name,
         )
         for scope in SCOPES
     ]
 
 
 def realtime_runs(store: StateStore, day: date) -> list[Run]:
-    """The ``realtime`` runs (one per scope) of a UTC day."""
+    """The ``realtime`` runs (one per scope) of a UTC day, of the store's connection."""
     start = datetime.combine(day, time.min, tzinfo=UTC)
     with store.db.transaction() as cur:
         cur.execute(
             """SELECT id FROM sync_run WHERE kind = 'realtime' AND window_from = %s
-               ORDER BY scope, id""",
-            (start,),
+               AND connection_id = %s ORDER BY scope, id""",
+            (start, store.connection_id),
         )
         ids = [int(row["id"]) for row in cur.fetchall()]
     return [store.runs.get(run_id) for run_id in ids]
@@ -188,51 +199,76 @@ class Totals:
     """Everything ``/metrics`` reports from PostgreSQL, in one read."""
 
     records: list[dict[str, Any]]
-    """``scope, kind, read, sent, skipped, rejected, failed`` summed over non-dry runs"""
+    """``connection, scope, kind, read, sent, skipped, rejected, failed`` summed over non-dry
+    runs"""
     rejects: list[dict[str, Any]]
-    """``scope, reason, records``"""
+    """``connection, scope, reason, records``"""
     runs: list[dict[str, Any]]
-    """``scope, status, runs`` (realtime runs left out: they are bookkeeping, born done)"""
+    """``connection, scope, status, runs`` (realtime runs left out: they are bookkeeping, born
+    done)"""
     last_success: list[dict[str, Any]]
-    """``scope, kind, finished_at`` of the latest ``done`` run per scope and kind"""
+    """``connection, scope, kind, finished_at`` of the latest ``done`` run per scope and kind"""
     idle: list[dict[str, Any]]
-    """``scope, seconds`` since the least recently progressing running run wrote anything"""
+    """``connection, scope, seconds`` since the least recently progressing running run wrote
+    anything"""
     cursors: list[CursorState]
+    """Every connection's (that has runs or cursors)"""
+    connections: list[str]
+    """The names of the connections the state knows"""
 
 
 def totals(store: StateStore) -> Totals:
-    """The aggregates behind the business metrics (a few grouped scans of small tables)."""
+    """The aggregates behind the business metrics (a few grouped scans of small tables), per
+    connection (by name)."""
+    named = "sync_run r JOIN etl_connection n ON n.id = r.connection_id"
     with store.db.transaction() as cur:
         cur.execute(
-            """SELECT scope, kind, sum(read_count) AS read, sum(sent_count) AS sent,
-                      sum(skipped_count) AS skipped, sum(rejected_count) AS rejected,
-                      sum(failed_count) AS failed
-               FROM sync_run WHERE NOT dry_run GROUP BY scope, kind"""
+            f"""SELECT n.name AS connection, scope, kind, sum(read_count) AS read,
+                       sum(sent_count) AS sent, sum(skipped_count) AS skipped,
+                       sum(rejected_count) AS rejected, sum(failed_count) AS failed
+                FROM {named} WHERE NOT dry_run GROUP BY n.name, scope, kind"""
         )
         records = [dict(row) for row in cur.fetchall()]
         cur.execute(
-            """SELECT r.scope, x.reason, count(*) AS records
-               FROM rejected_record x JOIN sync_run r ON r.id = x.run_id
-               WHERE NOT r.dry_run GROUP BY r.scope, x.reason"""
+            f"""SELECT n.name AS connection, r.scope, x.reason, count(*) AS records
+                FROM rejected_record x JOIN {named} ON r.id = x.run_id
+                WHERE NOT r.dry_run GROUP BY n.name, r.scope, x.reason"""
         )
         rejects = [dict(row) for row in cur.fetchall()]
         cur.execute(
-            """SELECT scope, status, count(*) AS runs FROM sync_run WHERE kind <> 'realtime'
-               GROUP BY scope, status"""
+            f"""SELECT n.name AS connection, scope, status, count(*) AS runs FROM {named}
+                WHERE kind <> 'realtime' GROUP BY n.name, scope, status"""
         )
         runs = [dict(row) for row in cur.fetchall()]
         cur.execute(
-            """SELECT scope, kind, max(finished_at) AS finished_at FROM sync_run
-               WHERE status = 'done' AND kind <> 'realtime' AND NOT dry_run
-               GROUP BY scope, kind"""
+            f"""SELECT n.name AS connection, scope, kind, max(finished_at) AS finished_at
+                FROM {named} WHERE status = 'done' AND kind <> 'realtime' AND NOT dry_run
+                GROUP BY n.name, scope, kind"""
         )
         last_success = [dict(row) for row in cur.fetchall()]
         cur.execute(
-            """SELECT scope, extract(epoch FROM now() - min(updated_at)) AS seconds
-               FROM sync_run WHERE status = 'running' GROUP BY scope"""
+            f"""SELECT n.name AS connection, scope,
+                       extract(epoch FROM now() - min(r.updated_at)) AS seconds
+                FROM {named} WHERE status = 'running' GROUP BY n.name, scope"""
         )
         idle = [dict(row) for row in cur.fetchall()]
-    return Totals(records, rejects, runs, last_success, idle, cursors(store))
+    states = every_cursor(store)
+    names = list(dict.fromkeys(state.connection for state in states))
+    return Totals(records, rejects, runs, last_success, idle, states, names)
+
+
+def every_cursor(store: StateStore) -> list[CursorState]:
+    """``cursors`` of every connection that has runs or cursors (and of the store's own)."""
+    with store.db.transaction() as cur:
+        cur.execute(
+            """SELECT id FROM etl_connection n WHERE id = %s
+                  OR EXISTS (SELECT 1 FROM sync_run r WHERE r.connection_id = n.id)
+                  OR EXISTS (SELECT 1 FROM sync_cursor c WHERE c.connection_id = n.id)
+               ORDER BY id""",
+            (store.connection_id,),
+        )
+        known = [int(row["id"]) for row in cur.fetchall()]
+    return [state for cid in known for state in cursors(store.for_connection(cid))]
 
 
 def default_window(today: date | None = None) -> tuple[date, date]:

@@ -38,13 +38,16 @@ class Services:
 
     Attributes:
         store: the state store.
-        engine: the engine (needs the VTEX and Synerise settings; may raise ``ConfigError``).
+        engine: the engine of a connection, by name (``None``: the only one; needs its VTEX and
+            Synerise settings; may raise ``ConfigError``).
         redis: the broker's Redis.
+        engine_of_run: the engine of a run's own connection (default: ``engine(None)``).
     """
 
     store: Callable[[], StateStore]
-    engine: Callable[[], Engine]
+    engine: Callable[[str | None], Engine]
     redis: Callable[[], redis.Redis]
+    engine_of_run: Callable[[int], Engine] | None = None
 
 
 View = Callable[[Request, Services, dict[str, Any]], tuple[str, dict[str, Any]]]
@@ -87,7 +90,7 @@ def new_run_page(request: Request, services: Services, args: dict[str, Any]) -> 
         "scopes": SCOPES,
         "connections": connections.names(),
         "form": {"scope": "customers_created", "from": first.isoformat(),
-                 "to": last.isoformat(), "connection": connections.DEFAULT},
+                 "to": last.isoformat(), "connection": connections.names()[0]},
         "error": None,
     }  # fmt: skip
 
@@ -95,10 +98,12 @@ def new_run_page(request: Request, services: Services, args: dict[str, Any]) -> 
 def cursors_page(request: Request, services: Services, args: dict[str, Any]) -> tuple[str, dict]:
     store = services.store()
     views = []
-    for cursor in reads.cursors(store):
+    found = reads.every_cursor(store)
+    for cursor in found:
         last = reads.get_run(store, cursor.last_run_id) if cursor.last_run_id else None
         views.append(cursor_view(cursor, last))
-    return "cursors.html", {"cursors": views}
+    several = len({cursor.connection for cursor in found}) > 1
+    return "cursors.html", {"cursors": views, "several": several}
 
 
 def realtime_page(request: Request, services: Services, args: dict[str, Any]) -> tuple[str, dict]:
@@ -107,7 +112,14 @@ def realtime_page(request: Request, services: Services, args: dict[str, Any]) ->
         day = date.fromisoformat(text) if text else datetime.now(UTC).date()
     except ValueError:
         raise BadRequest("day must be a date (YYYY-MM-DD)") from None
-    found = {run.scope: run for run in reads.realtime_runs(services.store(), day)}
+    store = services.store()
+    name = request.args.get("connection")
+    if name:  # the newest state row of that name (a workspace change makes a new one)
+        ids = [cid for cid, each in store.connections.names().items() if each == name]
+        if not ids:
+            raise BadRequest(f"no connection {name!r} has state here")
+        store = store.for_connection(max(ids))
+    found = {run.scope: run for run in reads.realtime_runs(store, day)}
     return "realtime.html", {
         "day": day.isoformat(),
         "scopes": [{"scope": scope, "run": run_view(found[scope]) if scope in found else None}
@@ -152,14 +164,14 @@ def rejects_csv(request: Request, services: Services, args: dict[str, Any]) -> R
 def start(request: Request, services: Services, fields: dict[str, str]) -> tuple[Run, str]:
     """Start a run from form or JSON fields; the run and what to tell the user."""
     form = actions.StartForm.parse(fields)
-    run, _ = actions.start(services.engine(), form)
+    run, _ = actions.start(services.engine(form.connection), form)
     return run, "queued" if run.status == "queued" else "started"
 
 
 def act(services: Services, run_id: int, action: str) -> tuple[Run, str]:
     """Cancel, resume or replay a run; the run to show next and what to tell the user."""
-    engine = services.engine()
-    _run(engine.store, run_id)
+    _run(services.store(), run_id)
+    engine = services.engine_of_run(run_id) if services.engine_of_run else services.engine(None)
     if action == "cancel":
         actions.cancel(engine, run_id)
         return engine.store.runs.get(run_id), "cancelled"

@@ -1,5 +1,7 @@
 """The entity ledger (``entity_ledger``): the content hash of the payload Synerise last accepted
-for each record, per stream (``profiles``, ``transactions``, ``catalog_items``).
+for each record, per connection (VTEX account and Synerise workspace) and stream (``profiles``,
+``transactions``, ``catalog_items``). The rows a chunk's outcome reads and writes are its run's
+connection's.
 
 A record whose new payload hashes the same as its ledger entry is not sent again. Entries are
 written with the chunk's outcome (``record_accepted`` inside ``Chunks.complete``), or moved by
@@ -19,21 +21,26 @@ __all__ = ["Ledger", "hashes_of_chunk", "record_accepted"]
 class Ledger:
     """Read and compare-and-set ledger entries. Safe to share between threads."""
 
-    def __init__(self, db: Connections) -> None:
+    def __init__(self, db: Connections, connection_id: int) -> None:
         self.db = db
+        self.connection_id = connection_id
 
     def hashes(self, stream: str, keys: Sequence[str]) -> dict[str, str]:
         """Content hashes of the payloads Synerise last accepted for these keys."""
         with self.db.transaction() as cur:
-            cur.execute(_HASHES_OF.format(keys="unnest(%s::text[])"), (stream, list(keys)))
+            cur.execute(
+                _HASHES_OF.format(connection="%s", keys="unnest(%s::text[])"),
+                (self.connection_id, stream, list(keys)),
+            )
             return _found(cur)
 
     def unplanned(
         self, stream: str, run_id: int, after: str = "", limit: int = 1000
     ) -> list[tuple[str, str]]:
-        """``(key, hash)`` of the stream's ledger entries that no chunk of ``run_id`` holds, in
-        key order after ``after``: once a run has planned every record its source still lists,
-        these are the records gone from the source since they were last sent.
+        """``(key, hash)`` of the stream's ledger entries (of the run's connection) that no chunk
+        of ``run_id`` holds, in key order after ``after``: once a run has planned every record
+        its source still lists, these are the records gone from the source since they were last
+        sent.
 
         Keyset paging (call again with the last key) keeps memory flat however many there are.
         """
@@ -43,7 +50,9 @@ class Ledger:
                        SELECT DISTINCT jsonb_array_elements_text(keys) AS record_key
                        FROM sync_chunk WHERE run_id = %(run)s)
                    SELECT l.record_key, l.content_hash FROM entity_ledger l
-                   WHERE l.stream = %(stream)s AND l.record_key > %(after)s
+                   WHERE l.connection_id = (SELECT connection_id FROM sync_run
+                                            WHERE id = %(run)s)
+                     AND l.stream = %(stream)s AND l.record_key > %(after)s
                      AND NOT EXISTS (SELECT 1 FROM planned p WHERE p.record_key = l.record_key)
                    ORDER BY l.record_key LIMIT %(limit)s""",
                 {"run": run_id, "stream": stream, "after": after, "limit": limit},
@@ -61,28 +70,35 @@ class Ledger:
         with self.db.transaction() as cur:
             if expected is None:
                 cur.execute(
-                    """INSERT INTO entity_ledger (stream, record_key, content_hash, run_id)
-                       VALUES (%s, %s, %s, %s) ON CONFLICT (stream, record_key) DO NOTHING""",
-                    (stream, key, digest, run_id),
+                    """INSERT INTO entity_ledger
+                           (connection_id, stream, record_key, content_hash, run_id)
+                       VALUES (%s, %s, %s, %s, %s)
+                       ON CONFLICT (connection_id, stream, record_key) DO NOTHING""",
+                    (self.connection_id, stream, key, digest, run_id),
                 )
             else:
                 cur.execute(
                     """UPDATE entity_ledger SET content_hash = %s, synced_at = now(), run_id = %s
-                       WHERE stream = %s AND record_key = %s AND content_hash = %s""",
-                    (digest, run_id, stream, key, expected),
+                       WHERE connection_id = %s AND stream = %s AND record_key = %s
+                         AND content_hash = %s""",
+                    (digest, run_id, self.connection_id, stream, key, expected),
                 )
             return bool(cur.rowcount == 1)
 
 
 def hashes_of_chunk(cur: Any, stream: str, chunk_id: int) -> dict[str, str]:
-    """Ledger hashes of a chunk's records, in the caller's transaction (the chunk's claim)."""
+    """Ledger hashes of a chunk's records (its run's connection's), in the caller's transaction
+    (the chunk's claim)."""
+    connection = """(SELECT r.connection_id FROM sync_chunk c JOIN sync_run r ON r.id = c.run_id
+                     WHERE c.id = %s)"""
     keys = "jsonb_array_elements_text((SELECT keys FROM sync_chunk WHERE id = %s))"
-    cur.execute(_HASHES_OF.format(keys=keys), (stream, chunk_id))
+    cur.execute(_HASHES_OF.format(connection=connection, keys=keys), (chunk_id, stream, chunk_id))
     return _found(cur)
 
 
 _HASHES_OF = """SELECT k.key, (SELECT l.content_hash FROM entity_ledger l
-                    WHERE l.stream = %s AND l.record_key = k.key) AS content_hash
+                    WHERE l.connection_id = {connection} AND l.stream = %s
+                      AND l.record_key = k.key) AS content_hash
                 FROM {keys} AS k(key)"""
 """One primary-key lookup per key, whatever the planner knows: ``record_key = ANY(...)``
 was planned as a scan of the whole stream while the table had no statistics yet (a new
@@ -94,7 +110,8 @@ def _found(cur: Any) -> dict[str, str]:
 
 
 def record_accepted(cur: Any, stream: str, accepted: Mapping[str, str], run_id: int) -> None:
-    """Upsert the hashes of accepted payloads (``key -> hash``), in the caller's transaction.
+    """Upsert the hashes of accepted payloads (``key -> hash``) for the run's connection, in the
+    caller's transaction.
 
     One statement whatever the number of records (two arrays, unnested), in key order, so two
     transactions writing overlapping keys lock them in the same order and never deadlock.
@@ -103,10 +120,12 @@ def record_accepted(cur: Any, stream: str, accepted: Mapping[str, str], run_id: 
         return
     keys = sorted(accepted)
     cur.execute(
-        """INSERT INTO entity_ledger (stream, record_key, content_hash, run_id)
-           SELECT %s, key, digest, %s FROM unnest(%s::text[], %s::text[]) AS t(key, digest)
-           ON CONFLICT (stream, record_key) DO UPDATE SET
+        """INSERT INTO entity_ledger (connection_id, stream, record_key, content_hash, run_id)
+           SELECT (SELECT connection_id FROM sync_run WHERE id = %(run)s), %(stream)s, key,
+                  digest, %(run)s
+           FROM unnest(%(keys)s::text[], %(digests)s::text[]) AS t(key, digest)
+           ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET
                content_hash = EXCLUDED.content_hash, synced_at = now(),
                run_id = EXCLUDED.run_id""",
-        (stream, run_id, keys, [accepted[key] for key in keys]),
+        {"run": run_id, "stream": stream, "keys": keys, "digests": [accepted[k] for k in keys]},
     )

@@ -1,11 +1,12 @@
 """Realtime bookkeeping in PostgreSQL: the daily ``realtime`` runs that hold webhook outcomes.
 
 Webhook work has no chunks, so its outcomes are recorded against one run of kind ``realtime``
-per scope and UTC day (``window_from`` = the day's midnight, ``window_to`` = the next one). Such a
-run is born ``done`` with ``planning_done``: the run scheduler (``etl.sync.runs``) leases and
-starts ``queued``/``paused`` runs and renews ``running`` ones, and a realtime run must never take
-one of the two sync slots. Its counters keep growing through the day; ``sync list``, ``sync
-status``, ``sync rejects`` and ``sync replay`` work on it as on any run.
+per connection, scope and UTC day (``window_from`` = the day's midnight, ``window_to`` = the
+next one). Such a run is born ``done`` with ``planning_done``: the run scheduler
+(``etl.sync.runs``) leases and starts ``queued``/``paused`` runs and renews ``running`` ones, and
+a realtime run must never take one of the two sync slots. Its counters keep growing through the
+day; ``sync list``, ``sync status``, ``sync rejects`` and ``sync replay`` work on it as on any
+run.
 
 Work taken from the realtime inbox (``etl.sync.inbox``) also records the ids of its entries
 (``realtime_delivery``) in the same transaction as its outcome, so an entry delivered again
@@ -57,9 +58,11 @@ class RealtimeRuns:
         self._lock = threading.Lock()
 
     def run_id(self, scope: str, now: datetime | None = None) -> int:
-        """The id of today's (UTC) realtime run of ``scope``, created on first use.
+        """The id of today's (UTC) realtime run of ``scope`` for the store's connection, created
+        on first use.
 
-        An advisory lock per (scope, day) makes concurrent first uses agree on one run.
+        An advisory lock per (connection, scope, day) makes concurrent first uses agree on one
+        run.
         """
         if scope not in runs.SCOPES:
             raise ValueError(f"scope must be one of {', '.join(runs.SCOPES)}; got {scope!r}")
@@ -70,19 +73,22 @@ class RealtimeRuns:
             return cached
         start = datetime.combine(day, time.min, tzinfo=UTC)
         with self.store.db.transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"realtime:{scope}:{day}",))
+            connection = self.store.connection_id
+            lock = f"realtime:{connection}:{scope}:{day}"
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
             cur.execute(
                 """SELECT id FROM sync_run WHERE kind = 'realtime' AND scope = %s
-                   AND window_from = %s ORDER BY id LIMIT 1""",
-                (scope, start),
+                   AND window_from = %s AND connection_id = %s ORDER BY id LIMIT 1""",
+                (scope, start, connection),
             )
             row = cur.fetchone()
             if row is None:
                 cur.execute(
                     """INSERT INTO sync_run (kind, scope, window_from, window_to, status,
-                                             planning_done, started_at, config)
-                       VALUES ('realtime', %s, %s, %s, 'done', true, now(), %s) RETURNING id""",
-                    (scope, start, start + timedelta(days=1), Json(self.config)),
+                                             planning_done, started_at, config, connection_id)
+                       VALUES ('realtime', %s, %s, %s, 'done', true, now(), %s, %s)
+                       RETURNING id""",
+                    (scope, start, start + timedelta(days=1), Json(self.config), connection),
                 )
                 row = cur.fetchone()
             run_id = int(row["id"])

@@ -42,7 +42,7 @@ __all__ = [
     "settle",
 ]
 
-KINDS = ("backfill", "incremental", "replay", "realtime")
+KINDS = ("backfill", "incremental", "replay", "realtime", "selection")
 SCOPES = ("customers_created", "customers_updated", "orders", "products")
 RUN_STATUSES = ("queued", "planning", "running", "paused", "done", "failed", "cancelled")
 END_STATUSES = ("done", "failed", "cancelled")
@@ -123,6 +123,8 @@ class Run:
     planning_claimed_by: str | None
     """The producer (worker process token) planning the run now, until its claim expires."""
     planning_claim_expires_at: datetime | None
+    connection_id: int
+    """The ``etl_connection`` row (VTEX account and Synerise workspace) the run belongs to."""
 
 
 @dataclass(frozen=True)
@@ -139,10 +141,15 @@ class RunHealth:
 
 
 class Runs:
-    """Run rows: create, read, move between statuses, plan, settle. Shared between threads."""
+    """Run rows: create, read, move between statuses, plan, settle. Shared between threads.
 
-    def __init__(self, db: Connections) -> None:
+    New runs belong to ``connection_id``, and so do the runs ``find`` and ``waiting`` list (the
+    slots are per connection); a run read or moved by id may be any connection's.
+    """
+
+    def __init__(self, db: Connections, connection_id: int) -> None:
         self.db = db
+        self.connection_id = connection_id
 
     def create(
         self,
@@ -161,20 +168,31 @@ class Runs:
             raise ValueError("window_to is before window_from")
         with self.db.transaction() as cur:
             cur.execute(
-                """INSERT INTO sync_run
-                       (kind, scope, window_from, window_to, dry_run, full_resync, config)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-                (kind, scope, window_from, window_to, dry_run, full_resync, Json(config or {})),
+                """INSERT INTO sync_run (kind, scope, window_from, window_to, dry_run,
+                                         full_resync, config, connection_id)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                (
+                    kind,
+                    scope,
+                    window_from,
+                    window_to,
+                    dry_run,
+                    full_resync,
+                    Json(config or {}),
+                    self.connection_id,
+                ),
             )
             return int(cur.fetchone()["id"])
 
     def discard(self, run_id: int) -> bool:
-        """Delete a run that never started working (no chunk planned): ``sync start`` could
-        not send its first task. True if it was deleted."""
+        """Delete a run that never started working (no chunk planned, or for a selection,
+        planned at creation, none claimed): ``sync start`` could not send its first task. True
+        if it was deleted."""
         with self.db.transaction() as cur:
             cur.execute(
-                """DELETE FROM sync_run WHERE id = %s AND chunks_total = 0
-                   AND status IN ('queued', 'running')""",
+                """DELETE FROM sync_run r WHERE id = %s AND status IN ('queued', 'running')
+                   AND (chunks_total = 0 OR (kind = 'selection' AND NOT EXISTS (
+                       SELECT 1 FROM sync_chunk c WHERE c.run_id = r.id AND c.attempts > 0)))""",
                 (run_id,),
             )
             return bool(cur.rowcount == 1)
@@ -221,24 +239,36 @@ class Runs:
             raise RunNotFoundError(run_id)
         return str(row["status"])
 
-    def find(self, limit: int | None = None, status: str | None = None) -> list[Run]:
-        """Runs newest first, optionally only those in ``status``; all of them without a limit."""
+    def find(
+        self, limit: int | None = None, status: str | None = None, every_connection: bool = False
+    ) -> list[Run]:
+        """The connection's runs (with ``every_connection``, every connection's) newest first,
+        optionally only those in ``status``; all of them without a limit."""
         if status is not None:
             check_choice(status, RUN_STATUSES, "status")
         with self.db.transaction() as cur:
             cur.execute(
-                """SELECT * FROM sync_run WHERE %(status)s::text IS NULL OR status = %(status)s
+                """SELECT * FROM sync_run
+                   WHERE (%(status)s::text IS NULL OR status = %(status)s)
+                     AND (%(every)s OR connection_id = %(connection)s)
                    ORDER BY id DESC LIMIT %(limit)s""",
-                {"status": status, "limit": limit},
+                {
+                    "status": status,
+                    "limit": limit,
+                    "every": every_connection,
+                    "connection": self.connection_id,
+                },
             )
             return [from_row(Run, row) for row in cur.fetchall()]
 
     def waiting(self) -> list[Run]:
-        """Queued and paused runs, oldest first: who gets the next free slot."""
+        """The connection's queued and paused runs, oldest first: who gets its next free slot."""
         with self.db.transaction() as cur:
             cur.execute(
-                """SELECT * FROM sync_run WHERE status IN ('queued', 'paused')
-                   ORDER BY created_at, id"""
+                """SELECT * FROM sync_run
+                   WHERE connection_id = %s AND status IN ('queued', 'paused')
+                   ORDER BY created_at, id""",
+                (self.connection_id,),
             )
             return [from_row(Run, row) for row in cur.fetchall()]
 

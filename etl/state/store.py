@@ -16,6 +16,7 @@ from __future__ import annotations
 from etl.state.catalogs import SyneriseCatalogs
 from etl.state.chunks import Chunks
 from etl.state.claims import Claims
+from etl.state.connections import DEFAULT_ID, ConnectionRows
 from etl.state.cursors import Cursors
 from etl.state.db import Connections
 from etl.state.ledger import Ledger
@@ -31,22 +32,40 @@ __all__ = ["StateStore"]
 class StateStore:
     """The aggregates over one process's connections (one per thread); share it between threads.
 
+    New runs, the ledger and the cursors belong to one ETL connection (``etl_connection`` row
+    ``connection_id``; ``for_connection`` gives a store of another over the same database
+    connections). Work on a run (its chunks, rejects, warnings, the ledger rows its outcome
+    writes) follows the run's own connection, whichever store does it.
+
     Args:
         dsn: the PostgreSQL DSN (a libpq URI or key/value string).
+        connection_id: the ``etl_connection`` row; the ``default`` connection's when omitted.
     """
 
-    def __init__(self, dsn: str) -> None:
-        self.db = Connections(dsn)
-        self.runs = Runs(self.db)
+    def __init__(
+        self, dsn: str, connection_id: int = DEFAULT_ID, db: Connections | None = None
+    ) -> None:
+        self.db = db or Connections(dsn)
+        self.dsn = dsn
+        self.connection_id = connection_id
+        self.connections = ConnectionRows(self.db)
+        self.runs = Runs(self.db, connection_id)
         self.chunks = Chunks(self.db)
         self.claims = Claims(self.db)
-        self.ledger = Ledger(self.db)
+        self.ledger = Ledger(self.db, connection_id)
         self.rejects = Rejects(self.db)
-        self.replays = Replays(self.db)
-        self.cursors = Cursors(self.db)
+        self.replays = Replays(self.db, connection_id)
+        self.cursors = Cursors(self.db, connection_id)
         self.catalogs = SyneriseCatalogs(self.db)
         self.selftest = Selftest(self.db)
         self.warnings = Warnings(self.db)
+
+    def for_connection(self, connection_id: int) -> StateStore:
+        """A store whose new runs, ledger and cursors are another connection's, sharing this
+        one's database connections."""
+        if connection_id == self.connection_id:
+            return self
+        return StateStore(self.dsn, connection_id, db=self.db)
 
     def close(self) -> None:
         """Close the calling thread's connection."""

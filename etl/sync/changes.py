@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from etl.connections import DEFAULT
+
 __all__ = ["ConsentChange", "CustomerChange", "CustomerDeletion", "OrderNotice"]
 
 
@@ -20,6 +22,8 @@ class CustomerChange:
 
     id: str
     change: str  # "created" | "updated"
+    connection: str = DEFAULT
+    """The connection whose webhook received it (``/hooks/{connection}/...``)."""
 
     @property
     def scope(self) -> str:
@@ -34,6 +38,7 @@ class CustomerDeletion:
     email: str | None
     user_id: str | None
     document_id: str | None
+    connection: str = DEFAULT
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class OrderNotice:
     current_change: str | None = None
     domain: str | None = None
     origin_account: str | None = None
+    """``Origin.Account``: the (sub-)account the order belongs to (``etl.sync.accounts``)."""
+    connection: str = DEFAULT
 
     scope: ClassVar[str] = "orders"
     """The realtime run (and inbox) it counts in."""
@@ -64,3 +71,4 @@ class ConsentChange:
     custom_id: str | None
     email: str | None
     email_agreement: bool
+    connection: str = DEFAULT

@@ -127,8 +127,8 @@ def _adopt(
     """
     key = str(after["id"])
     try:
-        new = payload_hash(stream.to_payload(Fetched(key, after)))
-        old = payload_hash(stream.to_payload(Fetched(key, before))) if before else None
+        new = payload_hash(stream.payload(Fetched(key, after)))
+        old = payload_hash(stream.payload(Fetched(key, before))) if before else None
     except SkippableRecordError:
         return  # the document cannot become a profile at all; nothing to keep in step
     known = rt.engine.store.ledger.hashes(stream.ledger, [key]).get(key)

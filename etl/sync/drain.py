@@ -1,12 +1,15 @@
 """Drains: take the notifications waiting in one realtime inbox and process them in batches.
 
-A drain (the ``etl.realtime.drain`` task) marks its inbox opened (entries added from then on
-schedule the next drain), then takes up to ``REALTIME_BATCH_SIZE`` entries at a time
-(``etl.sync.inbox``), processes each batch with ``etl.sync.realtime.sync_customers`` or
-``sync_orders`` and acknowledges what was recorded, until the inbox has nothing for it or
-``seconds`` have passed (then it schedules its successor). Batches form by themselves: a quiet
-inbox gives a drain one notification at a time, a backlog gives full batches, and each full
-batch asks for a helper drain, up to ``REALTIME_DRAINS`` of the scope at once (``Inbox.help``).
+A drain (the ``etl.realtime.drain`` task, for one connection's inbox of one scope) marks its
+inbox opened (entries added from then on schedule the next drain), then takes up to
+``REALTIME_BATCH_SIZE`` entries at a time (``etl.sync.inbox``), processes each batch with
+``etl.sync.realtime.sync_customers`` or ``sync_orders`` and acknowledges what was recorded, until
+the inbox has nothing for it or ``seconds`` have passed (then it schedules its successor).
+Batches form by themselves: a quiet inbox gives a drain one notification at a time, a backlog
+gives full batches, and each full batch asks for a helper drain, up to ``REALTIME_DRAINS`` of
+the scope at once (``Inbox.help``). An order notice of another connection's account or of a
+sub-account (``etl.sync.accounts``) is processed with that connection's services and reader
+(``route``), in a batch of its own.
 
 The order of things that makes a crash harmless: the batch's outcome and its entry ids are
 committed in one PostgreSQL transaction, then the entries are acknowledged in Redis, then their
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +33,13 @@ from etl.sync.changes import CustomerChange, OrderNotice
 from etl.sync.inbox import Entry, consumer_name
 from etl.sync.queues import TASK_CUSTOMER, TASK_ORDER
 from etl.sync.realtime import Batch, Item, Realtime, sync_customers, sync_orders
+from etl.vtex.client import VtexClient
 
-__all__ = ["DrainReport", "drain"]
+__all__ = ["DrainReport", "Route", "drain"]
+
+Route = Callable[[str | None], tuple[Realtime, VtexClient]]
+"""``Origin.Account`` of an order notice -> the services to process it with and the client to
+read it with (``etl.sync.accounts.route_order``)."""
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +74,10 @@ def drain(
     batch_size: int | None = None,
     seconds: float = 30.0,
     consumer: str | None = None,
+    route: Route | None = None,
 ) -> DrainReport:
-    """Process ``scope``'s waiting notifications in batches for up to ``seconds``.
+    """Process ``scope``'s waiting notifications of ``rt``'s connection in batches for up to
+    ``seconds``; order notices go where ``route`` says (by default, ``rt`` itself).
 
     Raises:
         NetworkError, redis.RedisError, psycopg2.Error: Redis or PostgreSQL failed under a
@@ -78,7 +89,7 @@ def drain(
     deadline = time.monotonic() + seconds
     inbox.opened(scope, consumer)
     try:
-        _drain(rt, scope, consumer, size, deadline, report)
+        _drain(rt, scope, consumer, size, deadline, report, route or _own(rt))
     finally:
         inbox.closed(scope, consumer)
     if report.taken:
@@ -86,8 +97,18 @@ def drain(
     return report
 
 
+def _own(rt: Realtime) -> Route:
+    return lambda _: (rt, rt.engine.vtex)
+
+
 def _drain(
-    rt: Realtime, scope: str, consumer: str, size: int, deadline: float, report: DrainReport
+    rt: Realtime,
+    scope: str,
+    consumer: str,
+    size: int,
+    deadline: float,
+    report: DrainReport,
+    route: Route,
 ) -> None:
     inbox, reclaim_at = rt.inbox, 0.0
     with inbox.holding(scope, consumer) as holding:
@@ -105,16 +126,19 @@ def _drain(
             if len(entries) == size:  # a backlog: another drain may share it
                 inbox.help(scope, rt.engine.settings.realtime_drains)
             holding.hold([entry.id for entry in entries])
-            _process(rt, scope, entries, report)
+            _process(rt, scope, entries, report, route)
             holding.hold([])
 
 
-def _process(rt: Realtime, scope: str, entries: list[Entry], report: DrainReport) -> None:
+def _process(
+    rt: Realtime, scope: str, entries: list[Entry], report: DrainReport, route: Route
+) -> None:
     """One batch: skip what was recorded before, process the rest, acknowledge the recorded."""
     report.batches += 1
     report.taken += len(entries)
+    inbox = rt.inbox.name(scope)
     again = [entry.id for entry in entries if entry.deliveries > 1]
-    recorded = rt.runs.recorded(scope, again) if again else set()
+    recorded = rt.runs.recorded(inbox, again) if again else set()
     report.redone += len(recorded)
     items: list[Item[Any]] = []
     malformed = []
@@ -129,12 +153,12 @@ def _process(rt: Realtime, scope: str, entries: list[Entry], report: DrainReport
     if malformed:
         log.error("inbox %s: %d malformed entries dropped", scope, len(malformed))
         report.outcomes["malformed"] += len(malformed)
-    batch = _run(rt, scope, items)
+    batch = _run(rt, scope, items, route)
     report.outcomes.update(batch.words.values())
     report.retried += len(batch.retry)
     done = [*recorded, *malformed, *batch.words]
     rt.inbox.ack(scope, done)
-    rt.runs.forget(scope, [*recorded, *batch.words])
+    rt.runs.forget(inbox, [*recorded, *batch.words])
 
 
 def _item(entry: Entry) -> Item[Any] | None:
@@ -149,10 +173,21 @@ def _item(entry: Entry) -> Item[Any] | None:
     return None
 
 
-def _run(rt: Realtime, scope: str, items: list[Item[Any]]) -> Batch:
+def _run(rt: Realtime, scope: str, items: list[Item[Any]], route: Route) -> Batch:
+    inbox = rt.inbox.name(scope)
     if not items:
         return Batch()
-    if scope == "orders":
-        return sync_orders(rt, items, inbox=scope)
-    # The inbox a customer change waits in is its scope, so a batch is one scope's changes.
-    return sync_customers(rt, items, inbox=scope)
+    if scope != "orders":
+        # The inbox a customer change waits in is its scope, so a batch is one scope's changes.
+        return sync_customers(rt, items, inbox=inbox)
+    accounts: dict[str | None, list[Item[Any]]] = {}
+    for item in items:
+        accounts.setdefault(item.record.origin_account, []).append(item)
+    batch = Batch()
+    for account, group in accounts.items():
+        services, vtex = route(account)
+        # The entries are this inbox's, whichever connection's ledger and runs record them.
+        part = sync_orders(services, group, inbox=inbox, vtex=vtex)
+        batch.words.update(part.words)
+        batch.retry.update(part.retry)
+    return batch

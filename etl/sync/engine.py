@@ -1,7 +1,9 @@
-"""The engine: every service a sync needs, built once per process from the settings."""
+"""The engine: every service a sync needs for one connection, built once per process
+(``etl.sync.engines`` holds one per connection)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,9 +11,10 @@ from typing import Any
 import redis
 
 from etl.config import Settings
+from etl.connections import DEFAULT, Connection
 from etl.infra import redis_client
 from etl.lease import SlotLease
-from etl.ratelimit import RedisTokenBucket
+from etl.ratelimit import RateAdaptation, RedisTokenBucket
 from etl.state.runs import KINDS
 from etl.state.store import StateStore
 from etl.sync.heartbeat import WorkerHeartbeat
@@ -21,7 +24,7 @@ from etl.synerise.client import SyneriseClient
 from etl.vtex.client import VtexClient
 from schemas.mapping import MappingConfig
 
-__all__ = ["Engine", "Enqueue", "EnqueueMany", "QueueSizes", "run_token"]
+__all__ = ["Engine", "Enqueue", "EnqueueMany", "QueueSizes", "run_slots_key", "run_token"]
 
 Enqueue = Callable[[str, list[Any], str], object]
 """``(task name, JSON args, queue) -> task id``: how the engine sends work (``etl.sync.queues``)."""
@@ -41,10 +44,19 @@ def run_token(run_id: int) -> str:
     return f"run:{run_id}"
 
 
+def run_slots_key(connection_id: int) -> str:
+    """The Redis key of a connection's run slots (``SYNC_MAX_ACTIVE_RUNS`` per connection)."""
+    return f"etl:lease:runs:{connection_id}"
+
+
 @dataclass
 class Engine:
-    """Shared clients and stores; tasks, the CLI and webhooks all go through one of these."""
+    """One connection's shared clients and stores; tasks, the CLI and webhooks all go through
+    one of these."""
 
+    connection: Connection
+    connection_id: int
+    """The connection's ``etl_connection`` row: its runs, ledger and cursors."""
     settings: Settings
     store: StateStore
     redis: redis.Redis
@@ -57,6 +69,7 @@ class Engine:
     enqueue_many: EnqueueMany | None = None
     queue_sizes: QueueSizes | None = None
     _streams: dict[str, Stream] = field(default_factory=dict)
+    _sub_accounts: dict[str, VtexClient] = field(default_factory=dict)
 
     @classmethod
     def from_settings(
@@ -66,37 +79,75 @@ class Engine:
         enqueue_many: EnqueueMany | None = None,
         queue_sizes: QueueSizes | None = None,
     ) -> Engine:
+        """The engine of the ``default`` connection configured by ``settings``."""
+        return cls.for_connection(
+            Connection(DEFAULT, settings), enqueue, enqueue_many, queue_sizes
+        )
+
+    @classmethod
+    def for_connection(
+        cls,
+        connection: Connection,
+        enqueue: Enqueue,
+        enqueue_many: EnqueueMany | None = None,
+        queue_sizes: QueueSizes | None = None,
+        store: StateStore | None = None,
+    ) -> Engine:
         """Wire the real clients; ``enqueue`` sends tasks (``workers.dispatch.enqueue`` under
         Celery: the caller injects it, so the engine never imports the Celery layer),
         ``enqueue_many`` sends several at once (one ``enqueue`` each when not given) and
         ``queue_sizes`` counts waiting messages (without it, upkeep cannot tell a lost message
-        from a waiting one and leaves that to ``SYNC_STALE_AFTER``)."""
-        settings = settings.with_infra()
+        from a waiting one and leaves that to ``SYNC_STALE_AFTER``). ``store`` shares another
+        engine's database connections.
+
+        The connection's identity resolves to its state row here (created on first use). Its
+        run slots are its own; its rate budgets are its VTEX account's and its Synerise
+        workspace's, shared with every connection naming the same account or workspace.
+        """
+        settings = connection.settings.with_infra()
         assert settings.redis_url and settings.database_url  # with_infra() sets both
+        account, workspace = connection.identity
         client = redis_client(settings.redis_url)  # timeouts, keepalives, retries
-        store = StateStore(settings.database_url)
-        lease = SlotLease(client, limit=settings.sync_max_active_runs, ttl=settings.sync_lease_ttl)
+        base = store or StateStore(settings.database_url)
+        connection_id = base.connections.resolve(connection.name, account, workspace)
+        lease = SlotLease(
+            client,
+            limit=settings.sync_max_active_runs,
+            ttl=settings.sync_lease_ttl,
+            key=run_slots_key(connection_id),
+        )
+        adapt = RateAdaptation.from_settings(settings)
+        vtex_budget = RedisTokenBucket(
+            client, "vtex", settings.vtex_rate_limit, account=account, adapt=adapt
+        )
+        synerise_budget = RedisTokenBucket(
+            client, "synerise", settings.synerise_rate_limit, account=workspace, adapt=adapt
+        )
+        scoped = base.for_connection(connection_id)
         return cls(
+            connection=connection,
+            connection_id=connection_id,
             settings=settings,
-            store=store,
+            store=scoped,
             redis=client,
             lease=lease,
             vtex=VtexClient.from_settings(
                 settings,
-                budget=RedisTokenBucket(client, "vtex", settings.vtex_rate_limit),
+                budget=vtex_budget,
                 catalog_budget=RedisTokenBucket(
-                    client, "vtex_catalog", settings.vtex_catalog_rate_limit
+                    client,
+                    "vtex_catalog",
+                    settings.vtex_catalog_rate_limit,
+                    account=account,
+                    adapt=adapt,
                 ),
             ),
-            synerise=SyneriseClient.from_settings(
-                settings,
-                budget=RedisTokenBucket(client, "synerise", settings.synerise_rate_limit),
-            ),
+            synerise=SyneriseClient.from_settings(settings, budget=synerise_budget),
             mapping=MappingConfig.from_settings(settings),
             enqueue=enqueue,
             enqueue_many=enqueue_many,
             queue_sizes=queue_sizes,
-            heartbeat=WorkerHeartbeat(store, lease, settings.sync_claim_ttl, run_token),
+            heartbeat=WorkerHeartbeat(scoped, lease, settings.sync_claim_ttl, run_token),
         )
 
     def stream(self, scope: str) -> Stream:
@@ -112,6 +163,22 @@ class Engine:
                 )
             self._streams[scope] = built
         return self._streams[scope]
+
+    def sub_account(self, account: str) -> VtexClient:
+        """A client of one of the connection's ``VTEX_SUB_ACCOUNTS``, with the connection's
+        credentials and the sub-account's own rate budget, built once.
+
+        Raises:
+            KeyError: ``account`` is not one of the connection's sub-accounts.
+        """
+        if account not in self._sub_accounts:
+            url = dict(self.settings.vtex_sub_accounts)[account]
+            settings = dataclasses.replace(self.settings, vtex_account=account, vtex_base_url=url)
+            budget = RedisTokenBucket(
+                self.redis, "vtex", settings.vtex_rate_limit, account=account
+            )
+            self._sub_accounts[account] = VtexClient.from_settings(settings, budget=budget)
+        return self._sub_accounts[account]
 
     def chunk_size(self, scope: str) -> int:
         """Records per chunk of a scope: ``SYNC_CHUNK_SIZE``, else the stream's own."""
@@ -150,6 +217,8 @@ class Engine:
         """Stop the heartbeat and close the clients (the calling thread's database connection)."""
         self.heartbeat.stop()
         self.vtex.close()
+        for client in self._sub_accounts.values():
+            client.close()
         self.synerise.close()
         self.redis.close()
         self.store.close()

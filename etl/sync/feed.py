@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from etl.connections import DEFAULT
 from etl.lease import SlotLease
 from etl.redaction import redact_text
 from etl.sync.changes import OrderNotice
@@ -98,7 +99,9 @@ def consume_orders_feed(
             reads the same events again: nothing is lost).
     """
     report = FeedReport()
-    lease = SlotLease(rt.engine.redis, limit=1, ttl=seconds + 60, key=_LEASE_KEY)
+    name = rt.engine.connection.name  # one consumer per connection (its app key's feed)
+    key = _LEASE_KEY if name == DEFAULT else f"{_LEASE_KEY}:{name}"
+    lease = SlotLease(rt.engine.redis, limit=1, ttl=seconds + 60, key=key)
     token = f"consumer:{time.time_ns()}"
     if not lease.try_acquire(token):
         report.busy = True

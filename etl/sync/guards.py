@@ -36,13 +36,14 @@ class OnceGuard:
     Args:
         client: the Redis client.
         ttl: seconds a claim lives (longer than VTEX's redelivery horizon).
+        namespace: keeps one connection's claims apart from another's (two accounts' orders
+            may share an id); empty for the ``default`` connection (the keys it always had).
     """
 
-    prefix = "etl:once:"
-
-    def __init__(self, client: redis.Redis, ttl: int) -> None:
+    def __init__(self, client: redis.Redis, ttl: int, namespace: str = "") -> None:
         self.client = client
         self.ttl = ttl
+        self.prefix = f"etl:once:{namespace}"
         self._release = client.register_script(_RELEASE)
 
     def claim(self, key: str, token: str) -> bool:
@@ -105,13 +106,13 @@ class EchoGuard:
     Args:
         client: the Redis client.
         ttl: seconds to remember a write (longer than VTEX's trigger delay).
+        namespace: as ``OnceGuard``'s (``CL`` ids are per account).
     """
 
-    prefix = "etl:echo:cl:"
-
-    def __init__(self, client: redis.Redis, ttl: int) -> None:
+    def __init__(self, client: redis.Redis, ttl: int, namespace: str = "") -> None:
         self.client = client
         self.ttl = ttl
+        self.prefix = f"etl:echo:cl:{namespace}"
 
     def remember(self, document_id: str, value: bool, updated_in: str | None = None) -> None:
         """Record that we write (``updated_in`` unknown) or wrote ``value`` to the document."""

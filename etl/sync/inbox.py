@@ -1,9 +1,12 @@
 """The realtime inbox: customer and order notifications wait in Redis for drains to take them in
 batches.
 
-One Redis stream per scope (``etl:inbox:customers_created``, ``etl:inbox:customers_updated``,
-``etl:inbox:orders``), read through one consumer group (``drain``) by drain tasks
-(``etl.realtime.drain``, ``etl.sync.drain``). Not one Celery task per notification: a Celery
+One Redis stream per connection and scope (``etl:inbox:customers_created``,
+``etl:inbox:customers_updated``, ``etl:inbox:orders`` for the ``default`` connection, the keys it
+had before connections; ``etl:inbox:{connection}:{scope}`` for the others), read through one
+consumer group (``drain``) by drain tasks (``etl.realtime.drain(scope, connection)``,
+``etl.sync.drain``). The webhook service's ``enqueue`` puts a notification in the inbox of the
+connection its record names (``Inbox.of``). Not one Celery task per notification: a Celery
 task costs the worker 1.4-1.7 ms of CPU of its own (a no-op task, docs/benchmarks.md), more than
 a whole notification costs in a batch; a drain takes up to ``REALTIME_BATCH_SIZE`` entries in
 one call. Deletions and consent stay one Celery task each.
@@ -22,13 +25,13 @@ Guarantees:
   taken over by the next drain (``XPENDING`` then ``XCLAIM`` with that minimum idle time, so one
   drain wins it). Its delivery count makes the last attempt known (``MAX_DELIVERIES``).
 * Redone once: an entry delivered again whose id PostgreSQL holds is acknowledged with no work.
-* Somebody drains: ``add`` sets ``etl:inbox:{scope}:drain`` (``SET NX``, ``SCHEDULE_TTL``) and,
+* Somebody drains: ``add`` sets ``{stream}:drain`` (``SET NX``, ``SCHEDULE_TTL``) and,
   when it was not set, sends a drain task; a drain deletes it before it reads, so an entry added
   after a drain's last read always schedules another. ``sweep`` (every worker's upkeep) schedules
   a drain for every stream holding entries, whatever became of a task.
 * A backlog is drained by several at once: a drain that takes a full batch asks for a helper
-  (``help``) while fewer than ``REALTIME_DRAINS`` drains of the scope are alive (each keeps its
-  name in ``etl:inbox:{scope}:drains``, scored by when it counts as gone unless renewed), so
+  (``help``) while fewer than ``REALTIME_DRAINS`` drains of the stream are alive (each keeps its
+  name in ``{stream}:drains``, scored by when it counts as gone unless renewed), so
   drains ramp up one per batch and end by themselves when the inbox is empty.
 """
 
@@ -46,6 +49,7 @@ from typing import Any
 
 import redis
 
+from etl.connections import DEFAULT
 from etl.redaction import redact_text
 from etl.sync.changes import CustomerChange, OrderNotice
 from etl.sync.queues import REALTIME, TASK_CUSTOMER, TASK_DRAIN, TASK_ORDER
@@ -141,7 +145,7 @@ class Entry:
 
 
 class Inbox:
-    """The streams, their consumer group and their drain scheduling.
+    """One connection's streams, their consumer group and their drain scheduling.
 
     Args:
         client: the Redis client (the broker's Redis: an entry is as durable as a task).
@@ -149,32 +153,57 @@ class Inbox:
             tasks that do not wait in the inbox.
         redeliver_after: seconds an entry stays unclaimed after its first delivery before
             another drain takes it over (``REALTIME_REDELIVER_AFTER``).
+        connection: the connection whose notifications these streams hold.
     """
 
     prefix = "etl:inbox:"
 
-    def __init__(self, client: redis.Redis, send: Send, redeliver_after: float = 20.0) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        send: Send,
+        redeliver_after: float = 20.0,
+        connection: str = DEFAULT,
+    ) -> None:
         self.client = client
         self.send = send
         self.redeliver_after = redeliver_after
+        self.connection = connection
         self._add = client.register_script(_ADD)
         self._help = client.register_script(_HELP)
         self._alive = client.register_script(_ALIVE)
+        self._others: dict[str, Inbox] = {}
 
-    def key(self, scope: str) -> str:
+    def of(self, connection: str) -> Inbox:
+        """The inbox of another connection, on the same Redis (built once)."""
+        if connection == self.connection:
+            return self
+        if connection not in self._others:
+            self._others[connection] = Inbox(
+                self.client, self.send, self.redeliver_after, connection
+            )
+        return self._others[connection]
+
+    def name(self, scope: str) -> str:
+        """The stream's name: ``scope`` for ``default``, ``{connection}:{scope}`` otherwise
+        (also what ``realtime_delivery`` records its entries under)."""
         if scope not in INBOX_SCOPES:
             raise ValueError(f"inbox scope must be one of {', '.join(INBOX_SCOPES)}; got {scope!r}")
-        return self.prefix + scope
+        return scope if self.connection == DEFAULT else f"{self.connection}:{scope}"
+
+    def key(self, scope: str) -> str:
+        return self.prefix + self.name(scope)
 
     # -- the webhook side ----------------------------------------------------------------------
 
     def enqueue(self, task: str, args: list[Any], queue: str) -> str:
         """The webhook service's ``enqueue``: a customer change or an order notification waits
-        in its inbox, anything else is sent as its own task. Returns the entry or task id."""
+        in the inbox of its connection, anything else is sent as its own task. Returns the
+        entry or task id."""
         scope = inbox_scope(task, args)
         if scope is None:
             return str(self.send(task, args, queue))
-        return self.add(scope, task, args)
+        return self.of(args[0].get("connection") or DEFAULT).add(scope, task, args)
 
     def add(self, scope: str, task: str, args: list[Any]) -> str:
         """Put a notification in ``scope``'s inbox (then it is accepted); schedule a drain."""
@@ -192,11 +221,13 @@ class Inbox:
         return self._send_drain(scope)
 
     def _send_drain(self, scope: str) -> bool:
+        # ``default``'s drains keep the arguments they had before connections.
+        args = [scope] if self.connection == DEFAULT else [scope, self.connection]
         try:
-            self.send(TASK_DRAIN, [scope], REALTIME)
+            self.send(TASK_DRAIN, args, REALTIME)
         except Exception as error:  # the entry is safe in Redis; upkeep schedules its drain
             log.warning("inbox %s: could not send a drain task (%s); upkeep will",
-                        scope, redact_text(repr(error)))  # fmt: skip
+                        self.name(scope), redact_text(repr(error)))  # fmt: skip
             self.client.delete(self.key(scope) + ":drain")
             return False
         return True
@@ -243,8 +274,11 @@ class Inbox:
         # Looks further than ``count``: an entry waiting out a longer delay must not hide others.
         pending = self._group_call(key, lambda: self.client.xpending_range(
             key, GROUP, min="-", max="+", count=min(1000, 10 * count), idle=floor))  # fmt: skip
-        due = {_text(row["message_id"]): int(row["times_delivered"]) for row in pending
-               if int(row["time_since_delivered"]) >= self.delay_ms(int(row["times_delivered"]))}
+        due = {
+            _text(row["message_id"]): int(row["times_delivered"])
+            for row in pending
+            if int(row["time_since_delivered"]) >= self.delay_ms(int(row["times_delivered"]))
+        }
         due = dict(list(due.items())[:count])
         if not due:
             return []
@@ -295,7 +329,8 @@ class Inbox:
 
     def sweep(self) -> list[str]:
         """Upkeep: schedule a drain for each inbox holding entries; remove consumers long idle
-        with nothing pending. Returns the scopes a drain was sent for."""
+        with nothing pending (this connection's streams). Returns the scopes a drain was sent
+        for."""
         sent = []
         for scope in INBOX_SCOPES:
             if self.waiting(scope) and self.schedule(scope):

@@ -145,7 +145,7 @@ def _mapped(item: Fetched, stream: Stream, outcome: ChunkOutcome) -> Candidate |
     try:
         if item.record is None:
             raise not_found(item.key)
-        payload = stream.to_payload(item, warnings)
+        payload = stream.payload(item, warnings)
     except SkippableRecordError as error:
         outcome.reject(item.key, str(error.reason), error.message, redact_payload(item.record))
     except (KeyError, TypeError, ValueError, ArithmeticError) as error:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from etl.connections import DEFAULT
 from etl.errors import FatalError, RetriableError, SkippableRecordError
 from etl.redaction import fingerprint, redact_text
 from etl.state.chunks import ChunkOutcome
@@ -44,6 +45,7 @@ from etl.sync.inbox import Inbox
 from etl.sync.pipeline import map_diff_send
 from etl.sync.streams import Fetched, OrdersStream, Stream
 from etl.sync.windows import parse_time
+from etl.vtex.client import VtexClient
 from schemas.reasons import RejectReason
 from schemas.rules import is_masked_vtex_email, is_valid_email, unmask_soft_alias
 
@@ -84,13 +86,17 @@ class Realtime:
 
     @classmethod
     def from_engine(cls, engine: Engine) -> Realtime:
+        """The services of the engine's connection; its Redis guards are its own (two
+        accounts' orders and ``CL`` documents may share ids), ``default``'s keep their keys."""
         settings = engine.settings
+        name = engine.connection.name
+        namespace = "" if name == DEFAULT else f"{name}:"
         return cls(
             engine=engine,
             runs=RealtimeRuns(engine.store, settings.snapshot()),
-            once=OnceGuard(engine.redis, settings.realtime_dedupe_ttl),
-            echo=EchoGuard(engine.redis, settings.echo_guard_ttl),
-            inbox=Inbox(engine.redis, engine.enqueue, settings.realtime_redeliver_after),
+            once=OnceGuard(engine.redis, settings.realtime_dedupe_ttl, namespace),
+            echo=EchoGuard(engine.redis, settings.echo_guard_ttl, namespace),
+            inbox=Inbox(engine.redis, engine.enqueue, settings.realtime_redeliver_after, name),
             readers=ThreadPoolExecutor(
                 max_workers=settings.sync_fetch_concurrency * settings.realtime_drains,
                 thread_name_prefix="realtime-read",
@@ -216,7 +222,10 @@ def sync_customers(
 
 
 def sync_orders(
-    rt: Realtime, items: Sequence[Item[OrderNotice]], inbox: str | None = None
+    rt: Realtime,
+    items: Sequence[Item[OrderNotice]],
+    inbox: str | None = None,
+    vtex: VtexClient | None = None,
 ) -> Batch:
     """Orders Hook notifications: send or update each order's transaction, once per notification.
 
@@ -227,13 +236,14 @@ def sync_orders(
     Master Data search per 50 (as the historical sync), and the newest notice of an order names
     the status reported (the others count as skipped). Guest profiles first, then one
     ``/v4/transactions/batch``, then one transaction for the outcome. A claim whose notice
-    failed is given back, so a later delivery is processed.
+    failed is given back, so a later delivery is processed. Orders and buyers are read with
+    ``vtex`` (a sub-account's client, ``etl.sync.accounts``), the connection's by default.
     """
     claims = [(item.record.dedupe_key, item.token) for item in items]
     held = rt.once.claim_many(claims) if claims else []
     batch = Batch()
     try:
-        _orders(rt, items, held, batch, inbox)
+        _orders(rt, items, held, batch, inbox, vtex or rt.engine.vtex)
     except BaseException:
         rt.once.release_many([claim for claim, ok in zip(claims, held, strict=True) if ok])
         raise
@@ -250,9 +260,10 @@ def _orders(
     held: list[bool],
     batch: Batch,
     inbox: str | None,
+    vtex: VtexClient,
 ) -> None:
     settings = rt.engine.settings
-    stream = HookOrders(rt.engine.vtex, rt.engine.mapping, settings.sync_fetch_concurrency)
+    stream = HookOrders(vtex, rt.engine.mapping, settings.sync_fetch_concurrency)
     outcome = ChunkOutcome(stream=stream.ledger)
     live = []
     for item, ok in zip(items, held, strict=True):
@@ -271,8 +282,8 @@ def _orders(
             groups.setdefault(notice.order_id, []).append(item)
     newest = {key: max(reversed(group), key=lambda item: _recency(item.record))
               for key, group in groups.items()}  # fmt: skip
-    orders, errors = _read_each(rt, rt.engine.vtex.get_order, list(groups))
-    buyers = _buyers(rt, orders, errors)
+    orders, errors = _read_each(rt, vtex.get_order, list(groups))
+    buyers = _buyers(rt, vtex, orders, errors)
     fetched = [
         Fetched(key, order, {"customer": buyers.get(key),
                              "status": reported_status(order, newest[key].record)})
@@ -291,17 +302,23 @@ def _orders(
 
 
 def _buyers(
-    rt: Realtime, orders: dict[str, dict[str, Any] | None], errors: dict[str, Exception]
+    rt: Realtime,
+    vtex: VtexClient,
+    orders: dict[str, dict[str, Any] | None],
+    errors: dict[str, Exception],
 ) -> dict[str, dict[str, Any] | None]:
     """Each order's buyer ``CL`` document (``None``: a guest), found in one search per 50; if the
     search fails, so do the orders that needed it."""
-    owners = {key: uid for key, order in orders.items()
-              if order and (uid := (order.get("clientProfileData") or {}).get("userProfileId"))}
+    owners = {
+        key: uid
+        for key, order in orders.items()
+        if order and (uid := (order.get("clientProfileData") or {}).get("userProfileId"))
+    }
     if not owners:
         return {}
     fields = list(rt.engine.mapping.order_customer_fields)
     try:
-        found = rt.engine.vtex.find_customers_by_user_ids(sorted(set(owners.values())), fields)
+        found = vtex.find_customers_by_user_ids(sorted(set(owners.values())), fields)
     except Exception as error:  # the batch-mates without a registered buyer go on
         errors.update({key: error for key in owners})
         return {}
@@ -526,11 +543,17 @@ class HookOrders(OrdersStream):
 
 
 def sync_order(
-    rt: Realtime, notice: OrderNotice, token: str, *, final_attempt: bool = True
+    rt: Realtime,
+    notice: OrderNotice,
+    token: str,
+    *,
+    final_attempt: bool = True,
+    vtex: VtexClient | None = None,
 ) -> str:
     """Send or update the order's transaction, once per notification (``token`` holds the
-    claim). Before the last attempt a failure is raised, so the task retries it."""
-    return _single(sync_orders(rt, [Item(token, notice, final_attempt)]))
+    claim); the order is read with ``vtex`` (a sub-account's client, ``etl.sync.accounts``), the
+    connection's by default. Before the last attempt a failure is raised, so the task retries."""
+    return _single(sync_orders(rt, [Item(token, notice, final_attempt)], vtex=vtex))
 
 
 def reported_status(order: dict[str, Any], notice: OrderNotice) -> str | None:

@@ -14,6 +14,7 @@ def summary(run: Run) -> dict[str, Any]:
     """The machine-readable view of a run (``--json``)."""
     data: dict[str, Any] = {
         "id": run.id,
+        "connection_id": run.connection_id,
         "kind": run.kind,
         "scope": run.scope,
         "status": run.status,

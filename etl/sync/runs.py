@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -86,14 +87,17 @@ class NoFreeSlotError(PausedError):
 
 @dataclass(frozen=True)
 class StartRequest:
-    """What ``sync start`` asks for."""
+    """What ``sync start`` asks for: the records of a date range (``window``), or with
+    ``keys`` the named records only (a ``selection`` run, planned whole at once)."""
 
     scope: str
-    window: Window
+    window: Window | None = None
     dry_run: bool = False
     full_resync: bool = False
     kind: str = "backfill"
     queue_if_busy: bool = True
+    keys: tuple[str, ...] = ()
+    """Record keys (``OrdersStream``/``CustomersStream`` ``fetch`` says which forms)."""
 
 
 token = run_token
@@ -108,15 +112,7 @@ def start(engine: Engine, request: StartRequest) -> Run:
     unreachable) is removed again before the error (``NetworkError``) propagates.
     """
     engine.lease.free_slots()  # Redis unreachable: NetworkError, nothing recorded
-    run_id = engine.store.runs.create(
-        kind=request.kind,
-        scope=request.scope,
-        window_from=request.window.start,
-        window_to=request.window.end,
-        dry_run=request.dry_run,
-        full_resync=request.full_resync,
-        config=engine.settings.snapshot(),
-    )
+    run_id = _record(engine, request)
     # Oldest first: a run that has been waiting gets a free slot before this new one.
     try:
         activate_waiting(engine)
@@ -134,6 +130,30 @@ def start(engine: Engine, request: StartRequest) -> Run:
             )
         run = engine.store.runs.get(run_id)  # a slot freed meanwhile and the run took it
     return run
+
+
+def _record(engine: Engine, request: StartRequest) -> int:
+    """Write the run a request asks for; its id."""
+    if request.keys:
+        return engine.store.replays.create_selection(
+            request.scope,
+            list(dict.fromkeys(request.keys)),  # each record once, in the order given
+            engine.chunk_size(request.scope),
+            engine.settings.snapshot(),
+            dry_run=request.dry_run,
+            full_resync=request.full_resync,
+        )
+    if request.window is None:
+        raise ValueError("a run needs a window or keys")
+    return engine.store.runs.create(
+        kind=request.kind,
+        scope=request.scope,
+        window_from=request.window.start,
+        window_to=request.window.end,
+        dry_run=request.dry_run,
+        full_resync=request.full_resync,
+        config=engine.settings.snapshot(),
+    )
 
 
 def horizon_warning(scope: str, window: Window, now: datetime | None = None) -> str | None:
@@ -270,9 +290,7 @@ def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
             fetched,
             stream,
             engine.synerise,
-            lambda name, keys: (
-                chunk.known if name == stream.ledger else engine.store.ledger.hashes(name, keys)
-            ),
+            lambda name, keys: _known_hashes(engine, chunk, stream.ledger, name, keys),
             full_resync=chunk.full_resync,
             dry_run=chunk.dry_run,
             check_alive=alive,
@@ -304,6 +322,19 @@ def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
     if final:
         _on_finished(engine, run_id)
     return "done"
+
+
+def _known_hashes(
+    engine: Engine, chunk: ClaimedChunk, ledger: str, name: str, keys: Sequence[str]
+) -> Mapping[str, str]:
+    """Ledger hashes for ``map_diff_send``: the claim read those of the chunk's own keys; a
+    record whose key the fetch resolved (a selected e-mail or user id to its ``CL`` id), or
+    another stream's (guest profiles), is read from the ledger."""
+    if name != ledger:
+        return engine.store.ledger.hashes(name, keys)
+    planned = set(chunk.keys)
+    others = [key for key in keys if key not in planned]
+    return {**chunk.known, **engine.store.ledger.hashes(name, others)} if others else chunk.known
 
 
 def _fail_chunk(engine: Engine, chunk: ClaimedChunk, error: str) -> None:

@@ -2,7 +2,8 @@
 
 After the Singer SDK: a stream declares its name, its ledger and its listing cap, and implements
 four hooks. The producer calls ``count`` and ``list_pages`` to plan chunks; a chunk task calls
-``fetch`` (``runs.run_chunk``), then ``to_payload`` and ``send`` (``pipeline.map_diff_send``).
+``fetch`` (``runs.run_chunk``), then ``payload`` (``to_payload``, then the enrichers) and ``send``
+(``pipeline.map_diff_send``).
 
 ============================  =====================  ==========================================
 stream                        listing                details fetched per record
@@ -53,6 +54,7 @@ from schemas.mapping import (
 from schemas.reasons import RejectReason
 
 __all__ = [
+    "EMAIL_KEY",
     "CustomersStream",
     "Fetched",
     "OrdersStream",
@@ -60,6 +62,10 @@ __all__ = [
     "Stream",
     "stream_for_scope",
 ]
+
+
+EMAIL_KEY = "email:"
+"""Prefix of a customers key that names a ``CL`` document by its e-mail (a selection's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,10 @@ class Stream(ABC):
 
     scope: ClassVar[str]
     """The CLI scope (``orders``, ``customers_created``, ``customers_updated``)."""
+    kind: ClassVar[str | None] = None
+    """What a payload is, for enrichers (``schemas.enrichment``): ``profile``, ``transaction``;
+    ``None``: the stream's payloads are not enriched (catalog items: ``CATALOG_COLUMNS`` shapes
+    them)."""
     ledger: ClassVar[str]
     """The entity-ledger stream (``profiles`` or ``transactions``)."""
     window_cap: ClassVar[int]
@@ -118,6 +128,18 @@ class Stream(ABC):
     def send(self, synerise: SyneriseClient, payloads: Sequence[dict[str, Any]]) -> BatchResult:
         """Post the payloads; the result says which were accepted."""
 
+    def payload(
+        self, fetched: Fetched, warnings: list[FieldWarning] | None = None
+    ) -> dict[str, Any]:
+        """The payload to send: ``to_payload``, then the enrichers and attribute rules
+        (``MappingConfig.enrichment``); raises ``SkippableRecordError`` for a record either
+        rejects (``VETOED``, ``ENRICHMENT_ERROR``)."""
+        payload = self.to_payload(fetched, warnings)
+        if self.kind is None:
+            return payload
+        assert fetched.record is not None
+        return self.mapping.enrichment.apply(self.kind, fetched.key, fetched.record, payload)
+
     def vanished(self, run_id: int, store: StateStore, size: int) -> Iterator[list[str]]:
         """After the whole listing is planned: keys, ``size`` at a time, of records sent before
         that the source no longer lists (none, unless the stream lists its source whole)."""
@@ -141,6 +163,7 @@ class Stream(ABC):
 class CustomersStream(Stream):
     """Master Data ``CL`` documents to Synerise profiles (``/v4/clients/batch``)."""
 
+    kind = "profile"
     ledger = "profiles"
     window_cap = 10_000
     carries_payload = True
@@ -194,11 +217,30 @@ class CustomersStream(Stream):
         return str(listed["id"])
 
     def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
+        """The listed documents a chunk carries, else each key read from Master Data (replays
+        and selections re-read, so a fixed record is sent as it is now).
+
+        A key read is a ``CL`` document id, else a ``userId`` (an order's
+        ``userProfileId``), or ``email:<address>``; a found record is keyed by its document id
+        (the ``profiles`` ledger's key), one that is not keeps the key it was asked by.
+        """
         if stored is not None:
             return [Fetched(key, doc) for key, doc in zip(keys, stored, strict=True)]
-        # Replays re-read each document, so a fixed record is sent as it is now.
-        docs = self._parallel(lambda key: self.vtex.get_customer(key, self.fields), keys)
-        return [Fetched(key, doc) for key, doc in zip(keys, docs, strict=True)]
+        docs = self._parallel(self._read, keys)
+        missing = [key for key, doc in zip(keys, docs, strict=True) if doc is None]
+        plain = [key for key in missing if not key.startswith(EMAIL_KEY)]
+        by_user = self.vtex.find_customers_by_user_ids(plain, self.fields) if plain else {}
+        fetched: dict[str, Fetched] = {}
+        for key, doc in zip(keys, docs, strict=True):
+            doc = doc if doc is not None else by_user.get(key)
+            found = Fetched(str(doc["id"]), doc) if doc and doc.get("id") else Fetched(key, doc)
+            fetched.setdefault(found.key, found)  # one document named twice is sent once
+        return list(fetched.values())
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        if key.startswith(EMAIL_KEY):
+            return self.vtex.find_customer_by_email(key.removeprefix(EMAIL_KEY), self.fields)
+        return self.vtex.get_customer(key, self.fields)
 
     def to_payload(
         self, fetched: Fetched, warnings: list[FieldWarning] | None = None
@@ -214,6 +256,7 @@ class OrdersStream(Stream):
     """OMS orders to Synerise transactions (``/v4/transactions/batch``)."""
 
     scope = "orders"
+    kind = "transaction"
     ledger = "transactions"
     window_cap = 30 * 100  # OMS list orders stops at page 30 of at most 100
     chunk_size = 100
@@ -448,7 +491,8 @@ def guest_key(profile: dict[str, Any], mapping: MappingConfig) -> str:
 
 
 def not_found(key: str) -> SkippableRecordError:
-    """The rejection for a record listed by VTEX but gone when fetched."""
+    """The rejection for a record VTEX does not have: listed but gone when fetched, or a
+    selected key it does not know."""
     return SkippableRecordError(
-        RejectReason.NOT_FOUND, "listed by VTEX but not found when read", key
+        RejectReason.NOT_FOUND, "VTEX has no such record (gone since listed, or an unknown id)", key
     )

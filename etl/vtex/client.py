@@ -325,7 +325,15 @@ class VtexClient:
         """The ``CL`` document whose ``userId`` is ``user_id`` (an order's
         ``clientProfileData.userProfileId``); the most recently updated if several; else ``None``.
         """
-        documents, _ = self._search({"userId": user_id, "_sort": "updatedIn DESC"}, fields, 0, 1)
+        return self._find_customer("userId", user_id, fields)
+
+    def find_customer_by_email(self, email: str, fields: Sequence[str]) -> Document | None:
+        """The ``CL`` document whose ``email`` is ``email``; the most recently updated if
+        several; else ``None``."""
+        return self._find_customer("email", email, fields)
+
+    def _find_customer(self, field: str, value: str, fields: Sequence[str]) -> Document | None:
+        documents, _ = self._search({field: value, "_sort": "updatedIn DESC"}, fields, 0, 1)
         return documents[0] if documents else None
 
     def find_customers_by_user_ids(

@@ -13,8 +13,15 @@ path                                   methods             body (``etl.webhooks.
 ``/_v/private/synerise/triggers/customer``  POST PATCH DELETE  Master Data ``CL`` trigger
 ``/_v/private/synerise/hooks/orders``  POST                VTEX Orders Hook (and its ping)
 ``/_v/private/synerise/consent``       POST                Synerise consent automation
+``/hooks/{connection}/customer``       POST PATCH DELETE  the same, for one connection
+``/hooks/{connection}/orders``         POST                (``ETL_CONNECTIONS``), checked
+``/hooks/{connection}/consent``        POST                against that connection's secret
 ``/healthz``                           GET                 liveness; ``/readyz`` pings Redis
 =====================================  ==================  =======================================
+
+Today's paths serve the ``default`` connection (or a file's only one) with its
+``WEBHOOK_SECRET``; ``/hooks/{connection}/...`` serves each connection that has a
+``WEBHOOK_SECRET`` with its own, and answers 404 for any other name.
 
 Answers (JSON): 200 accepted; 400 malformed JSON or field, with the reason; 401 missing or wrong
 ``x-synerise-api-key``; 404; 405 (with ``Allow``); 413 body over ``max_body``; 415 a body that
@@ -28,13 +35,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from etl.connections import DEFAULT, Connection
+from etl.errors import ConfigError
 from etl.redaction import redact_text
 from etl.sync.inbox import Inbox
 from etl.sync.queues import REALTIME
@@ -48,7 +57,9 @@ __all__ = [
     "MAX_BODY",
     "ORDER_HOOK_PATH",
     "WebhookApp",
+    "connection_secrets",
     "create_app",
+    "paths_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +80,9 @@ _URLS = Map(
         Rule(CUSTOMER_TRIGGER_PATH, endpoint="customer", methods=list(CUSTOMER_METHODS)),
         Rule(ORDER_HOOK_PATH, endpoint="orders", methods=["POST"]),
         Rule(CONSENT_PATH, endpoint="consent", methods=["POST"]),
+        Rule("/hooks/<connection>/customer", endpoint="customer", methods=list(CUSTOMER_METHODS)),
+        Rule("/hooks/<connection>/orders", endpoint="orders", methods=["POST"]),
+        Rule("/hooks/<connection>/consent", endpoint="consent", methods=["POST"]),
         Rule("/healthz", endpoint="health", methods=["GET"]),
         Rule("/readyz", endpoint="ready", methods=["GET"]),
     ],
@@ -84,22 +98,28 @@ class WebhookApp:
     """The WSGI application.
 
     Args:
-        secret: ``WEBHOOK_SECRET``.
+        secret: ``WEBHOOK_SECRET`` of today's paths (``None``: they answer 404).
         enqueue: ``(task, args, queue) -> id``; in production ``Inbox.enqueue`` over
             ``workers.dispatch.enqueue`` (``create_app``).
         ready: a check for ``/readyz`` (e.g. Redis ``ping``); always ready when omitted.
         max_body: the largest body accepted, in bytes.
+        connections: each connection's ``WEBHOOK_SECRET`` for ``/hooks/{connection}/...``.
+        default: the connection today's paths serve.
     """
 
     def __init__(
         self,
-        secret: str,
+        secret: str | None,
         enqueue: Enqueue,
         *,
         ready: Callable[[], bool] | None = None,
         max_body: int = MAX_BODY,
+        connections: Mapping[str, str] | None = None,
+        default: str = DEFAULT,
     ) -> None:
-        self.check = SecretCheck(secret)
+        self.check = SecretCheck(secret) if secret else None
+        self.checks = {name: SecretCheck(value) for name, value in (connections or {}).items()}
+        self.default = default
         self.enqueue = enqueue
         self.ready = ready
         self.max_body = max_body
@@ -115,7 +135,7 @@ class WebhookApp:
     def respond(self, request: Request) -> Response:
         """The answer to one request (exceptions become JSON errors)."""
         try:
-            endpoint, _ = _URLS.bind_to_environ(request.environ).match()
+            endpoint, args = _URLS.bind_to_environ(request.environ).match()
         except MethodNotAllowed as error:
             allowed = ", ".join(sorted(error.valid_methods or ()))
             return _json(405, {"error": f"method not allowed; use {allowed}"}, [("Allow", allowed)])
@@ -127,11 +147,15 @@ class WebhookApp:
             return _json(200, {"status": "ok"})
         if endpoint == "ready":
             return self._readiness()
+        connection = args.get("connection")
+        check = self.check if connection is None else self.checks.get(connection)
+        if check is None:
+            return _json(404, {"error": "no such connection"})
         body = self._body(request)
         if body is None:
             return _json(413, {"error": f"body larger than {self.max_body} bytes"})
         try:
-            return self._accept(endpoint, request, body)
+            return self._accept(endpoint, request, body, check, connection or self.default)
         except PayloadError as error:
             return _json(400, {"error": str(error)})
 
@@ -143,8 +167,10 @@ class WebhookApp:
             return None
         return None if len(body) > self.max_body else body
 
-    def _accept(self, endpoint: str, request: Request, body: bytes) -> Response:
-        if not self.check(request.headers.get(HEADER)):
+    def _accept(
+        self, endpoint: str, request: Request, body: bytes, check: SecretCheck, connection: str
+    ) -> Response:
+        if not check(request.headers.get(HEADER)):
             if endpoint == "orders" and _quiet_ping(body):
                 return _json(200, {"hookConfig": "pong"})
             return _json(401, {"error": "missing or wrong x-synerise-api-key"})
@@ -154,13 +180,13 @@ class WebhookApp:
         data = parse_json(body)
         job: Job
         if endpoint == "customer":
-            job = customer_job(request.method, data)
+            job = customer_job(request.method, data, connection)
         elif endpoint == "orders":
             if is_ping(data):
                 return _json(200, {"hookConfig": "pong"})
-            job = order_job(data)
+            job = order_job(data, connection)
         else:
-            job = consent_job(data)
+            job = consent_job(data, connection)
         try:
             task_id = self.enqueue(job.task, job.args, REALTIME)
         except Exception as error:  # whatever stopped it, the message is not in Redis
@@ -196,23 +222,52 @@ def _quiet_ping(body: bytes) -> bool:
         return False
 
 
+def connection_secrets(found: Mapping[str, Connection]) -> dict[str, str]:
+    """Each connection's ``WEBHOOK_SECRET`` (connections without one receive no webhooks).
+
+    Raises:
+        ConfigError: no connection has one.
+    """
+    secrets = {
+        name: each.settings.webhook_secret.reveal()
+        for name, each in found.items()
+        if each.settings.webhook_secret is not None
+    }
+    if not secrets:
+        raise ConfigError("WEBHOOK_SECRET", "a value (it is required for this command)")
+    return secrets
+
+
+def paths_of(connection: str, served_unnamed: bool) -> dict[str, str]:
+    """The customer, orders and consent paths of a connection: today's for the connection they
+    serve (``served_unnamed``), ``/hooks/{connection}/...`` otherwise."""
+    if served_unnamed:
+        return {"customer": CUSTOMER_TRIGGER_PATH, "orders": ORDER_HOOK_PATH,
+                "consent": CONSENT_PATH}  # fmt: skip
+    return {name: f"/hooks/{connection}/{name}" for name in ("customer", "orders", "consent")}
+
+
 def create_app(
     secret: str | None = None, enqueue: Enqueue | None = None, redis_url: str | None = None
 ) -> WebhookApp:
-    """The production app: the secret from settings, readiness on Redis, and (unless
-    ``enqueue`` is given) customer changes and order notifications put in the realtime inbox,
-    anything else sent as a Celery task (with no Redis URL, everything is a Celery task).
+    """The production app: each connection's secret from its settings, readiness on Redis,
+    and (unless ``enqueue`` is given) customer changes and order notifications put in their
+    connection's realtime inbox, anything else sent as a Celery task (with no Redis URL,
+    everything is a Celery task).
 
     Raises:
-        ConfigError: ``WEBHOOK_SECRET`` is not set.
+        ConfigError: no connection has a ``WEBHOOK_SECRET``.
     """
+    secrets: dict[str, str] = {}
+    default = DEFAULT
     if secret is None:
-        from etl.config import Settings
+        from etl import connections
 
-        settings = Settings.from_env(require=("webhooks",))
-        assert settings.webhook_secret is not None  # required above
-        secret = settings.webhook_secret.reveal()
-        redis_url = redis_url or settings.redis_url
+        found = connections.load(require=())
+        secrets = connection_secrets(found)
+        default = connections.unnamed(found) or DEFAULT
+        secret = secrets.get(default)
+        redis_url = redis_url or next(iter(found.values())).settings.redis_url
     ready = None
     client = None
     if redis_url:
@@ -225,4 +280,4 @@ def create_app(
         from workers.dispatch import enqueue as celery_enqueue
 
         enqueue = celery_enqueue if client is None else Inbox(client, celery_enqueue).enqueue
-    return WebhookApp(secret, enqueue, ready=ready)
+    return WebhookApp(secret, enqueue, ready=ready, connections=secrets, default=default)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from etl.connections import DEFAULT
 from etl.sync.queues import TASK_CONSENT, TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER
 from etl.sync.realtime import received_now
 from etl.webhooks.payloads import (
@@ -33,19 +34,22 @@ class Job:
     args: list[Any]
 
 
-def customer_job(method: str, data: Mapping[str, Any]) -> Job:
-    """A Master Data ``CL`` trigger (created: POST, changed: PATCH, deleted: DELETE)."""
+def customer_job(method: str, data: Mapping[str, Any], connection: str = DEFAULT) -> Job:
+    """A Master Data ``CL`` trigger (created: POST, changed: PATCH, deleted: DELETE) received
+    for ``connection``."""
     change = CUSTOMER_METHODS[method]
     if change == "deleted":
-        return Job(TASK_CUSTOMER_DELETED, [asdict(parse_customer_deletion(data)), received_now()])
-    return Job(TASK_CUSTOMER, [asdict(parse_customer_change(data, change))])
+        deletion = {**asdict(parse_customer_deletion(data)), "connection": connection}
+        return Job(TASK_CUSTOMER_DELETED, [deletion, received_now()])
+    return Job(TASK_CUSTOMER, [{**asdict(parse_customer_change(data, change)),
+                                "connection": connection}])  # fmt: skip
 
 
-def order_job(data: Mapping[str, Any]) -> Job:
+def order_job(data: Mapping[str, Any], connection: str = DEFAULT) -> Job:
     """A VTEX Orders Hook notification (the ping is answered before this)."""
-    return Job(TASK_ORDER, [asdict(parse_order_notice(data))])
+    return Job(TASK_ORDER, [{**asdict(parse_order_notice(data)), "connection": connection}])
 
 
-def consent_job(data: Mapping[str, Any]) -> Job:
+def consent_job(data: Mapping[str, Any], connection: str = DEFAULT) -> Job:
     """A Synerise consent change."""
-    return Job(TASK_CONSENT, [asdict(parse_consent(data))])
+    return Job(TASK_CONSENT, [{**asdict(parse_consent(data)), "connection": connection}])

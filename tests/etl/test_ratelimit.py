@@ -11,8 +11,9 @@ import time
 import pytest
 import redis
 
+from etl.config import Settings
 from etl.errors import BudgetExhaustedError
-from etl.ratelimit import RateBudget, RedisTokenBucket
+from etl.ratelimit import RateAdaptation, RateBudget, RedisTokenBucket
 from tests.etl.httpfakes import RecordingBudget
 
 SLOW = 0.01  # tokens per second: no token refills while a test runs
@@ -158,6 +159,15 @@ def test_a_turn_inside_a_429_block_is_voided(redis_client):
     assert sent_at[0] >= blocked_until
 
 
+def test_a_block_drops_the_turns_inside_it_from_the_queue(redis_client):
+    """Their holders queue again when they wake; their old turns must not delay anyone."""
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=0.1, burst=1, max_wait=600)
+    for _ in range(4):  # one grant now, then turns 10, 20 and 30 s ahead
+        assert bucket._reserve(1, max_wait=600)[0]
+    bucket.penalize(20)  # voids the turns at 10 and 20 s; the one at 30 s stands
+    assert 35 < bucket.try_acquire() <= 40  # after the block, the turn at 30 s, then ours
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -248,3 +258,100 @@ def test_processes_together_stay_within_the_rate(redis_client):
     window = max(float(r[2]) for r in reports) - min(float(r[1]) for r in reports)
     assert all(count > 0 for count in counts)
     assert sum(counts) <= rate * window + burst
+
+
+# -- adaptation (AIMD) ------------------------------------------------------------------------
+
+ADAPT = RateAdaptation(decrease=0.5, increase=0.25)
+
+
+def test_a_429_cuts_an_adapted_rate_for_every_process(redis_client):
+    adapt = RateAdaptation(decrease=0.8, increase=0.25)
+    one = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=adapt)
+    other = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=adapt)
+    assert one.current_rate() == 600  # starts from the configured rate
+    one.penalize(30)
+    assert other.current_rate() == pytest.approx(480)
+    other.penalize(30)  # a further 429 of the same block: half the cut
+    assert one.current_rate() == pytest.approx(480 * 0.9)
+    for _ in range(10):
+        one.penalize(30)
+    assert other.current_rate() == 300  # a block takes at most half of what it began with
+
+
+def test_each_block_starts_a_new_full_cut(redis_client):
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=ADAPT)
+    bucket.penalize(0.001)
+    time.sleep(0.01)  # the block is over: the next 429 is news
+    bucket.penalize(0.001)
+    assert bucket.current_rate() == 150
+
+
+def test_the_rate_never_falls_under_a_hundredth_of_the_configured_one(redis_client):
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=ADAPT)
+    for _ in range(20):
+        bucket.penalize(0)  # each one a block of its own
+    assert bucket.current_rate() == pytest.approx(6)
+
+
+def test_a_429_without_adaptation_keeps_the_rate(redis_client):
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=600)
+    bucket.penalize(30)
+    assert bucket.current_rate() == 600
+    assert bucket.try_acquire() > 29  # the block still holds
+
+
+def test_grants_that_waited_raise_the_rate(redis_client):
+    slow = RateAdaptation(decrease=0.5, increase=0.01)
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=0.2, adapt=slow, max_wait=600)
+    bucket.penalize(0)  # 0.1/s, and the bucket is emptied: a token takes 10 s to come
+    assert bucket.current_rate() == pytest.approx(0.1)
+    for _ in range(4):  # each grant finds the bucket short and reserves a turn ahead
+        assert bucket._reserve(1, max_wait=600)[0]
+    assert bucket.current_rate() == pytest.approx(0.1 + 4 * slow.increase)
+
+
+def test_grants_from_a_full_bucket_leave_the_rate_alone(redis_client):
+    """Demand under the rate proves nothing about the service's limit: no creeping up."""
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=100, burst=5, adapt=ADAPT)
+    bucket.penalize(0.001)
+    time.sleep(0.2)  # the bucket refills its burst at 50/s
+    for _ in range(5):
+        assert bucket.try_acquire() == 0
+    assert bucket.current_rate() == 50
+
+
+def test_the_rate_never_grows_over_the_configured_one(redis_client):
+    RedisTokenBucket(redis_client, "vtex", rate=600, adapt=ADAPT).penalize(0)
+    lowered = RedisTokenBucket(redis_client, "vtex", rate=100, adapt=ADAPT)
+    assert lowered.current_rate() == 100  # a lower configured rate caps the learnt 300
+    for _ in range(3):
+        lowered._reserve(1, max_wait=60)
+    assert lowered.current_rate() == 100
+
+
+def test_a_learnt_rate_outlives_an_idle_bucket(redis_client):
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=600, adapt=ADAPT)
+    bucket.penalize(0)
+    assert redis_client.pttl(bucket.key) > 3_000_000  # an hour, not the 2 ms to a full bucket
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"decrease": 1.0}, "decrease must be between 0 and 1"),
+        ({"decrease": 0.0}, "decrease must be between 0 and 1"),
+        ({"increase": 0.0}, "increase must be a positive"),
+        ({"increase": float("inf")}, "increase must be a positive"),
+    ],
+)
+def test_rejects_bad_adaptations(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RateAdaptation(**kwargs)
+
+
+def test_adaptation_from_settings():
+    settings = Settings.from_env({"RATE_ADAPT_DECREASE": "0.6"}, dotenv_path=None, require=())
+    assert RateAdaptation.from_settings(settings) == RateAdaptation(decrease=0.6, increase=0.01)
+    fixed = Settings.from_env({"RATE_ADAPTIVE": "false"}, dotenv_path=None, require=())
+    assert RateAdaptation.from_settings(fixed) is None

@@ -36,7 +36,10 @@ def console_app(built: Engine, auth: str | None = f"{USER}:{PASSWORD}"):
     from etl.cli import runtime  # the engine fixture patches these to return its engine
 
     services = Services(
-        store=lambda: runtime.store(), engine=lambda: runtime.engine(), redis=lambda: built.redis
+        store=lambda: runtime.store(),
+        engine=lambda name=None: runtime.engine(name),
+        redis=lambda: built.redis,
+        engine_of_run=lambda run_id: runtime.engine_of_run(run_id),
     )
     return build_app(services, auth, secrets.token_bytes(32), QUEUES, celery_consumers)
 

@@ -145,13 +145,13 @@ def cli_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return dict(json.loads(result.stdout))
 
 
-def invoke(*args: str, expect: int = 0) -> Any:
+def invoke(*args: str, expect: int = 0, stdin: str | None = None) -> Any:
     """``vtex-synerise ARGS`` in this process (it shares the ``engine`` fixture's engine)."""
     from click.testing import CliRunner
 
     from etl.cli import main
 
-    result = CliRunner().invoke(main, ["--log-level", "WARNING", *args])
+    result = CliRunner().invoke(main, ["--log-level", "WARNING", *args], input=stdin)
     assert result.exit_code == expect, (
         f"exit {result.exit_code}: {result.stdout}\n{result.stderr}\n{result.exception!r}"
     )

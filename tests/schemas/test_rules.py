@@ -200,7 +200,7 @@ def test_sex_values_are_synerise_names():
 def test_every_reason_is_described():
     assert {reason.value for reason in RejectReason} == {
         "INVALID_EMAIL", "INVALID_PHONE", "INVALID_BIRTHDATE", "MISSING_IDENTIFIER",
-        "MAPPING_ERROR", "SYNERISE_REJECTED", "NOT_FOUND",
+        "MAPPING_ERROR", "SYNERISE_REJECTED", "NOT_FOUND", "VETOED", "ENRICHMENT_ERROR",
     }  # fmt: skip
     for reason in RejectReason:
         assert str(reason) == reason.name

@@ -214,3 +214,21 @@ def test_broker_falls_back_to_the_infra_state_file(tmp_path):
                          text=True, check=True)
     assert out.stdout.strip() == "redis://127.0.0.1:1/0"
     assert celeryconfig.QUEUES == QUEUES
+
+
+def test_beat_schedules_each_connection(monkeypatch, tmp_path):
+    import celeryconfig
+
+    path = tmp_path / "connections.toml"
+    path.write_text('[storea]\nVTEX_ACCOUNT = "storea"\n[storeb]\nVTEX_ACCOUNT = "storeb"\n')
+    monkeypatch.setenv("ETL_CONNECTIONS", str(path))
+    monkeypatch.setenv("SYNC_INCREMENTAL_SCOPES", "orders")
+    monkeypatch.delenv("ORDERS_FEED_INTERVAL", raising=False)
+    incremental = celeryconfig._incremental_schedule()
+    assert sorted(incremental) == ["incremental-orders-storea", "incremental-orders-storeb"]
+    assert incremental["incremental-orders-storeb"]["kwargs"] == {"connection": "storeb"}
+    assert incremental["incremental-orders-storeb"]["args"] == ("orders",)
+    feed = celeryconfig._orders_feed_schedule()
+    assert feed["orders-feed-storea"] == {
+        "task": "etl.realtime.orders_feed", "schedule": 60.0, "kwargs": {"connection": "storea"},
+    }  # fmt: skip

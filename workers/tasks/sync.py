@@ -20,11 +20,13 @@ from typing import Any
 
 from celery import Task, signals
 
+from etl import connections
 from etl.config import Settings
 from etl.errors import BudgetExhaustedError, ConfigError, RetriableError
 from etl.state.store import StateStore
 from etl.sync import runs
 from etl.sync.engine import Engine
+from etl.sync.engines import Engines, UnknownConnectionError
 from etl.sync.inbox import Inbox
 from etl.sync.products import start_scheduled_products
 from etl.sync.queues import (
@@ -40,6 +42,7 @@ from workers.dispatch import enqueue, enqueue_many, queue_sizes
 
 __all__ = [
     "engine",
+    "engines",
     "incremental",
     "process_chunk",
     "produce",
@@ -55,9 +58,15 @@ MAX_RETRIES = 6
 
 
 @functools.cache
-def engine() -> Engine:
-    """One engine per worker process (pooled HTTP sessions, one DB connection per thread)."""
-    return Engine.from_settings(Settings.from_env(), enqueue, enqueue_many, queue_sizes)
+def engines() -> Engines:
+    """One engine per connection per worker process (pooled HTTP sessions, one DB connection
+    per thread, shared by the connections)."""
+    return Engines.build(connections.load(), enqueue, enqueue_many, queue_sizes)
+
+
+def engine(name: str | None = None) -> Engine:
+    """The engine of connection ``name`` (of the only one when not given)."""
+    return engines().get(name)
 
 
 @functools.lru_cache(maxsize=8)
@@ -76,7 +85,9 @@ def _countdown(retries: int) -> float:
 def produce(self: Task, run_id: int) -> None:
     """Plan a run: list VTEX in windows, write chunk rows, enqueue chunk tasks."""
     try:
-        runs.run_producer(engine(), run_id, final_attempt=self.request.retries >= MAX_RETRIES)
+        found = _of(engines().for_run, run_id)
+        if found is not None:
+            runs.run_producer(found, run_id, final_attempt=self.request.retries >= MAX_RETRIES)
     except (RetriableError, BudgetExhaustedError) as error:
         raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
 
@@ -85,19 +96,44 @@ def produce(self: Task, run_id: int) -> None:
 def process_chunk(self: Task, chunk_id: int) -> str:
     """Fetch, map, diff, post and record one chunk."""
     try:
-        return runs.run_chunk(engine(), chunk_id, final_attempt=self.request.retries >= MAX_RETRIES)
+        found = _of(engines().for_chunk, chunk_id)
+        if found is None:
+            return "missing"
+        return runs.run_chunk(found, chunk_id, final_attempt=self.request.retries >= MAX_RETRIES)
     except (RetriableError, BudgetExhaustedError) as error:
         raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
+
+
+def _of(lookup: Any, work_id: int) -> Engine | None:
+    """The engine of a run's (or chunk's) connection; ``None`` (logged) when there is no such
+    run or its connection is no longer configured here: the work waits for ``sync resume``
+    from a process that has it."""
+    try:
+        found: Engine | None = lookup(work_id)
+    except UnknownConnectionError as error:
+        log.error("%s %s: %s", lookup.__name__.removeprefix("for_"), work_id, error)
+        return None
+    if found is None:
+        log.warning("%s %s does not exist (a message from another database?)",
+                    lookup.__name__.removeprefix("for_"), work_id)  # fmt: skip
+    return found
 
 
 @app.task(name=TASK_SWEEP)
 def sweep() -> None:
     """Upkeep (beat, and every worker's own loop): renew leases, hand expired claims on,
-    recover lost messages, start waiting runs, and see that every realtime inbox holding
-    notifications has a drain coming."""
-    settings = engine().settings
-    runs.maintain(engine(), timedelta(seconds=settings.sync_stale_after))
-    Inbox(engine().redis, engine().enqueue).sweep()
+    recover lost messages, start waiting runs, and see that every realtime inbox (of every
+    connection) holding notifications has a drain coming."""
+    every = engines()
+    for each in every:
+        runs.maintain(each, timedelta(seconds=each.settings.sync_stale_after))
+        Inbox(each.redis, each.enqueue, connection=each.connection.name).sweep()
+    names = every.names()
+    if connections.DEFAULT not in names and connections.unnamed(names):
+        # Entries left in ``default``'s streams (before its one connection had a name): that
+        # connection drains them (``etl.realtime.drain(scope)``).
+        first = every.get()
+        Inbox(first.redis, first.enqueue).sweep()
 
 
 def start_upkeep(interval: float | None = None) -> threading.Event:
@@ -112,7 +148,7 @@ def start_upkeep(interval: float | None = None) -> threading.Event:
     Raises:
         ConfigError: the worker has no VTEX/Synerise credentials (it keeps no runs then).
     """
-    settings = engine().settings
+    settings = next(iter(engines())).settings  # the TTLs are the process's (PROCESS_WIDE)
     shortest = min(settings.sync_lease_ttl, settings.sync_claim_ttl)
     every = interval if interval is not None else max(1.0, shortest / 3)
     stop = threading.Event()
@@ -151,22 +187,32 @@ def _start_upkeep(sender: Any, **_: Any) -> None:
 
 
 @app.task(name=TASK_INCREMENTAL)
-def incremental(scope: str, lookback_seconds: float = 900, lag_seconds: float = 300) -> int | None:
-    """Beat-driven incremental sync of one scope; returns the run id, if one started."""
+def incremental(
+    scope: str,
+    lookback_seconds: float = 900,
+    lag_seconds: float = 300,
+    connection: str | None = None,
+) -> int | None:
+    """Beat-driven incremental sync of one scope of a connection (the only one when not
+    given); returns the run id, if one started."""
     run = runs.start_incremental(
-        engine(), scope, timedelta(seconds=lookback_seconds), timedelta(seconds=lag_seconds)
+        engine(connection),
+        scope,
+        timedelta(seconds=lookback_seconds),
+        timedelta(seconds=lag_seconds),
     )
     return run.id if run else None
 
 
 @app.task(name=TASK_PRODUCTS, bind=True, max_retries=MAX_RETRIES)
-def products(self: Task) -> int | None:
-    """Beat's catalog pass (``SYNC_PRODUCTS_CRON``), unless one is under way; the run id.
+def products(self: Task, connection: str | None = None) -> int | None:
+    """Beat's catalog pass (``SYNC_PRODUCTS_CRON``) of a connection (the only one when not
+    named), unless one is under way; the run id.
 
     Finding or creating the Synerise catalog may meet a passing outage: retried with backoff.
     """
     try:
-        run = start_scheduled_products(engine())
+        run = start_scheduled_products(engine(connection))
     except RetriableError as error:
         raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
     return run.id if run else None

@@ -72,7 +72,8 @@ class Model:
         for error in self.validator.iter_errors(item):
             for field_error in _field_errors(error, path):
                 found.setdefault(field_error.field, field_error)
-        return list(found.values())
+        # jsonschema's order is not stable for map-valued fields: answer in field order
+        return sorted(found.values(), key=lambda field_error: field_error.field)
 
 
 @functools.cache

@@ -163,3 +163,12 @@ def test_clocks_apart_fail():
     clocks.offsets = {"VTEX": (5.4, 0.6)}  # within the Date header's one-second precision
     doctor._check_clocks(report, clocks, max_skew=5)
     assert report.checks[-1].status == "pass"
+
+
+def test_the_enrichers_are_loaded_or_named(sync_env, monkeypatch):
+    monkeypatch.setenv("ENRICHERS", "tests.helpers.enrichers:marked")
+    found = checks(run_doctor(expect=0))["mapping"]
+    assert found["status"] == "pass" and "tests.helpers.enrichers:marked" in found["detail"]
+    monkeypatch.setenv("ENRICHERS", "no_such_module:enrich")
+    mapping = failed(run_doctor(expect=1))["mapping"]
+    assert mapping["variable"] == "ENRICHERS" and "no_such_module" in mapping["detail"]

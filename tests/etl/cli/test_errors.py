@@ -40,7 +40,7 @@ def forget_runtime() -> None:
     """The CLI builds its settings, store and engine once per process: not across tests."""
     from etl.cli import runtime
 
-    for cached in (runtime.settings, runtime.store, runtime.engine):
+    for cached in (runtime.settings, runtime.store, runtime.engines):
         cached.cache_clear()
 
 

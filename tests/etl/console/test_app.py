@@ -215,7 +215,7 @@ def test_a_console_without_credentials_for_the_apis_says_so(engine, monkeypatch)
 
     app = console_app(engine)
 
-    def no_engine():
+    def no_engine(name=None):
         raise ConfigError("SYNERISE_API_KEY", "a value (it is required for this command)")
 
     app.services.engine = no_engine
@@ -233,3 +233,13 @@ def test_unknown_paths_and_methods(console):
     assert console.get("/nope").status_code == 404
     assert console.session.delete(console.url + "/runs", timeout=10).status_code == 405
     assert requests.get(console.url + "/", auth=(USER, PASSWORD), timeout=10).url.endswith("/runs")
+
+
+def test_a_selection_run_shows_what_it_selected(console, engine):
+    from etl.sync import runs
+
+    run = runs.start(engine, runs.StartRequest("orders", keys=("A", "B", "A")))
+    page = console.get("/runs")
+    row = page.text.split(f'id="run-{run.id}"', 1)[1].split("</tr>", 1)[0]
+    assert "selection" in row and "2 selected" in row
+    assert "2 records named by id or e-mail" in console.get(f"/runs/{run.id}").text

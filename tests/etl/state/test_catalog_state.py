@@ -28,12 +28,14 @@ def test_the_products_scope_and_catalog_stream_exist(store):
     assert store.runs.get(run_id).scope == "products"
     with store.db.transaction() as cur:
         cur.execute(
-            "INSERT INTO entity_ledger (stream, record_key, content_hash) VALUES (%s, %s, %s)",
+            "INSERT INTO entity_ledger (connection_id, stream, record_key, content_hash)"
+            " VALUES (1, %s, %s, %s)",
             ("catalog_items", "1001", "h"),
         )
     with pytest.raises(psycopg2.errors.CheckViolation), store.db.transaction() as cur:
         cur.execute(
-            "INSERT INTO entity_ledger (stream, record_key, content_hash) VALUES (%s, %s, %s)",
+            "INSERT INTO entity_ledger (connection_id, stream, record_key, content_hash)"
+            " VALUES (1, %s, %s, %s)",
             ("catalogs", "1001", "h"),
         )
 
@@ -103,7 +105,8 @@ def test_the_ledger_entries_a_run_did_not_plan(store):
     store.chunks.complete(chunk, outcome)
     with store.db.transaction() as cur:  # another stream's keys never count
         cur.execute(
-            "INSERT INTO entity_ledger (stream, record_key, content_hash) VALUES (%s, %s, %s)",
+            "INSERT INTO entity_ledger (connection_id, stream, record_key, content_hash)"
+            " VALUES (1, %s, %s, %s)",
             ("profiles", "9", "h"),
         )
     run_id = store.runs.create("backfill", "products", JAN, JAN)

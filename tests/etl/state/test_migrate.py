@@ -98,3 +98,40 @@ def test_misnamed_files_are_rejected(monkeypatch, tmp_path):
     (tmp_path / "migrations" / "0001_b.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="two migration files"):
         available()
+
+
+def test_0008_puts_existing_state_on_the_default_connection(empty_database, monkeypatch):
+    """State written before connections existed belongs to `default` afterwards, and the first
+    `default` engine (its identity) claims it; another identity starts empty."""
+    from etl.state.store import StateStore
+
+    every = available()
+    monkeypatch.setattr(migrate, "available", lambda: [m for m in every if m.version < 8])
+    upgrade(empty_database)
+    with psycopg2.connect(empty_database) as conn, conn.cursor() as cur:
+        cur.execute("""INSERT INTO sync_run (kind, scope, window_from, window_to, status)
+                       VALUES ('backfill', 'orders', '2026-01-01', '2026-02-01', 'done')""")
+        cur.execute("""INSERT INTO entity_ledger (stream, record_key, content_hash, run_id)
+                       VALUES ('transactions', 'o-1', 'h1', 1)""")
+        cur.execute("INSERT INTO sync_cursor (stream, cursor_value) VALUES ('orders', now())")
+    monkeypatch.setattr(migrate, "available", lambda: every)
+    assert 8 in upgrade(empty_database)
+
+    store = StateStore(empty_database)
+    try:
+        assert store.connections.resolve("default", "storea", "ws-1") == 1
+        assert store.connections.resolve("default", "storea", "ws-1") == 1  # stable
+        kept = store.for_connection(1)
+        assert kept.ledger.hashes("transactions", ["o-1"]) == {"o-1": "h1"}
+        assert kept.cursors.get("orders") is not None
+        assert [run.connection_id for run in kept.runs.find()] == [1]
+        moved = store.for_connection(store.connections.resolve("default", "storea", "ws-2"))
+        assert moved.connection_id != 1
+        assert moved.ledger.hashes("transactions", ["o-1"]) == {}
+        assert moved.cursors.get("orders") is None
+        assert moved.runs.find() == []
+        other = store.connections.resolve("storeb", "storeb", "ws-1")
+        assert other not in (1, moved.connection_id)
+        assert store.connections.names()[other] == "storeb"
+    finally:
+        store.close()

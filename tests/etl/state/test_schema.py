@@ -12,8 +12,8 @@ def execute(dsn: str, sql: str, params: tuple = ()) -> None:
         cur.execute(sql, params)
 
 
-RUN = ("INSERT INTO sync_run (kind, scope, window_from, window_to, status) "
-       "VALUES (%s, %s, '2026-01-01', '2026-02-01', %s)")
+RUN = ("INSERT INTO sync_run (kind, scope, window_from, window_to, status, connection_id) "
+       "VALUES (%s, %s, '2026-01-01', '2026-02-01', %s, 1)")
 
 
 @pytest.mark.parametrize(

@@ -630,6 +630,16 @@ def test_a_start_that_cannot_send_its_first_task_records_no_run(quiet_engine, mo
     assert engine.lease.holders() == []
 
 
+def test_a_selection_that_cannot_send_its_chunks_records_no_run(quiet_engine, monkeypatch):
+    engine, _ = quiet_engine
+    monkeypatch.setattr(engine, "enqueue", broker_down)
+    monkeypatch.setattr(engine, "enqueue_many", broker_down)
+    with pytest.raises(NetworkError):
+        runs.start(engine, runs.StartRequest("orders", keys=("A", "B")))
+    assert engine.store.runs.find() == []  # its chunks went with it (ON DELETE CASCADE)
+    assert engine.lease.holders() == []
+
+
 def test_a_waiting_run_that_cannot_be_started_keeps_waiting(quiet_engine, monkeypatch):
     engine, _ = quiet_engine
     first, second, third = start(engine), start(engine), start(engine)

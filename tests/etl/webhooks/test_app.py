@@ -63,7 +63,9 @@ def test_a_customer_trigger_enqueues_the_document_id(client, queue, method, chan
     response = send(client, CUSTOMER_TRIGGER_PATH, {"id": " cl-1 "}, method)
     assert response.status_code == 200
     assert response.json == {"status": "accepted", "task": "task-1"}
-    assert queue.sent == [(TASK_CUSTOMER, [{"id": "cl-1", "change": change}], REALTIME)]
+    assert queue.sent == [
+        (TASK_CUSTOMER, [{"id": "cl-1", "change": change, "connection": "default"}], REALTIME)
+    ]
 
 
 def test_a_deletion_enqueues_what_names_the_profile_and_the_receive_time(client, queue):
@@ -72,7 +74,9 @@ def test_a_deletion_enqueues_what_names_the_profile_and_the_receive_time(client,
     assert response.status_code == 200
     [(task, [deletion, received_at], queue_name)] = queue.sent
     assert (task, queue_name) == (TASK_CUSTOMER_DELETED, REALTIME)
-    assert deletion == {"email": "a@example.com", "user_id": "u-1", "document_id": "cl-1"}
+    assert deletion == {
+        "email": "a@example.com", "user_id": "u-1", "document_id": "cl-1", "connection": "default"
+    }
     assert received_at.endswith("Z") and len(received_at) == 24
 
 
@@ -85,7 +89,7 @@ def test_an_order_notification_is_enqueued_and_answered_200(client, queue):
         "order_id": "v40484048naf-01", "state": "payment-approved",
         "last_change": "2019-07-29T23:17:30.06Z", "last_state": "payment-pending",
         "current_change": "2019-07-29T23:17:31.5Z", "domain": "Marketplace",
-        "origin_account": "accountABC",
+        "origin_account": "accountABC", "connection": "default",
     }  # fmt: skip
 
 
@@ -102,7 +106,7 @@ def test_a_consent_change_is_enqueued(client, queue, flag):
     [(task, [change], _)] = queue.sent
     assert task == TASK_CONSENT
     assert change == {"custom_id": "u-1", "email": "a@example.com",
-                      "email_agreement": flag in (True, "TRUE", 1)}
+                      "email_agreement": flag in (True, "TRUE", 1), "connection": "default"}
 
 
 def test_the_hook_ping_is_answered_without_enqueuing_even_without_the_header(client, queue):

@@ -73,6 +73,24 @@ def test_a_burst_waits_in_the_inbox_behind_one_drain_task(inbox: Inbox, sent: Re
     assert sorted(inbox.sweep()) == ["customers_updated", "orders"]
 
 
+def test_each_connection_has_its_own_streams_and_drains(inbox: Inbox, sent: Recorder):
+    """``default`` keeps the keys and drain arguments it had; another connection's notification
+    waits in its own stream, behind a drain task that names it."""
+    notice = OrderNotice("o-1", "invoiced", "2026-01-01T00:00:00Z", connection="storeb")
+    inbox.enqueue(TASK_ORDER, [asdict(notice)], REALTIME)
+    add_changes(inbox, ["a"])
+    storeb = inbox.of("storeb")
+    assert (inbox.key("orders"), storeb.key("orders")) == \
+        ("etl:inbox:orders", "etl:inbox:storeb:orders")  # fmt: skip
+    assert inbox.waiting("orders") == 0 and storeb.waiting("orders") == 1
+    assert storeb.waiting(UPDATED) == 0 and inbox.waiting(UPDATED) == 1
+    assert drains(sent) == [["orders", "storeb"], [UPDATED]]
+    storeb.opened("orders", "a-drain")
+    inbox.opened(UPDATED, "a-drain")
+    assert inbox.sweep() == [UPDATED] and storeb.sweep() == ["orders"]
+    assert drains(sent)[-2:] == [[UPDATED], ["orders", "storeb"]]
+
+
 def test_a_failing_entry_is_delivered_again_within_a_minute(broker):
     inbox = Inbox(broker, Recorder(), redeliver_after=20)
     assert [inbox.delay_ms(n) for n in range(1, 6)] == [20_000, 40_000, 60_000, 60_000, 60_000]
