@@ -18,8 +18,14 @@ sandbox in its own process), then:
    workers and the emulated VTEX/Synerise would otherwise compete with the server for CPU
    (``--workers-during-load`` measures that too);
 4. reconciliation: every request answered 200 was processed exactly once (the realtime runs'
-   ``read_count``), every notified order is one Synerise transaction (or a recorded reject),
-   every triggered customer one profile (or a reject), no duplicate transaction, empty queue.
+   ``read_count``: fewer is *lost*, more is *duplicated*), every notified order is one Synerise
+   transaction (or a recorded reject), every triggered customer one profile (or a reject), no
+   duplicate transaction, empty queue and inboxes; the drain's rate is *processed/s*;
+5. the drain side by side (``compare_drains``, its own fresh stack, skipped with
+   ``--no-compare``): a backlog of the same mix on fresh ids, once as one Celery task per
+   notification (the path before the realtime inbox: the baseline), once in the realtime inbox
+   (drains in batches), alternating, the same worker; processed/s, lost, duplicated, worker CPU
+   per notification and the ratio of the two.
 
 Prints the tables and returns one row per phase; run standalone it appends the rows to
 ``bench/results/webhooks.jsonl`` (the suite runner does that itself).
@@ -46,10 +52,12 @@ from bench.harness import (
     Stack,
     kill_group,
     log,
+    median,
     table,
     tree_cpu,
     write_results,
 )
+from etl.sync.inbox import INBOX_SCOPES
 from etl.webhooks.server import THREADS, WORKERS
 
 SECRET = "bench-webhook-secret"
@@ -61,6 +69,10 @@ RECENT = 1_000
 """Re-sent notifications are drawn from this many most recent ones."""
 SHARES = {"order": 0.6, "customer": 0.3, "duplicate": 0.1}
 """Request mix: new order notifications, customer triggers, re-sent notifications."""
+BACKLOG, QUICK_BACKLOG = 6_000, 2_000
+"""Notifications per drain in ``compare_drains`` (full, quick)."""
+PER_TASK, INBOX = "one task per notification", "realtime inbox"
+"""``compare_drains``'s two modes: the baseline and the batched drains."""
 
 
 @dataclass
@@ -231,6 +243,8 @@ def run(duration: float = 30.0, concurrency: int = 32, mode: str | None = None) 
     if mode == "quick":
         duration, concurrency = min(duration, 5.0), min(concurrency, 16)
     rows = measure(duration, concurrency)
+    rows += compare_drains(QUICK_BACKLOG if mode == "quick" else BACKLOG,
+                           rounds=1 if mode == "quick" else 2)  # fmt: skip
     return rows if mode is not None else {row["phase"]: row for row in rows}
 
 
@@ -303,6 +317,117 @@ def measure(
     return rows
 
 
+def compare_drains(
+    count: int, rounds: int = 2, celery_concurrency: int = 16
+) -> list[dict[str, Any]]:
+    """The drain side by side on one fresh stack and one worker: ``rounds`` x (baseline, inbox),
+    the order alternating, each a backlog of ``count`` notifications (the benchmark's mix) on ids
+    no earlier drain touched, queued while the worker does not consume, then timed from the
+    moment it does until every one is recorded. Prints a table; returns a row per drain."""
+    from celery import Celery
+
+    from etl.sandbox import build_dataset
+
+    drains = rounds * 2
+    sandbox = SandboxConfig(customers=count * drains, orders=count * drains, seed=2,
+                            dirty_share=0.0)  # fmt: skip
+    dataset = build_dataset(sandbox.customers, sandbox.orders, sandbox.seed, None, 0.0)
+    settings = {"VTEX_RATE_LIMIT": "100000", "SYNERISE_RATE_LIMIT": "100000"}
+    rows = []
+    with Stack("drains", sandbox, settings) as stack:
+        stack.start_worker(pool="threads", concurrency=celery_concurrency, queues="realtime")
+        stack.wait_workers_ready()
+        app = Celery(broker=stack.redis_url)
+        try:
+            for index in range(drains):
+                mode = (PER_TASK, INBOX)[(index + index // 2) % 2]  # AB BA AB ...
+                ids = slice(index * count, (index + 1) * count)
+                workload = Workload(
+                    [dataset.order(i)["orderId"] for i in range(dataset.order_count)][ids],
+                    [dataset.customer(i)["id"] for i in range(dataset.customer_count)][ids],
+                    seed=index,
+                )
+                log(f"webhooks: drain {index + 1}/{drains}: {count} notifications, {mode}")
+                rows.append(timed_drain(stack, app, mode, workload, count))
+        finally:
+            app.close()
+        duplicate_transactions = stack.synerise_stats()["duplicate_transactions"]
+    baseline = median([row["processed_per_s"] for row in rows if row["phase"] == PER_TASK])
+    for row in rows:
+        row["vs_per_task"] = round(row["processed_per_s"] / baseline, 2) if baseline else None
+        row["duplicate_transactions"] = duplicate_transactions
+        row["celery"] = f"threads x{celery_concurrency}"
+        row["reconciled"] = row["lost"] == row["duplicated"] == duplicate_transactions == 0
+    print(drain_report(rows))
+    return rows
+
+
+def timed_drain(
+    stack: Stack, app: Any, mode: str, workload: Workload, count: int
+) -> dict[str, Any]:
+    """Queue ``count`` notifications as ``mode`` while the worker does not consume, then let it
+    and time it until they are all recorded."""
+    from etl.sync.inbox import Inbox
+    from etl.webhooks.handlers import customer_job, order_job
+
+    jobs = []
+    for _ in range(count):
+        kind, _path, body, _key = workload.next()
+        jobs.append(customer_job("POST", body) if kind == "customer" else order_job(body))
+    app.control.cancel_consumer("realtime", reply=True, timeout=5)
+    client = stack_redis(stack)
+    before = realtime_reads(stack)
+    try:
+        if mode == PER_TASK:
+            with app.producer_or_acquire() as producer:
+                for job in jobs:
+                    app.send_task(job.task, args=job.args, queue="realtime", producer=producer)
+        else:
+            inbox = Inbox(client, lambda task, args, queue: app.send_task(task, args=args,
+                                                                          queue=queue))  # fmt: skip
+            for job in jobs:
+                inbox.enqueue(job.task, job.args, "realtime")
+    finally:
+        client.close()
+    cpu_before, infra_before = stack.workers_cpu(), stack.infra_cpu()
+    sandbox_before = tree_cpu(stack.sandbox_pid)
+    started = time.perf_counter()
+    app.control.add_consumer("realtime", reply=True, timeout=5)
+    deadline = time.monotonic() + max(120.0, count / 20)
+    while realtime_reads(stack) - before < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    elapsed = time.perf_counter() - started
+    cpu, infra = stack.workers_cpu() - cpu_before, stack.infra_cpu() - infra_before
+    sandbox_cpu = tree_cpu(stack.sandbox_pid) - sandbox_before
+    time.sleep(1.0)  # a drain that would (wrongly) record more has time to
+    processed = realtime_reads(stack) - before
+    return {
+        "phase": mode,
+        "notifications": count,
+        "processed": processed,
+        "lost": max(0, count - processed),
+        "duplicated": max(0, processed - count),
+        "drain_s": round(elapsed, 1),
+        "processed_per_s": round(min(processed, count) / elapsed, 1),
+        "worker_cpu_ms_per_notification": round(1000 * cpu / count, 2),
+        "redis_pg_cpu_ms_per_notification": round(1000 * infra / count, 2),
+        "sandbox_cpu_ms_per_notification": round(1000 * sandbox_cpu / count, 2),
+        "queue_left": waiting(stack),
+    }
+
+
+def drain_report(rows: list[dict[str, Any]]) -> str:
+    return table(
+        "Realtime drain: a backlog processed, one task per notification vs the realtime inbox",
+        ["mode", "notifications", "processed", "lost", "dup.", "seconds", "processed/s",
+         "vs per-task", "CPU ms/notif.: worker", "Redis+PG", "sandbox", "left"],
+        [[r["phase"], r["notifications"], r["processed"], r["lost"], r["duplicated"],
+          r["drain_s"], r["processed_per_s"], r["vs_per_task"],
+          r["worker_cpu_ms_per_notification"], r["redis_pg_cpu_ms_per_notification"],
+          r["sandbox_cpu_ms_per_notification"], r["queue_left"]] for r in rows],
+    )  # fmt: skip
+
+
 def ingestion(load: Load) -> dict[str, Any]:
     """Throughput and client-side latency of one phase."""
     answered = sum(load.statuses.values())
@@ -327,18 +452,19 @@ def reconcile(stack: Stack, loads: list[Load], drained: float) -> dict[str, Any]
     reads = realtime_reads(stack)
     synerise = stack.synerise_stats()
     rejects = realtime_rejects(stack)
-    queued = int(stack_redis(stack).llen("realtime"))
+    queued = waiting(stack)
     orders_ok = synerise["transactions"] + len(rejects["transactions"] & orders)
     # Guest buyers of notified orders get profiles too: they are not triggered customers.
     guests = sum(run.guest_sent_count for run in stack.store.runs.find() if run.kind == "realtime")
     customers_ok = synerise["profiles"] - guests + len(rejects["profiles"] & customers)
-    lost = max(0, accepted - reads)
+    lost, duplicated = max(0, accepted - reads), max(0, reads - accepted)
     return {
         "all_accepted": accepted,
         "processed": reads,
         "lost": lost,
+        "duplicated": duplicated,
         "drain_s": round(drained, 1),
-        "tasks_per_s": round(reads / drained, 1) if drained else None,
+        "processed_per_s": round(reads / drained, 1) if drained else None,
         "orders_notified": len(orders),
         "orders_with_effect": orders_ok,
         "customers_triggered": len(customers),
@@ -346,7 +472,7 @@ def reconcile(stack: Stack, loads: list[Load], drained: float) -> dict[str, Any]
         "duplicates_sent": sum(load.duplicates for load in loads),
         "duplicate_transactions": synerise["duplicate_transactions"],
         "queue_left": queued,
-        "reconciled": lost == 0 and queued == 0 and orders_ok == len(orders)
+        "reconciled": lost == 0 and duplicated == 0 and queued == 0 and orders_ok == len(orders)
         and customers_ok == len(customers) and synerise["duplicate_transactions"] == 0,
     }
 
@@ -355,6 +481,16 @@ def stack_redis(stack: Stack) -> Any:
     import redis
 
     return redis.Redis.from_url(stack.redis_url)
+
+
+def waiting(stack: Stack) -> int:
+    """Realtime work not done yet: tasks in the queue and entries in the inboxes."""
+    client = stack_redis(stack)
+    try:
+        inboxes = sum(int(client.xlen(f"etl:inbox:{scope}")) for scope in INBOX_SCOPES)
+        return int(client.llen("realtime")) + inboxes
+    finally:
+        client.close()
 
 
 def report(rows: list[dict[str, Any]]) -> str:
@@ -369,9 +505,10 @@ def report(rows: list[dict[str, Any]]) -> str:
     r = rows[-1]
     effect = table(
         "Webhooks: reconciliation after the workers drained (all phases)",
-        ["accepted", "processed", "lost", "drain s", "tasks/s", "orders (effect)",
+        ["accepted", "processed", "lost", "dup.", "drain s", "processed/s", "orders (effect)",
          "customers (effect)", "re-sent", "dup. txns", "queue left", "ok"],
-        [[r["all_accepted"], r["processed"], r["lost"], r["drain_s"], r["tasks_per_s"],
+        [[r["all_accepted"], r["processed"], r["lost"], r["duplicated"], r["drain_s"],
+          r["processed_per_s"],
           f"{r['orders_notified']} ({r['orders_with_effect']})",
           f"{r['customers_triggered']} ({r['customers_with_effect']})",
           r["duplicates_sent"], r["duplicate_transactions"], r["queue_left"],
@@ -392,16 +529,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--celery-concurrency", type=int, default=16, help="worker threads")
     parser.add_argument("--workers-during-load", action="store_true",
                         help="start the Celery workers before the load instead of after it")
-    parser.add_argument("--quick", action="store_true", help="5 s phases, 16 clients")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"5 s phases, 16 clients, one drain of {QUICK_BACKLOG} per mode")
+    parser.add_argument("--backlog", type=int, default=BACKLOG,
+                        help="notifications per drain in the side-by-side drain comparison")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip the side-by-side drain comparison")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="only the side-by-side drain comparison")
     args = parser.parse_args(argv)
     duration, concurrency = args.duration, args.concurrency
     if args.quick:
         duration, concurrency = min(duration, 5.0), min(concurrency, 16)
-    rows = measure(
+    rows = [] if args.compare_only else measure(
         duration, concurrency, rate=args.rate, server_workers=args.server_workers,
         threads=args.threads, celery_concurrency=args.celery_concurrency,
         drain_after=not args.workers_during_load,
     )  # fmt: skip
+    if not args.no_compare:
+        backlog = min(args.backlog, QUICK_BACKLOG) if args.quick else args.backlog
+        rows += compare_drains(backlog, rounds=1 if args.quick else 2,
+                               celery_concurrency=args.celery_concurrency)  # fmt: skip
     command = "python -m bench.webhooks " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_results("webhooks", rows, command)
     log(f"webhooks: results appended to {path}")

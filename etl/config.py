@@ -104,7 +104,8 @@ VARIABLES = (
     "SYNERISE_TRANSACTION_SOURCE", "SYNERISE_TRANSACTION_SOURCE_MAP", "SYNERISE_GUEST_PROFILES",
     "REDIS_URL", "DATABASE_URL", "ETL_STATE_DIR", "FLOWER_BASIC_AUTH", "CONSOLE_BASIC_AUTH",
     "WEBHOOK_SECRET", "DELETE_BEHAVIOUR", "ORDER_UPDATE_STATUSES", "CONSENT_CREATE_MISSING_CL",
-    "REALTIME_DEDUPE_TTL", "ECHO_GUARD_TTL", "SYNERISE_CATALOG_NAME", "CATALOG_COLUMNS",
+    "REALTIME_DEDUPE_TTL", "ECHO_GUARD_TTL", "REALTIME_BATCH_SIZE", "REALTIME_REDELIVER_AFTER",
+    "REALTIME_DRAINS", "SYNERISE_CATALOG_NAME", "CATALOG_COLUMNS",
     "CATALOG_TRADE_POLICY", "CATALOG_CURRENCY", "VTEX_CATALOG_RATE_LIMIT",
     "SYNC_INCREMENTAL_CRON", "SYNC_INCREMENTAL_SCOPES", "SYNC_PRODUCTS_CRON",
     "ORDERS_FEED_INTERVAL", "ENRICHERS", "ATTRIBUTES_INCLUDE", "ATTRIBUTES_EXCLUDE",
@@ -226,6 +227,9 @@ class Settings:
     consent_create_missing_cl: bool
     realtime_dedupe_ttl: int
     echo_guard_ttl: int
+    realtime_batch_size: int
+    realtime_redeliver_after: int
+    realtime_drains: int
     sync_incremental_cron: tuple[str, str, str, str, str]
     sync_incremental_scopes: tuple[str, ...]
     sync_products_cron: tuple[str, str, str, str, str] | None
@@ -336,6 +340,9 @@ class Settings:
             consent_create_missing_cl=get("CONSENT_CREATE_MISSING_CL", _bool, False),
             realtime_dedupe_ttl=get("REALTIME_DEDUPE_TTL", _int_between(60, 30 * 86_400), 172_800),
             echo_guard_ttl=get("ECHO_GUARD_TTL", _int_between(1, 86_400), 600),
+            realtime_batch_size=get("REALTIME_BATCH_SIZE", _int_between(1, 1000), 100),
+            realtime_redeliver_after=get("REALTIME_REDELIVER_AFTER", _int_between(1, 3600), 20),
+            realtime_drains=get("REALTIME_DRAINS", _int_between(1, 64), 4),
             sync_incremental_cron=get(
                 "SYNC_INCREMENTAL_CRON", _cron, ("*/15", "*", "*", "*", "*")
             ),

@@ -32,6 +32,7 @@ from etl.apiusage import STATUS_FIELDS, read_usage
 from etl.console import reads
 from etl.state.runs import RUN_STATUSES, SCOPES
 from etl.state.store import StateStore
+from etl.sync.inbox import INBOX_SCOPES, Inbox
 
 __all__ = ["CONTENT_TYPE", "METRICS", "MetricDef", "Scrape", "sample_names"]
 
@@ -78,6 +79,8 @@ METRICS = {
                   "Webhook records of the realtime runs, by kind (scope) and outcome."),
         MetricDef("vtex_synerise_queue_depth", "gauge", ("queue",),
                   "Task messages waiting in a Celery queue."),
+        MetricDef("vtex_synerise_realtime_inbox_depth", "gauge", ("scope",),
+                  "Webhook notifications in a realtime inbox, waiting or being drained."),
         MetricDef("vtex_synerise_workers", "gauge", ("queue",),
                   "Celery workers consuming the queue (answering a broadcast within 1 s)."),
         MetricDef("vtex_synerise_api_requests_total", "counter",
@@ -210,6 +213,8 @@ class Scrape:
             for queue in self.queues:
                 for step in PRIORITY_STEPS:
                     pipe.llen(f"{queue}{Channel.sep}{step}" if step else queue)
+            for scope in INBOX_SCOPES:
+                pipe.xlen(Inbox.prefix + scope)
             lengths = pipe.execute()
             usage = read_usage(self.redis)
         except redis.RedisError as error:
@@ -220,6 +225,9 @@ class Scrape:
         for index, queue in enumerate(self.queues):
             depth = sum(lengths[index * steps : (index + 1) * steps])
             put("vtex_synerise_queue_depth", [queue], depth)
+        inboxes = lengths[len(self.queues) * steps :]
+        for scope, depth in zip(INBOX_SCOPES, inboxes, strict=True):
+            put("vtex_synerise_realtime_inbox_depth", [scope], depth)
         for family, counts in sorted(usage.items()):
             for field in STATUS_FIELDS:
                 status = field.partition(":")[2]

@@ -16,7 +16,7 @@ counts a record twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ __all__ = [
     "ChunkOutcome",
     "Chunks",
     "ClaimedChunk",
+    "LedgerMovedError",
     "PlannedChunk",
     "insert_chunks",
     "write_outcome",
@@ -71,6 +72,16 @@ class Chunk:
     claimed_by: str | None = None
     """The worker process holding the claim while ``running``."""
     claim_expires_at: datetime | None = None
+
+
+class LedgerMovedError(RuntimeError):
+    """Another writer (a realtime update) recorded some of a chunk's records after the chunk's
+    claim read their ledger hashes: what the chunk sent may be older than what Synerise had.
+    Nothing was written; ``moved`` is each such record's ledger hash now."""
+
+    def __init__(self, moved: dict[str, str | None]) -> None:
+        super().__init__(f"{len(moved)} records of the chunk changed in the ledger meanwhile")
+        self.moved = moved
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,7 +273,9 @@ class Chunks:
                 {**_attempt(chunk), "due": due_in},
             )
 
-    def complete(self, chunk: Chunk, outcome: ChunkOutcome) -> str | None:
+    def complete(
+        self, chunk: Chunk, outcome: ChunkOutcome, expected: Mapping[str, str] | None = None
+    ) -> str | None:
         """Record a chunk's outcome in one transaction; the run's end status if it ended it.
 
         Only the attempt that holds the claim can complete the chunk: a duplicate delivery, or
@@ -270,9 +283,14 @@ class Chunks:
         attempt number and holder and writes nothing (``None``), so counts and rejects are never
         recorded twice.
 
+        With ``expected`` (the ledger hashes the chunk's claim read), an accepted record whose
+        ledger row another writer changed since then makes it write nothing
+        (``LedgerMovedError``): the caller sends that record again as it is now.
+
         Raises:
             RunNotRunningError: the run is no longer running (paused, cancelled, failed):
                 nothing is written; the caller puts the chunk back.
+            LedgerMovedError: see ``expected``.
         """
         with self.db.transaction() as cur:
             cur.execute(
@@ -283,6 +301,12 @@ class Chunks:
             )
             if cur.rowcount == 0:
                 return None
+            if expected is not None:
+                moved = ledger.moved_since(
+                    cur, outcome.stream, chunk.run_id, expected, outcome.accepted
+                )
+                if moved:
+                    raise LedgerMovedError(moved)  # rolls the chunk's update back
             if not write_outcome(cur, chunk.run_id, outcome, chunks_done=1, while_running=True):
                 raise runs.RunNotRunningError(chunk.run_id)  # rolls the chunk's update back
             return runs.settle(cur, chunk.run_id)

@@ -105,6 +105,31 @@ was planned as a scan of the whole stream while the table had no statistics yet 
 ledger filling fast during a first sync), 6x slower per chunk than these lookups."""
 
 
+def moved_since(
+    cur: Any, stream: str, run_id: int, expected: Mapping[str, str], accepted: Mapping[str, str]
+) -> dict[str, str | None]:
+    """The accepted records whose ledger row another writer changed since ``expected`` was read
+    (key -> its hash now), locking their rows (in key order, as ``record_accepted``) until the
+    caller's transaction ends. A row that holds what this outcome accepted has not moved."""
+    if not accepted:
+        return {}
+    keys = sorted(accepted)
+    cur.execute(
+        """SELECT k.key, l.content_hash
+           FROM unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, n)
+           LEFT JOIN LATERAL (
+               SELECT content_hash FROM entity_ledger
+               WHERE connection_id = (SELECT connection_id FROM sync_run WHERE id = %(run)s)
+                 AND stream = %(stream)s AND record_key = k.key
+               FOR UPDATE) l ON true
+           ORDER BY k.n""",
+        {"keys": keys, "run": run_id, "stream": stream},
+    )
+    now = {row["key"]: row["content_hash"] for row in cur.fetchall()}
+    return {key: now[key] for key in keys
+            if now[key] not in (expected.get(key), accepted[key])}  # fmt: skip
+
+
 def _found(cur: Any) -> dict[str, str]:
     return {row["key"]: row["content_hash"] for row in cur.fetchall() if row["content_hash"]}
 

@@ -8,22 +8,39 @@ a realtime run must never take one of the two sync slots. Its counters keep grow
 day; ``sync list``, ``sync status``, ``sync rejects`` and ``sync replay`` work on it as on any
 run.
 
+Work taken from the realtime inbox (``etl.sync.inbox``) also records the ids of its entries
+(``realtime_delivery``) in the same transaction as its outcome, so an entry delivered again
+after a crash is known to be done (``recorded``) and is never counted twice.
+
 Everything here is safe to call from many processes at once.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from psycopg2.extras import Json
+from psycopg2.extras import Json, execute_values
 
 from etl.state import runs
 from etl.state.chunks import ChunkOutcome, write_outcome
 from etl.state.store import StateStore
 
-__all__ = ["RealtimeRuns"]
+__all__ = ["AlreadyRecorded", "RealtimeRuns"]
+
+DELIVERY_RETENTION = timedelta(days=1)
+"""How long a ``realtime_delivery`` row left behind by a crash is kept (an acknowledged entry's
+row is deleted at once)."""
+
+
+class AlreadyRecorded(Exception):
+    """Some inbox entries of a batch were recorded by another drain; nothing was written."""
+
+    def __init__(self, entries: set[str]) -> None:
+        super().__init__(f"{len(entries)} inbox entries were already recorded")
+        self.entries = entries
 
 
 class RealtimeRuns:
@@ -84,6 +101,56 @@ class RealtimeRuns:
         transaction."""
         with self.store.db.transaction() as cur:
             write_outcome(cur, run_id, outcome)
+
+    def record_batch(
+        self,
+        outcomes: Mapping[str, ChunkOutcome],
+        inbox: str | None = None,
+        entries: Sequence[str] = (),
+    ) -> None:
+        """Record a batch's outcomes (one per scope, in today's runs) and the inbox entries they
+        account for, in one transaction.
+
+        Raises:
+            AlreadyRecorded: another drain recorded some of ``entries`` (it took them over while
+                this one was stalled); nothing is written, so nothing counts twice.
+        """
+        run_ids = {scope: self.run_id(scope) for scope in outcomes}
+        with self.store.db.transaction() as cur:
+            if inbox is not None and entries:
+                new = execute_values(
+                    cur,
+                    """INSERT INTO realtime_delivery (inbox, entry_id) VALUES %s
+                       ON CONFLICT DO NOTHING RETURNING entry_id""",
+                    [(inbox, entry) for entry in dict.fromkeys(entries)],
+                    fetch=True,
+                )
+                done = set(entries) - {row["entry_id"] for row in new}
+                if done:
+                    raise AlreadyRecorded(done)  # rolls the transaction back
+            for scope, outcome in outcomes.items():
+                write_outcome(cur, run_ids[scope], outcome)
+
+    def recorded(self, inbox: str, entries: Sequence[str]) -> set[str]:
+        """Which of these inbox entries have their outcome recorded already."""
+        if not entries:
+            return set()
+        with self.store.db.transaction() as cur:
+            cur.execute(
+                "SELECT entry_id FROM realtime_delivery WHERE inbox = %s AND entry_id = ANY(%s)",
+                (inbox, list(entries)),
+            )
+            return {row["entry_id"] for row in cur.fetchall()}
+
+    def forget(self, inbox: str, entries: Sequence[str]) -> None:
+        """Drop the rows of acknowledged entries (they cannot come back), and any row older
+        than ``DELIVERY_RETENTION``."""
+        with self.store.db.transaction() as cur:
+            cur.execute(
+                """DELETE FROM realtime_delivery WHERE (inbox = %s AND entry_id = ANY(%s))
+                   OR done_at < now() - %s""",
+                (inbox, list(entries), DELIVERY_RETENTION),
+            )
 
     def count(self, run_id: int, *, read: int = 0, sent: int = 0, skipped: int = 0) -> None:
         """Add to a run's counters for work that wrote no ledger row (deletes, consent writes)."""

@@ -9,6 +9,7 @@ queued by one version is read by the next: add fields with defaults only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from etl.connections import DEFAULT
 
@@ -23,6 +24,11 @@ class CustomerChange:
     change: str  # "created" | "updated"
     connection: str = DEFAULT
     """The connection whose webhook received it (``/hooks/{connection}/...``)."""
+
+    @property
+    def scope(self) -> str:
+        """The realtime run (and inbox) it counts in: created and changed documents apart."""
+        return "customers_created" if self.change == "created" else "customers_updated"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ class OrderNotice:
     origin_account: str | None = None
     """``Origin.Account``: the (sub-)account the order belongs to (``etl.sync.accounts``)."""
     connection: str = DEFAULT
+
+    scope: ClassVar[str] = "orders"
+    """The realtime run (and inbox) it counts in."""
 
     @property
     def dedupe_key(self) -> str:

@@ -14,6 +14,7 @@ newer than that carries our own value, and Synerise, where the change came from,
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,17 +48,36 @@ class OnceGuard:
 
     def claim(self, key: str, token: str) -> bool:
         """True when ``token`` holds (or now takes) the claim on ``key``."""
-        name = self.prefix + key
-        if self.client.set(name, token, nx=True, ex=self.ttl):
-            return True
-        held = self.client.get(name)
-        if isinstance(held, bytes):
-            held = held.decode()
-        return held == token
+        return self.claim_many([(key, token)])[0]
+
+    def claim_many(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
+        """``claim`` for each ``(key, token)`` in order, in two round trips at most. A key
+        claimed twice in one call goes to its first token."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, token in claims:
+            pipe.set(self.prefix + key, token, nx=True, ex=self.ttl)
+        taken = pipe.execute()
+        lost = [index for index, ok in enumerate(taken) if not ok]
+        for index in lost:
+            pipe.get(self.prefix + claims[index][0])
+        for index, held in zip(lost, pipe.execute() if lost else [], strict=True):
+            if isinstance(held, bytes):
+                held = held.decode()
+            taken[index] = held == claims[index][1]
+        return [bool(ok) for ok in taken]
 
     def release(self, key: str, token: str) -> None:
         """Give up ``token``'s claim (after a failure), leaving anyone else's alone."""
-        self._release(keys=[self.prefix + key], args=[token])
+        self.release_many([(key, token)])
+
+    def release_many(self, claims: Sequence[tuple[str, str]]) -> None:
+        """``release`` each ``(key, token)``, in one round trip."""
+        if not claims:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for key, token in claims:
+            self._release(keys=[self.prefix + key], args=[token], client=pipe)
+        pipe.execute()
 
 
 @dataclass(frozen=True)
@@ -101,8 +121,16 @@ class EchoGuard:
 
     def recall(self, document_id: str) -> Echo | None:
         """Our last write to the document, if it is recent."""
-        raw = self.client.get(self.prefix + document_id)
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        return Echo(bool(data["value"]), data.get("updatedIn"))
+        return self.recall_many([document_id]).get(document_id)
+
+    def recall_many(self, document_ids: Sequence[str]) -> dict[str, Echo]:
+        """Our recent writes to these documents (one ``MGET``), by document id."""
+        if not document_ids:
+            return {}
+        found = self.client.mget([self.prefix + document_id for document_id in document_ids])
+        echoes = {}
+        for document_id, raw in zip(document_ids, found, strict=True):
+            if raw is not None:
+                data = json.loads(raw)
+                echoes[document_id] = Echo(bool(data["value"]), data.get("updatedIn"))
+        return echoes

@@ -16,6 +16,7 @@ __all__ = [
     "TASK_CONSENT",
     "TASK_CUSTOMER",
     "TASK_CUSTOMER_DELETED",
+    "TASK_DRAIN",
     "TASK_INCREMENTAL",
     "TASK_ORDER",
     "TASK_ORDERS_FEED",
@@ -53,3 +54,5 @@ TASK_CUSTOMER_DELETED = "etl.realtime.customer_deleted"
 TASK_ORDER = "etl.realtime.order"
 TASK_CONSENT = "etl.realtime.consent"
 TASK_ORDERS_FEED = "etl.realtime.orders_feed"
+TASK_DRAIN = "etl.realtime.drain"
+"""Process the notifications waiting in one realtime inbox (``etl.sync.inbox``), in batches."""

@@ -1,8 +1,10 @@
-"""Realtime sync: one webhook notification at a time, with the historical sync's mapping and ledger.
+"""Realtime sync: webhook notifications, in batches, with the historical sync's mapping and ledger.
 
-The thin tasks in ``workers/tasks/realtime.py`` call these functions; the webhook service only
-enqueues. Each function returns a word saying what happened (``sent``, ``skipped``,
-``duplicate``, ``rejected``, ``failed``...) for logs and tests.
+Customer changes and order notifications wait in the realtime inbox (``etl.sync.inbox``) and
+drains (``etl.sync.drain``) hand them here in batches (``sync_customers``, ``sync_orders``); a
+task of one notification (``workers/tasks/realtime.py``: deletions, consent, and messages queued
+as single tasks) is a batch of one. Each notification gets a word saying what happened
+(``sent``, ``skipped``, ``duplicate``, ``rejected``, ``failed``...) for logs and tests.
 
 * Customer created/changed: read the ``CL`` document, map it like the historical sync, diff
   against the ``profiles`` ledger (an unchanged payload is not sent) and upsert the profile.
@@ -15,30 +17,33 @@ enqueues. Each function returns a word saying what happened (``sent``, ``skipped
   ``ORDER_UPDATE_STATUSES``, with the same ``eventSalt`` and ``recordedAt`` so Synerise
   overwrites it.
 
-Outcomes go to the day's ``realtime`` run of the scope (``etl.state.realtime``). Errors: a
-``RetriableError``, a paused budget or an outage propagates so the task retries it; on the final
-attempt, or for a ``FatalError``, the record is kept as a ``DELIVERY_FAILED`` reject, which
-``sync rejects`` lists and ``sync replay`` retries.
+Outcomes go to the day's ``realtime`` run of the scope (``etl.state.realtime``), one transaction
+per batch. Errors belong to their notification, never to its batch-mates: a ``RetriableError``,
+a paused budget or an outage makes it delivered again (a task of one raises it, so the task
+retries); on the last attempt, or for a ``FatalError``, the record is kept as a
+``DELIVERY_FAILED`` reject, which ``sync rejects`` lists and ``sync replay`` retries.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from etl.connections import DEFAULT
-from etl.errors import FatalError, SkippableRecordError
+from etl.errors import FatalError, RetriableError, SkippableRecordError
 from etl.redaction import fingerprint, redact_text
 from etl.state.chunks import ChunkOutcome
-from etl.state.realtime import RealtimeRuns
+from etl.state.realtime import AlreadyRecorded, RealtimeRuns
 from etl.sync.changes import CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.engine import Engine
 from etl.sync.guards import EchoGuard, OnceGuard
+from etl.sync.inbox import Inbox
 from etl.sync.pipeline import map_diff_send
-from etl.sync.streams import Fetched, OrdersStream
+from etl.sync.streams import Fetched, OrdersStream, Stream
 from etl.sync.windows import parse_time
 from etl.vtex.client import VtexClient
 from schemas.reasons import RejectReason
@@ -46,10 +51,14 @@ from schemas.rules import is_masked_vtex_email, is_valid_email, unmask_soft_alia
 
 __all__ = [
     "DELIVERY_FAILED",
+    "Batch",
+    "Item",
     "Realtime",
     "delete_customer",
     "sync_customer",
+    "sync_customers",
     "sync_order",
+    "sync_orders",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,12 +72,17 @@ DELETE_LABEL = "clientDeleteAccount"
 
 @dataclass
 class Realtime:
-    """What realtime processing needs besides the engine: runs and the two Redis guards."""
+    """What realtime processing needs besides the engine: runs, the two Redis guards and the
+    inbox."""
 
     engine: Engine
     runs: RealtimeRuns
     once: OnceGuard
     echo: EchoGuard
+    inbox: Inbox
+    readers: ThreadPoolExecutor
+    """VTEX reads of every batch of this process: ``SYNC_FETCH_CONCURRENCY`` per drain alive
+    (threads start on demand and last, so a batch does not pay for starting its own)."""
 
     @classmethod
     def from_engine(cls, engine: Engine) -> Realtime:
@@ -82,6 +96,11 @@ class Realtime:
             runs=RealtimeRuns(engine.store, settings.snapshot()),
             once=OnceGuard(engine.redis, settings.realtime_dedupe_ttl, namespace),
             echo=EchoGuard(engine.redis, settings.echo_guard_ttl, namespace),
+            inbox=Inbox(engine.redis, engine.enqueue, settings.realtime_redeliver_after, name),
+            readers=ThreadPoolExecutor(
+                max_workers=settings.sync_fetch_concurrency * settings.realtime_drains,
+                thread_name_prefix="realtime-read",
+            ),
         )
 
     def record(self, scope: str, outcome: ChunkOutcome) -> None:
@@ -131,27 +150,305 @@ def _failed(rt: Realtime, scope: str, stream: str, key: str, error: Exception) -
     return "failed"
 
 
-# -- customers ------------------------------------------------------------------------------
+# -- batches --------------------------------------------------------------------------------
+
+R = TypeVar("R")
 
 
-def sync_customer(rt: Realtime, change: CustomerChange, *, final_attempt: bool = True) -> str:
-    """A ``CL`` document was created or changed: upsert its profile if the payload changed."""
-    scope = "customers_created" if change.change == "created" else "customers_updated"
+@dataclass(frozen=True)
+class Item(Generic[R]):
+    """One notification of a batch.
+
+    ``token`` names this delivery (the inbox entry id, or the task id): it holds the order's
+    "once" claim, the same across retries of the delivery and different for a duplicate.
+    ``final``: a failure now is recorded as ``DELIVERY_FAILED``, not retried.
+    """
+
+    token: str
+    record: R
+    final: bool = True
+
+
+@dataclass
+class Batch:
+    """What became of a batch: the word of each item whose outcome is recorded, and the error of
+    each item to deliver again (nothing of it recorded), both by token."""
+
+    words: dict[str, str] = field(default_factory=dict)
+    retry: dict[str, Exception] = field(default_factory=dict)
+
+
+def sync_customers(
+    rt: Realtime, items: Sequence[Item[CustomerChange]], inbox: str | None = None
+) -> Batch:
+    """``CL`` documents created or changed (one scope): upsert the profiles whose payload changed.
+
+    Each document is read once, by id (``/documents``, concurrently on ``rt.readers``): not by a
+    batched search, which is eventually consistent while a trigger follows its write at once (a
+    stale read would put the old payload in the ledger and lose the change). Then one mapping and
+    ledger pass and one ``/v4/clients/batch`` for the batch, and one transaction for its outcome
+    (with ``inbox``, also the entry ids: ``RealtimeRuns.record_batch``). A document notified
+    twice in the batch is sent once; the second notification counts as skipped.
+    """
+    batch = Batch()
+    if not items:
+        return batch
+    scope = items[0].record.scope
     stream = rt.engine.stream(scope)
-
-    def work() -> str:
-        fields = [*rt.engine.mapping.profile_source_fields, "updatedIn"]
-        document = rt.engine.vtex.get_customer(change.id, fields)
-        echo = rt.echo.recall(change.id)
+    fields = [*rt.engine.mapping.profile_source_fields, "updatedIn"]
+    ids = list(dict.fromkeys(item.record.id for item in items))
+    documents, errors = _read_each(rt, lambda key: rt.engine.vtex.get_customer(key, fields), ids)
+    echoes = rt.echo.recall_many(list(documents))
+    fetched = []
+    for key, document in documents.items():
+        echo = echoes.get(key)
         if document is not None and echo is not None and echo.covers(document):
             # Our own consent write (or an older read): Synerise's value is the newest one.
             document = {**document, "isNewsletterOptIn": echo.value}
-        outcome = map_diff_send([Fetched(change.id, document)], stream, rt.engine.synerise,
-                                rt.engine.store.ledger.hashes)  # fmt: skip
-        rt.record(scope, outcome)
-        return _word(outcome)
+        fetched.append(Fetched(key, document))
+    sent = _send(rt, fetched, stream, errors)
+    outcome = ChunkOutcome(stream=stream.ledger)
+    _merge(outcome, sent)
+    seen: set[str] = set()
+    for item in items:
+        key = item.record.id
+        if key in seen and key not in errors:
+            _extra(outcome, batch, item, "skipped")
+        else:
+            _settle(outcome, batch, item, key, errors.get(key), _word(sent, key))
+        seen.add(key)
+    _record(rt, batch, {scope: outcome}, inbox)
+    return batch
 
-    return recorded(rt, scope, stream.ledger, change.id, final_attempt, work)
+
+def sync_orders(
+    rt: Realtime,
+    items: Sequence[Item[OrderNotice]],
+    inbox: str | None = None,
+    vtex: VtexClient | None = None,
+) -> Batch:
+    """Orders Hook notifications: send or update each order's transaction, once per notification.
+
+    The claims are taken in one round trip; a notice whose claim another delivery holds is a
+    ``duplicate``, a known order's notice of a status outside ``ORDER_UPDATE_STATUSES`` is
+    skipped unread. OMS has no batched Get order: the rest are read once per order, concurrently
+    (``rt.readers``) under the shared budget, their buyers with one
+    Master Data search per 50 (as the historical sync), and the newest notice of an order names
+    the status reported (the others count as skipped). Guest profiles first, then one
+    ``/v4/transactions/batch``, then one transaction for the outcome. A claim whose notice
+    failed is given back, so a later delivery is processed. Orders and buyers are read with
+    ``vtex`` (a sub-account's client, ``etl.sync.accounts``), the connection's by default.
+    """
+    claims = [(item.record.dedupe_key, item.token) for item in items]
+    held = rt.once.claim_many(claims) if claims else []
+    batch = Batch()
+    try:
+        _orders(rt, items, held, batch, inbox, vtex or rt.engine.vtex)
+    except BaseException:
+        rt.once.release_many([claim for claim, ok in zip(claims, held, strict=True) if ok])
+        raise
+    rt.once.release_many([
+        claim for claim, item in zip(claims, items, strict=True)
+        if item.token in batch.retry or batch.words.get(item.token) == "failed"
+    ])  # fmt: skip
+    return batch
+
+
+def _orders(
+    rt: Realtime,
+    items: Sequence[Item[OrderNotice]],
+    held: list[bool],
+    batch: Batch,
+    inbox: str | None,
+    vtex: VtexClient,
+) -> None:
+    settings = rt.engine.settings
+    stream = HookOrders(vtex, rt.engine.mapping, settings.sync_fetch_concurrency)
+    outcome = ChunkOutcome(stream=stream.ledger)
+    live = []
+    for item, ok in zip(items, held, strict=True):
+        if ok:
+            live.append(item)
+        else:
+            _extra(outcome, batch, item, "duplicate")
+    order_ids = list(dict.fromkeys(item.record.order_id for item in live))
+    known = rt.engine.store.ledger.hashes(stream.ledger, order_ids) if order_ids else {}
+    groups: dict[str, list[Item[OrderNotice]]] = {}
+    for item in live:
+        notice = item.record
+        if notice.order_id in known and notice.state not in settings.order_update_statuses:
+            _extra(outcome, batch, item, "skipped")
+        else:
+            groups.setdefault(notice.order_id, []).append(item)
+    newest = {key: max(reversed(group), key=lambda item: _recency(item.record))
+              for key, group in groups.items()}  # fmt: skip
+    orders, errors = _read_each(rt, vtex.get_order, list(groups))
+    buyers = _buyers(rt, vtex, orders, errors)
+    fetched = [
+        Fetched(key, order, {"customer": buyers.get(key),
+                             "status": reported_status(order, newest[key].record)})
+        if order is not None else Fetched(key, None)
+        for key, order in orders.items()
+    ]  # fmt: skip
+    sent = _send(rt, fetched, stream, errors)
+    _merge(outcome, sent)
+    for key, group in groups.items():
+        for item in group:
+            if item is newest[key] or key in errors:
+                _settle(outcome, batch, item, key, errors.get(key), _word(sent, key))
+            else:  # an older notice of an order this batch sends as it is now
+                _extra(outcome, batch, item, "skipped")
+    _record(rt, batch, {"orders": outcome}, inbox)
+
+
+def _buyers(
+    rt: Realtime,
+    vtex: VtexClient,
+    orders: dict[str, dict[str, Any] | None],
+    errors: dict[str, Exception],
+) -> dict[str, dict[str, Any] | None]:
+    """Each order's buyer ``CL`` document (``None``: a guest), found in one search per 50; if the
+    search fails, so do the orders that needed it."""
+    owners = {
+        key: uid
+        for key, order in orders.items()
+        if order and (uid := (order.get("clientProfileData") or {}).get("userProfileId"))
+    }
+    if not owners:
+        return {}
+    fields = list(rt.engine.mapping.order_customer_fields)
+    try:
+        found = vtex.find_customers_by_user_ids(sorted(set(owners.values())), fields)
+    except Exception as error:  # the batch-mates without a registered buyer go on
+        errors.update({key: error for key in owners})
+        return {}
+    return {key: found.get(uid) for key, uid in owners.items()}
+
+
+def _recency(notice: OrderNotice) -> datetime:
+    """When the notified change happened, for picking an order's newest notice in a batch."""
+    try:
+        return parse_time(notice.current_change or notice.last_change)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+def _read_each(
+    rt: Realtime, read: Callable[[str], dict[str, Any] | None], keys: list[str]
+) -> tuple[dict[str, dict[str, Any] | None], dict[str, Exception]]:
+    """``read`` each key on ``rt.readers`` (the rate budget is shared): the records by key, and
+    the error of each read that failed, which fails only its own record."""
+
+    def attempt(key: str) -> tuple[str, Any, Exception | None]:
+        try:
+            return key, read(key), None
+        except Exception as error:
+            return key, None, error
+
+    if len(keys) <= 1 or rt.engine.settings.sync_fetch_concurrency <= 1:
+        results = [attempt(key) for key in keys]
+    else:
+        results = list(rt.readers.map(attempt, keys))
+    records = {key: record for key, record, error in results if error is None}
+    return records, {key: error for key, _, error in results if error is not None}
+
+
+def _send(
+    rt: Realtime, fetched: list[Fetched], stream: Stream, errors: dict[str, Exception]
+) -> ChunkOutcome:
+    """``map_diff_send`` the batch; if the call fails, every record in it has that error."""
+    try:
+        return map_diff_send(fetched, stream, rt.engine.synerise, rt.engine.store.ledger.hashes)
+    except Exception as error:
+        errors.update({item.key: error for item in fetched})
+        return ChunkOutcome(stream=stream.ledger)
+
+
+def _merge(outcome: ChunkOutcome, sent: ChunkOutcome) -> None:
+    """Take what the send recorded (not its ``read``: the batch counts notifications)."""
+    outcome.accepted.update(sent.accepted)
+    outcome.rejections.extend(sent.rejections)
+    outcome.warnings.extend(sent.warnings)
+    outcome.skipped += sent.skipped
+    outcome.guests = sent.guests
+
+
+def _word(sent: ChunkOutcome, key: str) -> str:
+    if key in sent.accepted:
+        return "sent"
+    if any(rejection.record_key == key for rejection in sent.rejections):
+        return "rejected"
+    return "skipped"
+
+
+def _extra(outcome: ChunkOutcome, batch: Batch, item: Item[Any], word: str) -> None:
+    """An item that had no effect of its own (a duplicate, a skip): read and skipped."""
+    outcome.read += 1
+    outcome.skipped += 1
+    batch.words[item.token] = word
+
+
+def _settle(
+    outcome: ChunkOutcome,
+    batch: Batch,
+    item: Item[Any],
+    key: str,
+    error: Exception | None,
+    word: str,
+) -> None:
+    """Count an item whose record went through the send (``word``) or failed (``error``): a
+    skippable record is rejected, a fatal error or a last attempt is kept as a
+    ``DELIVERY_FAILED`` reject, anything else is delivered again."""
+    if error is None:
+        outcome.read += 1
+        batch.words[item.token] = word
+        return
+    if not isinstance(error, SkippableRecordError | FatalError) and not item.final:
+        batch.retry[item.token] = error
+        return
+    if any(rejection.record_key == key for rejection in outcome.rejections):
+        _extra(outcome, batch, item, "skipped")  # the batch rejected this record already
+        return
+    outcome.read += 1
+    if isinstance(error, SkippableRecordError):
+        outcome.reject(error.key or key, str(error.reason), redact_text(error.message))
+        batch.words[item.token] = "rejected"
+        return
+    when = "" if isinstance(error, FatalError) else " after retries"
+    log.error("realtime %s %s failed%s: %s", outcome.stream, key, when, redact_text(str(error)))
+    outcome.reject(key, DELIVERY_FAILED, redact_text(f"{type(error).__name__}: {error}"))
+    batch.words[item.token] = "failed"
+
+
+def _record(
+    rt: Realtime, batch: Batch, outcomes: dict[str, ChunkOutcome], inbox: str | None
+) -> None:
+    """One transaction for the batch. If another drain recorded some of its entries first (it
+    took them over while this one stalled), those are done and the rest is delivered again."""
+    tokens = list(batch.words)
+    try:
+        rt.runs.record_batch(outcomes, inbox, tokens if inbox else ())
+    except AlreadyRecorded as overtaken:
+        again = RetriableError("another drain recorded part of this batch first")
+        batch.retry.update({token: again for token in tokens if token not in overtaken.entries})
+        batch.words = {token: "redone" for token in tokens if token in overtaken.entries}
+
+
+def _single(batch: Batch) -> str:
+    """The word of a batch of one, or its error to retry."""
+    for error in batch.retry.values():
+        raise error
+    [word] = batch.words.values()
+    return word
+
+
+# -- one notification (a task each) -----------------------------------------------------------
+
+
+def sync_customer(rt: Realtime, change: CustomerChange, *, final_attempt: bool = True) -> str:
+    """A ``CL`` document was created or changed: upsert its profile if the payload changed.
+    Before the last attempt a failure is raised, so the task retries it."""
+    return _single(sync_customers(rt, [Item("", change, final_attempt)]))
 
 
 def delete_customer(
@@ -253,40 +550,10 @@ def sync_order(
     final_attempt: bool = True,
     vtex: VtexClient | None = None,
 ) -> str:
-    """Send or update the order's transaction, once per notification; the order is read with
-    ``vtex`` (a sub-account's client, ``etl.sync.accounts``), the connection's by default."""
-    scope = "orders"
-    if not rt.once.claim(notice.dedupe_key, token):
-        rt.count(scope, read=1, skipped=1)
-        return "duplicate"
-    reader = vtex or rt.engine.vtex
-    stream = HookOrders(reader, rt.engine.mapping)
-
-    def work() -> str:
-        settings, vtex = rt.engine.settings, reader
-        known = rt.engine.store.ledger.hashes(stream.ledger, [notice.order_id])
-        if notice.order_id in known and notice.state not in settings.order_update_statuses:
-            rt.count(scope, read=1, skipped=1)
-            return "skipped"
-        order = vtex.get_order(notice.order_id)
-        context: dict[str, Any] = {}
-        if order is not None:
-            user_id = (order.get("clientProfileData") or {}).get("userProfileId")
-            if user_id:
-                fields = list(rt.engine.mapping.order_customer_fields)
-                context["customer"] = vtex.find_customer_by_user_id(user_id, fields)
-            context["status"] = reported_status(order, notice)
-        outcome = map_diff_send([Fetched(notice.order_id, order, context)], stream,
-                                rt.engine.synerise, rt.engine.store.ledger.hashes)  # fmt: skip
-        rt.record(scope, outcome)
-        return _word(outcome)
-
-    return _releasing(
-        rt,
-        notice.dedupe_key,
-        token,
-        lambda: recorded(rt, scope, stream.ledger, notice.order_id, final_attempt, work),
-    )
+    """Send or update the order's transaction, once per notification (``token`` holds the
+    claim); the order is read with ``vtex`` (a sub-account's client, ``etl.sync.accounts``), the
+    connection's by default. Before the last attempt a failure is raised, so the task retries."""
+    return _single(sync_orders(rt, [Item(token, notice, final_attempt)], vtex=vtex))
 
 
 def reported_status(order: dict[str, Any], notice: OrderNotice) -> str | None:
@@ -324,14 +591,6 @@ def _releasing(rt: Realtime, key: str, token: str, work: Callable[[], str]) -> s
     if result == "failed":
         rt.once.release(key, token)
     return result
-
-
-def _word(outcome: ChunkOutcome) -> str:
-    if outcome.rejections:
-        return "rejected"
-    if outcome.accepted:
-        return "sent"
-    return "skipped"
 
 
 def received_now() -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -43,11 +43,12 @@ from etl.errors import (
     RunStoppedError,
     SlotLostError,
 )
-from etl.state.chunks import ChunkNotFoundError, ClaimedChunk
+from etl.state.chunks import ChunkNotFoundError, ChunkOutcome, ClaimedChunk, LedgerMovedError
 from etl.state.runs import PlanningMovedError, Run, RunNotRunningError
 from etl.sync.engine import Engine, run_token
 from etl.sync.pipeline import map_diff_send
 from etl.sync.producer import PlanningSliceEnded, plan_chunks
+from etl.sync.streams import Stream
 from etl.sync.windows import Window
 
 __all__ = [
@@ -70,6 +71,10 @@ log = logging.getLogger(__name__)
 
 TWO_YEARS = timedelta(days=730)
 """VTEX OMS only serves orders from the last two years."""
+
+MOVED_ROUNDS = 3
+"""Times a chunk sends again the records a realtime update changed meanwhile before it gives
+up for now (retried later, like a retriable failure)."""
 
 RETRY_WITHIN = 60.0
 """The longest wait before a chunk or producer task that hit a retriable error runs again
@@ -247,7 +252,9 @@ def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> s
     also reads its run's settings and the ledger hashes of its records), fetch what the listing
     lacks from VTEX (``Stream.fetch``), map, diff against those hashes and send to Synerise
     (``pipeline.map_diff_send``), then record the outcome in one transaction
-    (``Chunks.complete``, which writes only for this claim and only while the run is running).
+    (``Chunks.complete``, which writes only for this claim and only while the run is running;
+    a record a realtime update recorded meanwhile is first sent again as it is now:
+    ``_complete``).
     Between steps the task checks what its process's heartbeat knows (run running, slot held,
     claim still ours), which costs no round trip.
 
@@ -286,17 +293,25 @@ def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
         alive()
         stream = engine.stream(chunk.run_scope)
         fetched = stream.fetch(chunk.keys, chunk.payload)
+        read: dict[str, str] = {}  # the ledger hashes the diff went by
+
+        def known(name: str, keys: Sequence[str]) -> Mapping[str, str]:
+            hashes = _known_hashes(engine, chunk, stream.ledger, name, keys)
+            if name == stream.ledger:
+                read.update(hashes)
+            return hashes
+
         outcome = map_diff_send(
             fetched,
             stream,
             engine.synerise,
-            lambda name, keys: _known_hashes(engine, chunk, stream.ledger, name, keys),
+            known,
             full_resync=chunk.full_resync,
             dry_run=chunk.dry_run,
             check_alive=alive,
         )
         alive()
-        final = engine.store.chunks.complete(chunk, outcome)
+        final = _complete(engine, chunk, stream, outcome, read, alive)
     except ClaimLostError as lost:  # another worker has it now: write nothing
         log.warning("%s; this attempt stops", lost)
         return "superseded"
@@ -322,6 +337,40 @@ def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
     if final:
         _on_finished(engine, run_id)
     return "done"
+
+
+def _complete(
+    engine: Engine,
+    chunk: ClaimedChunk,
+    stream: Stream,
+    outcome: ChunkOutcome,
+    read: dict[str, str],
+    alive: Callable[[], None],
+) -> str | None:
+    """``Chunks.complete``, unless a realtime update recorded some of the chunk's records
+    after the diff read their hashes: the chunk's send (read before that update, sent after
+    it) may have put an older state in Synerise. Those records are read again and sent as they
+    are now, then the chunk completes (``MOVED_ROUNDS`` tries; then it is retried later)."""
+    for _ in range(MOVED_ROUNDS):
+        try:
+            return engine.store.chunks.complete(chunk, outcome, expected=read)
+        except LedgerMovedError as moved:
+            log.info("chunk %s: %s; sending them again as they are now", chunk.id, moved)
+            fresh = map_diff_send(
+                stream.fetch(sorted(moved.moved), None),
+                stream,
+                engine.synerise,
+                lambda name, keys: {},
+                full_resync=True,
+                check_alive=alive,
+            )
+            for key in moved.moved:
+                outcome.accepted.pop(key, None)
+            outcome.accepted.update(fresh.accepted)
+            outcome.rejections.extend(fresh.rejections)
+            read.update({key: value for key, value in moved.moved.items() if value is not None})
+            alive()
+    raise RetriableError(f"chunk {chunk.id}: its records keep changing while it completes")
 
 
 def _known_hashes(

@@ -1,7 +1,9 @@
 """The webhook service: a small WSGI app (werkzeug) that authenticates, validates and enqueues.
 
-It answers fast and does no sync work itself: each accepted call becomes one task on the
-``realtime`` queue (``etl.webhooks.handlers``), and the answer is 200 only once Redis took the
+It answers fast and does no sync work itself: each accepted call becomes work on the
+``realtime`` queue (``etl.webhooks.handlers``): in production a customer change or an order
+notification is an entry in its realtime inbox (``etl.sync.inbox``, drained in batches), a
+deletion or a consent change a task of its own. The answer is 200 only once Redis took the
 message, so a sender is never told "done" for work that could be lost. Anything that stops the
 enqueue (Redis down, a timeout) answers 503 with ``Retry-After``, and VTEX or Synerise retry.
 
@@ -43,6 +45,7 @@ from werkzeug.wrappers import Request, Response
 from etl.connections import DEFAULT, Connection
 from etl.errors import ConfigError
 from etl.redaction import redact_text
+from etl.sync.inbox import Inbox
 from etl.sync.queues import REALTIME
 from etl.webhooks.auth import HEADER, SecretCheck
 from etl.webhooks.handlers import CUSTOMER_METHODS, Job, consent_job, customer_job, order_job
@@ -96,7 +99,8 @@ class WebhookApp:
 
     Args:
         secret: ``WEBHOOK_SECRET`` of today's paths (``None``: they answer 404).
-        enqueue: ``(task, args, queue) -> task id``; ``workers.dispatch.enqueue`` in production.
+        enqueue: ``(task, args, queue) -> id``; in production ``Inbox.enqueue`` over
+            ``workers.dispatch.enqueue`` (``create_app``).
         ready: a check for ``/readyz`` (e.g. Redis ``ping``); always ready when omitted.
         max_body: the largest body accepted, in bytes.
         connections: each connection's ``WEBHOOK_SECRET`` for ``/hooks/{connection}/...``.
@@ -246,8 +250,10 @@ def paths_of(connection: str, served_unnamed: bool) -> dict[str, str]:
 def create_app(
     secret: str | None = None, enqueue: Enqueue | None = None, redis_url: str | None = None
 ) -> WebhookApp:
-    """The production app: each connection's secret from its settings, Celery's enqueue,
-    readiness on Redis.
+    """The production app: each connection's secret from its settings, readiness on Redis,
+    and (unless ``enqueue`` is given) customer changes and order notifications put in their
+    connection's realtime inbox, anything else sent as a Celery task (with no Redis URL,
+    everything is a Celery task).
 
     Raises:
         ConfigError: no connection has a ``WEBHOOK_SECRET``.
@@ -262,15 +268,16 @@ def create_app(
         default = connections.unnamed(found) or DEFAULT
         secret = secrets.get(default)
         redis_url = redis_url or next(iter(found.values())).settings.redis_url
-    if enqueue is None:
-        from workers.dispatch import enqueue as celery_enqueue
-
-        enqueue = celery_enqueue
     ready = None
+    client = None
     if redis_url:
         from etl.infra import redis_client
 
         # A readiness probe answers within seconds: no retries, short timeouts.
         client = redis_client(redis_url, retries=1, socket_timeout=2, socket_connect_timeout=2)
         ready = lambda: bool(client.ping())  # noqa: E731
+    if enqueue is None:
+        from workers.dispatch import enqueue as celery_enqueue
+
+        enqueue = celery_enqueue if client is None else Inbox(client, celery_enqueue).enqueue
     return WebhookApp(secret, enqueue, ready=ready, connections=secrets, default=default)

@@ -9,7 +9,14 @@ from etl.retry import RetryPolicy
 from etl.sandbox import Sandbox
 from etl.state.store import StateStore
 from etl.sync.engine import Engine
-from etl.sync.queues import REALTIME, TASK_CONSENT, TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER
+from etl.sync.queues import (
+    REALTIME,
+    TASK_CONSENT,
+    TASK_CUSTOMER,
+    TASK_CUSTOMER_DELETED,
+    TASK_DRAIN,
+    TASK_ORDER,
+)
 from etl.synerise.client import SyneriseClient
 from tests.etl.webhooks import harness
 from tests.etl.webhooks.harness import (
@@ -25,7 +32,7 @@ from workers.dispatch import enqueue
 broker, sandbox, rt_env = harness.broker, harness.sandbox, harness.rt_env
 engine, store, worker = harness.engine, harness.store, harness.worker
 
-TASKS = (TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER, TASK_CONSENT)
+TASKS = (TASK_CUSTOMER, TASK_CUSTOMER_DELETED, TASK_ORDER, TASK_CONSENT, TASK_DRAIN)
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -1,5 +1,9 @@
-"""Realtime tasks (queue ``realtime``): thin wrappers over ``etl.sync.realtime`` and
-``etl.sync.consent``, fed by the webhooks service (``etl.webhooks``).
+"""Realtime tasks (queue ``realtime``): thin wrappers over ``etl.sync.realtime``,
+``etl.sync.drain`` and ``etl.sync.consent``, fed by the webhooks service (``etl.webhooks``).
+
+The webhook service leaves customer changes and order notifications in the realtime inbox and
+``drain(scope)`` processes them in batches; deletions and consent are a task each, and so is any
+customer or order message sent as a task (queued before the inbox, or by hand).
 
 Arguments are ``etl.sync.changes`` records as JSON objects (``dataclasses.asdict``). Retries:
 whatever the core lets through (retriable errors, an outage of Redis or PostgreSQL) is retried
@@ -10,6 +14,7 @@ token: stable across a task's retries, different for a duplicate delivery.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -20,18 +25,30 @@ from etl.sync import realtime as core
 from etl.sync.accounts import route_order
 from etl.sync.changes import ConsentChange, CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.consent import apply_consent
+from etl.sync.drain import Route
+from etl.sync.drain import drain as drain_inbox
 from etl.sync.feed import consume_orders_feed
 from etl.sync.queues import (
     TASK_CONSENT,
     TASK_CUSTOMER,
     TASK_CUSTOMER_DELETED,
+    TASK_DRAIN,
     TASK_ORDER,
     TASK_ORDERS_FEED,
 )
+from etl.vtex.client import VtexClient
 from workers.app import app
 from workers.tasks import sync
 
-__all__ = ["consent", "customer", "customer_deleted", "order", "orders_feed", "realtime"]
+__all__ = [
+    "consent",
+    "customer",
+    "customer_deleted",
+    "drain",
+    "order",
+    "orders_feed",
+    "realtime",
+]
 
 MAX_RETRIES = 8
 
@@ -109,6 +126,16 @@ def order(self: Task, notice: dict[str, Any]) -> str:
     return _run(self, work)
 
 
+def _router(receiving: Any) -> Route:
+    """Where a drain of ``receiving``'s inbox processes an order of an ``Origin.Account``."""
+
+    def route(account: str | None) -> tuple[core.Realtime, VtexClient]:
+        engine, vtex = route_order(sync.engines(), receiving, account)
+        return _services_of(engine), vtex
+
+    return route
+
+
 @app.task(name=TASK_CONSENT, bind=True, max_retries=MAX_RETRIES)
 def consent(self: Task, change: dict[str, Any]) -> str:
     """A Synerise consent change: write it to the customer's ``CL`` document if it differs."""
@@ -116,6 +143,24 @@ def consent(self: Task, change: dict[str, Any]) -> str:
     return _run(
         self, lambda final: apply_consent(realtime(record.connection), record, final_attempt=final)
     )
+
+
+@app.task(name=TASK_DRAIN, bind=True, max_retries=MAX_RETRIES)
+def drain(self: Task, scope: str, connection: str = DEFAULT) -> dict[str, Any]:
+    """Process the notifications waiting in a connection's inbox of ``scope``, in batches, for
+    up to 30 s; an order of another connection's account or of a sub-account is processed with
+    that connection's services (``etl.sync.accounts``).
+
+    A batch's failures stay with its notifications (delivered again later); what reaches here
+    is Redis or PostgreSQL failing under a batch, whose entries wait, pending, for the next
+    drain: this one is retried with backoff, and upkeep schedules drains anyway."""
+    try:
+        services = realtime(connection)
+        if services.inbox.connection != connection:  # default's streams, a file's one connection
+            services = dataclasses.replace(services, inbox=services.inbox.of(connection))
+        return drain_inbox(services, scope, route=_router(services.engine)).as_dict()
+    except Exception as error:
+        raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
 
 
 @app.task(name=TASK_ORDERS_FEED)

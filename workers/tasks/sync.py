@@ -27,6 +27,7 @@ from etl.state.store import StateStore
 from etl.sync import runs
 from etl.sync.engine import Engine
 from etl.sync.engines import Engines, UnknownConnectionError
+from etl.sync.inbox import Inbox
 from etl.sync.products import start_scheduled_products
 from etl.sync.queues import (
     TASK_INCREMENTAL,
@@ -121,9 +122,18 @@ def _of(lookup: Any, work_id: int) -> Engine | None:
 @app.task(name=TASK_SWEEP)
 def sweep() -> None:
     """Upkeep (beat, and every worker's own loop): renew leases, hand expired claims on,
-    recover lost messages, start waiting runs."""
-    for each in engines():
+    recover lost messages, start waiting runs, and see that every realtime inbox (of every
+    connection) holding notifications has a drain coming."""
+    every = engines()
+    for each in every:
         runs.maintain(each, timedelta(seconds=each.settings.sync_stale_after))
+        Inbox(each.redis, each.enqueue, connection=each.connection.name).sweep()
+    names = every.names()
+    if connections.DEFAULT not in names and connections.unnamed(names):
+        # Entries left in ``default``'s streams (before its one connection had a name): that
+        # connection drains them (``etl.realtime.drain(scope)``).
+        first = every.get()
+        Inbox(first.redis, first.enqueue).sweep()
 
 
 def start_upkeep(interval: float | None = None) -> threading.Event:

@@ -99,6 +99,8 @@ def test_rejects_download_everything_redacted(console, finished_run, store):
 
 def test_metrics_count_the_run_once(console, finished_run, engine):
     ApiUsage.for_redis(engine.redis).flush()  # what this process's clients counted so far
+    for _ in range(3):  # notifications waiting in the orders inbox (no drain: nothing sent)
+        engine.redis.xadd("etl:inbox:orders", {"task": "etl.realtime.order", "args": "[]"})
     response = console.get("/metrics")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
@@ -121,6 +123,8 @@ def test_metrics_count_the_run_once(console, finished_run, engine):
                    family=family, status="2xx")  # fmt: skip
         assert ok > 0
     assert value(found, "vtex_synerise_queue_depth", queue="backfill") == 0
+    assert value(found, "vtex_synerise_realtime_inbox_depth", scope="orders") == 3
+    assert value(found, "vtex_synerise_realtime_inbox_depth", scope="customers_created") == 0
     assert value(found, "vtex_synerise_workers", queue="backfill") == 1
     assert {name for name, _ in found} <= set(METRICS)
     assert all(value(found, "vtex_synerise_source_up", source=source) == 1

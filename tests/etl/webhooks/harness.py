@@ -31,6 +31,7 @@ from etl.sandbox.synerise import SANDBOX_WORKSPACE_GUID
 from etl.state.runs import Run
 from etl.state.store import StateStore
 from etl.sync.engine import Engine
+from etl.sync.inbox import Inbox
 from etl.sync.realtime import Realtime
 from etl.webhooks.app import CONSENT_PATH, CUSTOMER_TRIGGER_PATH, ORDER_HOOK_PATH, WebhookApp
 from etl.webhooks.auth import HEADER
@@ -143,11 +144,13 @@ class Service:
 
 
 @pytest.fixture
-def webhooks(rt_env: dict[str, str]) -> Iterator[Service]:
-    """``WebhookApp`` with the real Celery enqueue, served by werkzeug in a thread."""
+def webhooks(rt_env: dict[str, str], broker: redis.Redis) -> Iterator[Service]:
+    """``WebhookApp`` as in production (customer changes and order notices into the realtime
+    inbox, the rest as Celery tasks), served by werkzeug in a thread."""
     from workers.dispatch import enqueue
 
-    server = make_server("127.0.0.1", 0, WebhookApp(SECRET, enqueue), threaded=True)
+    app = WebhookApp(SECRET, Inbox(broker, enqueue).enqueue)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="webhooks", daemon=True)
     thread.start()
     try:
@@ -158,6 +161,17 @@ def webhooks(rt_env: dict[str, str]) -> Iterator[Service]:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """A stand-in for Celery's enqueue that records what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Any], str]] = []
+
+    def __call__(self, task: str, args: list[Any], queue: str) -> str:
+        self.sent.append((task, args, queue))
+        return f"task-{len(self.sent)}"
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:

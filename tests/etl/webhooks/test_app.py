@@ -24,6 +24,7 @@ from etl.webhooks.app import (
     WebhookApp,
 )
 from etl.webhooks.auth import HEADER
+from tests.etl.webhooks.harness import Recorder
 
 SECRET = "s3cret-webhook-value"
 AUTH = {HEADER: SECRET}
@@ -36,15 +37,6 @@ NOTICE = {
     "CurrentChange": "2019-07-29T23:17:31.5Z",
     "Origin": {"Account": "accountABC", "Key": "vtexappkey-keyEDF"},
 }
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, list[Any], str]] = []
-
-    def __call__(self, task: str, args: list[Any], queue: str) -> str:
-        self.sent.append((task, args, queue))
-        return f"task-{len(self.sent)}"
 
 
 @pytest.fixture

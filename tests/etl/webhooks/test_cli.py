@@ -189,7 +189,9 @@ def test_serve_answers_and_enqueues(mode, redis_url, database_url, broker, tmp_p
             assert answer.status_code == 200, answer.text
         assert session.post(base + CUSTOMER_TRIGGER_PATH, json={"id": "x"},
                             timeout=5).status_code == 401  # fmt: skip
-        assert broker.llen("realtime") == 5
+        # Five entries in the created-customers inbox, and one drain task to process them.
+        assert broker.xlen("etl:inbox:customers_created") == 5
+        assert broker.llen("realtime") == 1
         # The service sends without task-sent events (workers.dispatch.prepare_sender).
         published = [events.get_message(timeout=0.2) for _ in range(5)]
         assert [m for m in published if m] == []

@@ -8,6 +8,7 @@ from werkzeug.test import Client
 
 from etl.sandbox import start_sandbox
 from etl.sync.engines import Engines
+from etl.sync.inbox import Inbox
 from etl.webhooks.app import ORDER_HOOK_PATH, WebhookApp
 from etl.webhooks.auth import HEADER
 from tests.etl.webhooks.harness import wait_until
@@ -28,13 +29,15 @@ def _valid_order(sandbox) -> dict:
     raise AssertionError("the sub-account has no valid order")
 
 
+@pytest.mark.parametrize("via", ["task", "inbox"])
 @pytest.mark.parametrize("owner", ["sub-account", "own-connection"])
 def test_a_sub_accounts_order_hook_reaches_the_right_workspace_with_its_data(
-    sandbox, rt_env, worker, monkeypatch, tmp_path, owner
+    sandbox, rt_env, worker, monkeypatch, tmp_path, owner, via
 ):
     """The hook of connection ``main`` names an order of account ``substore``: listed in
     ``main``'s VTEX_SUB_ACCOUNTS, it is read from substore and sent to main's workspace; made
-    a connection of its own, it goes to that connection's workspace."""
+    a connection of its own, it goes to that connection's workspace. As a task of its own, or
+    from ``main``'s inbox (``etl:inbox:main:orders``) through a drain of it."""
     with start_sandbox(customers=20, orders=30, seed=12, account="substore") as sub:
         order = _valid_order(sub)
         assert sandbox.vtex.store.order(order["orderId"]) is None  # only substore has it
@@ -47,7 +50,7 @@ def test_a_sub_accounts_order_hook_reaches_the_right_workspace_with_its_data(
         path = tmp_path / "connections.toml"
         path.write_text(text)
         with wired_engines({**rt_env, "ETL_CONNECTIONS": str(path)}, monkeypatch) as engines:
-            _notify_main(engines, order)
+            _notify_main(engines, order, via)
             target = sandbox if owner == "sub-account" else sub
             sent = wait_until(lambda: target.synerise.stored_transactions(), 30,
                               "the sub-account's order in Synerise")  # fmt: skip
@@ -64,10 +67,12 @@ def test_a_sub_accounts_order_hook_reaches_the_right_workspace_with_its_data(
             assert (run.read_count, run.sent_count, run.rejected_count) == (1, 1, 0)
 
 
-def _notify_main(engines: Engines, order: dict) -> None:
+def _notify_main(engines: Engines, order: dict, via: str) -> None:
     from workers.dispatch import enqueue
 
-    app = WebhookApp(None, enqueue, connections={"main": MAIN_SECRET})
+    inbox = Inbox(engines.get("main").redis, enqueue)
+    app = WebhookApp(None, enqueue if via == "task" else inbox.enqueue,
+                     connections={"main": MAIN_SECRET})  # fmt: skip
     notice = {"OrderId": order["orderId"], "State": "payment-approved",
               "LastChange": "2026-03-01T10:00:00Z", "Origin": {"Account": "substore"}}  # fmt: skip
     client = Client(app)
@@ -79,6 +84,11 @@ def _notify_main(engines: Engines, order: dict) -> None:
     accepted = client.post("/hooks/main/orders", json=notice, headers={HEADER: MAIN_SECRET})
     assert accepted.status_code == 200, accepted.text
     assert engines.names()[0] == "main"
+    if via == "inbox":  # main's own stream; default's (etl:inbox:orders) never had it
+        assert inbox.of("main").key("orders") == "etl:inbox:main:orders"
+        last = inbox.client.xinfo_stream("etl:inbox:main:orders")["last-generated-id"]
+        assert last.decode() == accepted.json["task"]
+        assert not inbox.client.exists("etl:inbox:orders")
 
 
 def test_setup_help_and_hook_register_name_each_connections_own_paths_and_secret(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,7 @@ from etl.sync.realtime import (
 )
 from etl.synerise.client import SyneriseClient
 from tests.etl.webhooks.harness import profile, realtime_runs, synerise_writes, vtex_admin
+from tests.helpers.sync import WHOLE_RANGE
 
 PROFILE_WRITES = "synerise.clients_batch"
 
@@ -248,3 +250,41 @@ def test_the_ledger_swap_is_a_compare_and_set(store: StateStore):
     assert not store.ledger.swap_hash("profiles", "cl-1", "h0", "h2", run_id)
     assert store.ledger.swap_hash("profiles", "cl-1", "h1", "h2", run_id)
     assert store.ledger.hashes("profiles", ["cl-1"]) == {"cl-1": "h2"}
+
+
+# -- a historical chunk against a realtime update --------------------------------------------
+
+
+def test_a_chunk_that_read_an_order_before_a_realtime_update_sends_it_again_as_it_is_now(
+    sandbox: Sandbox, rt: Realtime, engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """The chunk reads the order, the order is canceled and the hook sends that first; the
+    chunk's send (the old status, same eventSalt) lands after it. Completing, the chunk sees the
+    ledger row moved since its diff read it, reads the order again and sends it as it is now."""
+    run = runs.start(engine, runs.StartRequest("orders", WHOLE_RANGE))
+    runs.run_producer(engine, run.id)
+    chunk_id = engine.store.chunks.ids(run.id, ["pending"])[0]
+    data = sandbox.dataset
+    valid = {data.order(i)["orderId"] for i in range(data.order_count)
+             if data.expected_reason("order", i) is None}  # fmt: skip
+    order_id = next(key for key in engine.store.chunks.get(chunk_id).keys if key in valid)
+    stream_class = type(engine.stream("orders"))
+    read = stream_class.fetch
+    reads: list[list[str]] = []
+
+    def fetch(self: Any, keys: Any, stored: Any) -> Any:
+        fetched = read(self, keys, stored)
+        if not reads:  # the chunk has read the order: now it changes, and the hook is first
+            changed = sandbox.vtex.set_order_status(order_id, "canceled")
+            assert changed is not None and changed["status"] == "canceled"
+            notice = OrderNotice(order_id, "canceled", changed["lastChange"],
+                                 current_change=changed["lastChange"])  # fmt: skip
+            assert sync_order(rt, notice, "hook-1") == "sent"
+        reads.append(list(keys))
+        return fetched
+
+    monkeypatch.setattr(stream_class, "fetch", fetch)
+    assert runs.run_chunk(engine, chunk_id) == "done"
+    assert reads[1:] == [[order_id]], "the moved order is read again, nothing else"
+    [sent] = [t for t in sandbox.synerise.stored_transactions() if t["orderId"] == order_id]
+    assert sent["metadata"]["status"] == "canceled"
