@@ -75,9 +75,10 @@ class Chunk:
 
 
 class LedgerMovedError(RuntimeError):
-    """Another writer (a realtime update) recorded some of a chunk's records after the chunk's
-    claim read their ledger hashes: what the chunk sent may be older than what Synerise had.
-    Nothing was written; ``moved`` is each such record's ledger hash now."""
+    """Another writer recorded some of an outcome's records after its diff read their ledger
+    hashes (a realtime update under a chunk, or a chunk under a realtime batch): what was sent
+    may be older than what Synerise had. Nothing was written; ``moved`` is each such record's
+    ledger hash now."""
 
     def __init__(self, moved: dict[str, str | None]) -> None:
         super().__init__(f"{len(moved)} records of the chunk changed in the ledger meanwhile")

@@ -25,7 +25,8 @@ from typing import Any
 from psycopg2.extras import Json, execute_values
 
 from etl.state import runs
-from etl.state.chunks import ChunkOutcome, write_outcome
+from etl.state.chunks import ChunkOutcome, LedgerMovedError, write_outcome
+from etl.state.ledger import moved_since
 from etl.state.store import StateStore
 
 __all__ = ["AlreadyRecorded", "RealtimeRuns"]
@@ -107,13 +108,18 @@ class RealtimeRuns:
         outcomes: Mapping[str, ChunkOutcome],
         inbox: str | None = None,
         entries: Sequence[str] = (),
+        expected: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """Record a batch's outcomes (one per scope, in today's runs) and the inbox entries they
         account for, in one transaction.
 
+        ``expected`` (per scope: the ledger hashes the batch's diff read) makes an accepted
+        record whose ledger row another writer changed since then write nothing.
+
         Raises:
             AlreadyRecorded: another drain recorded some of ``entries`` (it took them over while
                 this one was stalled); nothing is written, so nothing counts twice.
+            LedgerMovedError: see ``expected``.
         """
         run_ids = {scope: self.run_id(scope) for scope in outcomes}
         with self.store.db.transaction() as cur:
@@ -129,6 +135,12 @@ class RealtimeRuns:
                 if done:
                     raise AlreadyRecorded(done)  # rolls the transaction back
             for scope, outcome in outcomes.items():
+                if expected is not None and scope in expected:
+                    moved = moved_since(
+                        cur, outcome.stream, run_ids[scope], expected[scope], outcome.accepted
+                    )
+                    if moved:
+                        raise LedgerMovedError(moved)  # rolls the transaction back
                 write_outcome(cur, run_ids[scope], outcome)
 
     def recorded(self, inbox: str, entries: Sequence[str]) -> set[str]:

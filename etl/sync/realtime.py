@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 from etl.connections import DEFAULT
 from etl.errors import FatalError, RetriableError, SkippableRecordError
 from etl.redaction import fingerprint, redact_text
-from etl.state.chunks import ChunkOutcome
+from etl.state.chunks import ChunkOutcome, LedgerMovedError
 from etl.state.realtime import AlreadyRecorded, RealtimeRuns
 from etl.sync.changes import CustomerChange, CustomerDeletion, OrderNotice
 from etl.sync.engine import Engine
@@ -206,7 +206,8 @@ def sync_customers(
             # Our own consent write (or an older read): Synerise's value is the newest one.
             document = {**document, "isNewsletterOptIn": echo.value}
         fetched.append(Fetched(key, document))
-    sent = _send(rt, fetched, stream, errors)
+    diffed: dict[str, str] = {}
+    sent = _send(rt, fetched, stream, errors, diffed)
     outcome = ChunkOutcome(stream=stream.ledger)
     _merge(outcome, sent)
     seen: set[str] = set()
@@ -217,7 +218,7 @@ def sync_customers(
         else:
             _settle(outcome, batch, item, key, errors.get(key), _word(sent, key))
         seen.add(key)
-    _record(rt, batch, {scope: outcome}, inbox)
+    _record(rt, batch, {scope: outcome}, inbox, {scope: diffed})
     return batch
 
 
@@ -290,7 +291,8 @@ def _orders(
         if order is not None else Fetched(key, None)
         for key, order in orders.items()
     ]  # fmt: skip
-    sent = _send(rt, fetched, stream, errors)
+    diffed: dict[str, str] = {}
+    sent = _send(rt, fetched, stream, errors, diffed)
     _merge(outcome, sent)
     for key, group in groups.items():
         for item in group:
@@ -298,7 +300,7 @@ def _orders(
                 _settle(outcome, batch, item, key, errors.get(key), _word(sent, key))
             else:  # an older notice of an order this batch sends as it is now
                 _extra(outcome, batch, item, "skipped")
-    _record(rt, batch, {"orders": outcome}, inbox)
+    _record(rt, batch, {"orders": outcome}, inbox, {"orders": diffed})
 
 
 def _buyers(
@@ -354,11 +356,22 @@ def _read_each(
 
 
 def _send(
-    rt: Realtime, fetched: list[Fetched], stream: Stream, errors: dict[str, Exception]
+    rt: Realtime,
+    fetched: list[Fetched],
+    stream: Stream,
+    errors: dict[str, Exception],
+    diffed: dict[str, str],
 ) -> ChunkOutcome:
-    """``map_diff_send`` the batch; if the call fails, every record in it has that error."""
+    """``map_diff_send`` the batch; if the call fails, every record in it has that error.
+    ``diffed`` receives the ledger hashes the diff read (what the outcome expects to find)."""
+
+    def hashes(ledger_stream: str, keys: Sequence[str]) -> dict[str, str]:
+        found = rt.engine.store.ledger.hashes(ledger_stream, keys)
+        diffed.update(found)
+        return found
+
     try:
-        return map_diff_send(fetched, stream, rt.engine.synerise, rt.engine.store.ledger.hashes)
+        return map_diff_send(fetched, stream, rt.engine.synerise, hashes)
     except Exception as error:
         errors.update({item.key: error for item in fetched})
         return ChunkOutcome(stream=stream.ledger)
@@ -421,13 +434,29 @@ def _settle(
 
 
 def _record(
-    rt: Realtime, batch: Batch, outcomes: dict[str, ChunkOutcome], inbox: str | None
+    rt: Realtime,
+    batch: Batch,
+    outcomes: dict[str, ChunkOutcome],
+    inbox: str | None,
+    diffed: dict[str, dict[str, str]],
 ) -> None:
     """One transaction for the batch. If another drain recorded some of its entries first (it
-    took them over while this one stalled), those are done and the rest is delivered again."""
+    took them over while this one stalled), those are done and the rest is delivered again.
+
+    If a historical chunk recorded one of the batch's records after the diff read its ledger row
+    (it read the record before this change and may have sent it after this batch did), nothing
+    is recorded and the whole batch is delivered again: read again, it is sent as it is now.
+    """
     tokens = list(batch.words)
     try:
-        rt.runs.record_batch(outcomes, inbox, tokens if inbox else ())
+        rt.runs.record_batch(outcomes, inbox, tokens if inbox else (), expected=diffed)
+    except LedgerMovedError as moved:
+        again = RetriableError(
+            f"a historical sync recorded {len(moved.moved)} of these records meanwhile;"
+            " they are read again"
+        )
+        batch.retry.update({token: again for token in tokens})
+        batch.words = {}
     except AlreadyRecorded as overtaken:
         again = RetriableError("another drain recorded part of this batch first")
         batch.retry.update({token: again for token in tokens if token not in overtaken.entries})

@@ -288,3 +288,47 @@ def test_a_chunk_that_read_an_order_before_a_realtime_update_sends_it_again_as_i
     assert reads[1:] == [[order_id]], "the moved order is read again, nothing else"
     [sent] = [t for t in sandbox.synerise.stored_transactions() if t["orderId"] == order_id]
     assert sent["metadata"]["status"] == "canceled"
+
+
+def test_a_realtime_update_recorded_after_a_stale_chunk_is_delivered_again_and_sent_as_it_is_now(
+    sandbox: Sandbox, rt: Realtime, engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """The other order of the same race: the chunk read the order before it was canceled, the
+    hook sends the cancel, then the chunk sends its stale read and records it before the hook's
+    outcome is recorded. Recording, the hook sees the ledger row moved since its diff read it:
+    nothing is recorded and the notification is delivered again, read again and sent again."""
+    run = runs.start(engine, runs.StartRequest("orders", WHOLE_RANGE))
+    runs.run_producer(engine, run.id)
+    chunk_id = engine.store.chunks.ids(run.id, ["pending"])[0]
+    data = sandbox.dataset
+    valid = {data.order(i)["orderId"] for i in range(data.order_count)
+             if data.expected_reason("order", i) is None}  # fmt: skip
+    keys = engine.store.chunks.get(chunk_id).keys
+    order_id = next(key for key in keys if key in valid)
+    stream = engine.stream("orders")
+    read = type(stream).fetch
+    stale = read(stream, keys, None)  # the chunk's read, before the cancel
+
+    def fetch(self: Any, keys: Any, stored: Any) -> Any:
+        return stale if not chunk_ran else read(self, keys, stored)
+
+    chunk_ran: list[str | None] = []
+    record = RealtimeRuns.record_batch
+
+    def record_batch(self: RealtimeRuns, *args: Any, **kwargs: Any) -> None:
+        if not chunk_ran:  # the hook has sent; the stale chunk sends and records first
+            chunk_ran.append(runs.run_chunk(engine, chunk_id))
+        record(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(stream), "fetch", fetch)
+    monkeypatch.setattr(RealtimeRuns, "record_batch", record_batch)
+    changed = sandbox.vtex.set_order_status(order_id, "canceled")
+    assert changed is not None
+    notice = OrderNotice(order_id, "canceled", changed["lastChange"],
+                         current_change=changed["lastChange"])  # fmt: skip
+    with pytest.raises(RetriableError, match="read again"):
+        sync_order(rt, notice, "hook-1")
+    assert chunk_ran == ["done"]
+    assert sync_order(rt, notice, "hook-1") == "sent"
+    [sent] = [t for t in sandbox.synerise.stored_transactions() if t["orderId"] == order_id]
+    assert sent["metadata"]["status"] == "canceled"
