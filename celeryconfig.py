@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 from etl.config import Settings
+from etl.connections import DEFAULT, Connection
+from etl.connections import load as load_connections
 from etl.errors import ConfigError
 from etl.infra import REDIS_OPTIONS
 from etl.sync.queues import (
@@ -122,15 +124,21 @@ task_routes = {
 }
 
 
+def _connections() -> Mapping[str, Connection]:
+    """Every connection (``ETL_CONNECTIONS``, else ``default``); credentials are not needed to
+    schedule."""
+    return load_connections(require=())
+
+
 def _per_connection(
     entries: Callable[[Settings], dict[str, dict[str, object]]],
+    found: Mapping[str, Connection] | None = None,
 ) -> dict[str, dict[str, object]]:
-    """``entries`` of each connection (``ETL_CONNECTIONS``) from its own settings, its tasks
+    """``entries`` of each connection (``found``, else loaded) from its own settings, its tasks
     given the connection's name; a deployment with only the ``default`` connection keeps its
     entries as they always were."""
-    from etl.connections import DEFAULT, load  # credentials are not needed to schedule
-
-    found = load(require=())
+    if found is None:
+        found = _connections()
     if list(found) == [DEFAULT]:
         return entries(found[DEFAULT].settings)
     return {
@@ -150,7 +158,9 @@ def _crontab(variable: str, fields: tuple[str, str, str, str, str]) -> crontab:
         raise ConfigError(variable, reason, " ".join(fields)) from None
 
 
-def _incremental_schedule() -> dict[str, dict[str, object]]:
+def _incremental_schedule(
+    found: Mapping[str, Connection] | None = None,
+) -> dict[str, dict[str, object]]:
     """One cron-triggered incremental sync per connection and scope.
 
     ``SYNC_INCREMENTAL_CRON`` (five cron fields, default every 15 minutes) and
@@ -165,10 +175,12 @@ def _incremental_schedule() -> dict[str, dict[str, object]]:
             for scope in settings.sync_incremental_scopes
         }
 
-    return _per_connection(entries)
+    return _per_connection(entries, found)
 
 
-def _products_schedule() -> dict[str, dict[str, object]]:
+def _products_schedule(
+    found: Mapping[str, Connection] | None = None,
+) -> dict[str, dict[str, object]]:
     """The nightly catalog pass of each connection: ``SYNC_PRODUCTS_CRON`` (five cron fields,
     UTC; default ``0 3 * * *``, 03:00 every day; ``off`` disables it)."""
 
@@ -179,10 +191,12 @@ def _products_schedule() -> dict[str, dict[str, object]]:
         when = _crontab("SYNC_PRODUCTS_CRON", fields)
         return {"products": {"task": TASK_PRODUCTS, "schedule": when}}
 
-    return _per_connection(entries)
+    return _per_connection(entries, found)
 
 
-def _orders_feed_schedule() -> dict[str, dict[str, object]]:
+def _orders_feed_schedule(
+    found: Mapping[str, Connection] | None = None,
+) -> dict[str, dict[str, object]]:
     """The Orders Feed consumer (``etl.sync.feed``) of each connection every
     ``ORDERS_FEED_INTERVAL`` seconds (default 60; 0 turns it off)."""
 
@@ -192,16 +206,18 @@ def _orders_feed_schedule() -> dict[str, dict[str, object]]:
             return {}
         return {"orders-feed": {"task": TASK_ORDERS_FEED, "schedule": float(interval)}}
 
-    return _per_connection(entries)
+    return _per_connection(entries, found)
 
 
 def schedule() -> dict[str, dict[str, object]]:
-    """Beat's schedule from the current settings (``ConfigError`` names a bad variable)."""
+    """Beat's schedule from the current settings (``ConfigError`` names a bad variable); the
+    connections are read once for all its entries."""
+    found = _connections()
     return {
         "sweep": {"task": TASK_SWEEP, "schedule": 30.0},
-        **_incremental_schedule(),
-        **_products_schedule(),
-        **_orders_feed_schedule(),
+        **_incremental_schedule(found),
+        **_products_schedule(found),
+        **_orders_feed_schedule(found),
     }
 
 
