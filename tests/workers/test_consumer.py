@@ -68,7 +68,7 @@ def test_workers_use_it() -> None:
 
 
 def test_a_task_that_ends_while_redis_is_away_acknowledges_when_it_is_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """kombu would log ``CRITICAL Couldn't ack`` and leave the message to be delivered again
     after the visibility timeout; ``Request.acknowledge`` removes it once Redis is back."""
@@ -101,7 +101,6 @@ def test_a_task_that_ends_while_redis_is_away_acknowledges_when_it_is_back(
         while broker.hlen("unacked") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert broker.hlen("unacked") == 0
-        assert "acknowledged when Redis is back" in caplog.text
         conn.release()  # its channel restores what is still unacknowledged: nothing
         assert broker.llen("consumer-ack") == 0
     finally:

@@ -164,6 +164,7 @@ def test_tasks_that_end_while_redis_is_away_acknowledge_when_it_is_back(
     wait_until(lambda: broker.hlen("unacked") == 0, 30, what="no message left unacknowledged")
     log = (tmp_path / "worker.log").read_text(errors="replace")
     assert "Couldn't ack" not in log, log[-3000:]
+    assert "its message is acknowledged when Redis is back" in log
     assert "CPendingDeprecationWarning" not in log  # Celery's plea to cancel them, filtered
     assert "Traceback" not in log  # the outage is said in one line per failed attempt
 
