@@ -97,6 +97,7 @@ VARIABLES = (
     "VTEX_RATE_LIMIT", "VTEX_SUB_ACCOUNTS", "SYNERISE_API_KEY", "SYNERISE_WORKSPACE_GUID",
     "SYNERISE_API_HOST",
     "SYNERISE_RATE_LIMIT", "RATE_ADAPTIVE", "RATE_ADAPT_DECREASE", "RATE_ADAPT_INCREASE",
+    "VTEX_RATE_BURST", "SYNERISE_RATE_BURST",
     "SYNERISE_BATCH_SIZE", "SYNC_CHUNK_SIZE", "SYNC_FETCH_CONCURRENCY",
     "SYNC_MAX_ACTIVE_RUNS", "SYNC_LEASE_TTL", "SYNC_CLAIM_TTL", "SYNC_STALE_AFTER",
     "PROFILE_PHONE_FIELDS", "PROFILE_EXTRA_ATTRIBUTES", "ORDER_CUSTOMER_ATTRIBUTES",
@@ -195,6 +196,11 @@ class Settings:
     ``etl.ratelimit``); ``False``: they are used as they are."""
     rate_adapt_decrease: float
     rate_adapt_increase: float
+    vtex_rate_burst: float
+    """Seconds of the VTEX budget's rate it may spend at once after a moment of less demand
+    (``RedisTokenBucket.burst_seconds``); 0: one request at a time. VTEX's own bucket shape is
+    UNCONFIRMED, hence the conservative default."""
+    synerise_rate_burst: float
     sync_chunk_size: int | None
     """Records per chunk for every stream; ``None``: each stream's own (``Stream.chunk_size``)."""
     sync_fetch_concurrency: int
@@ -297,6 +303,8 @@ class Settings:
             rate_adaptive=get("RATE_ADAPTIVE", _bool, True),
             rate_adapt_decrease=get("RATE_ADAPT_DECREASE", _fraction, 0.9),
             rate_adapt_increase=get("RATE_ADAPT_INCREASE", _fraction, 0.01),
+            vtex_rate_burst=get("VTEX_RATE_BURST", _float_between(0.0, 10.0), 0.0),
+            synerise_rate_burst=get("SYNERISE_RATE_BURST", _float_between(0.0, 10.0), 0.0),
             sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), None),
             sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
             sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
@@ -479,6 +487,20 @@ def _seconds_from(low: float) -> Callable[[str, str], float]:
         value = _positive_float(variable, raw)
         if value < low:
             raise ConfigError(variable, f"a number of seconds of at least {low:g}", raw)
+        return value
+
+    return parse
+
+
+def _float_between(low: float, high: float) -> Callable[[str, str], float]:
+    def parse(variable: str, raw: str) -> float:
+        expected = f"a number from {low:g} to {high:g}"
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(variable, expected, raw) from None
+        if not low <= value <= high:
+            raise ConfigError(variable, expected, raw)
         return value
 
     return parse

@@ -286,7 +286,12 @@ class HttpClient:
                 check(response)
             return response
 
-        return call_with_retry(attempt, self.retry, self._on_retry)
+        try:
+            return call_with_retry(attempt, self.retry, self._on_retry)
+        except RateLimitedError as error:  # the last attempt's 429 still slows everyone down
+            self._on_retry(error, self.retry.max_attempts, self.retry.sleep_for(
+                self.retry.max_attempts, error.retry_after))  # fmt: skip
+            raise
 
     def _send(
         self,

@@ -7,7 +7,9 @@ without one): a hash with ``tokens``, ``ts`` (µs) and, after a 429, ``blocked_u
 scripts refill and take tokens atomically using the Redis server's ``TIME``, so the clocks of
 the processes never matter. The bucket holds at most ``burst`` tokens, so the service sees at most
 ``rate * T + burst`` requests in any window ``T``; with the default burst of 1, any one-second
-window holds at most ``rate + 1``.
+window holds at most ``rate + 1``. ``burst_seconds`` (``VTEX_RATE_BURST``,
+``SYNERISE_RATE_BURST``) sizes the bucket in seconds of the current rate instead, so an adapted
+rate's burst shrinks with it.
 
 When the bucket is short, the script *reserves* the caller's turn: tokens go negative (a queue of
 debt) and the caller sleeps exactly until its turn, then sends without asking again. Waiters are
@@ -45,19 +47,21 @@ from etl.apiusage import ApiUsage, FamilyUsage
 from etl.config import Settings
 from etl.errors import BudgetExhaustedError, unreachable
 
-__all__ = ["RateAdaptation", "RateBudget", "RedisTokenBucket"]
+__all__ = ["RateAdaptation", "RateBudget", "RedisTokenBucket", "read_rates"]
 
 log = logging.getLogger(__name__)
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 """A Redis restart or outage: ``NetworkError``, retried by the HTTP attempt loop."""
 
-# Shared prologue. ARGV max_rate, min_rate, burst (min_rate == max_rate: the rate is fixed).
-# Times are µs since the epoch (< 2^53, exact in Lua's doubles). Brings the bucket to ``now``
-# (tokens valid at ``ts``; ``ts`` is in the future only during a 429 block) and reads the
-# adapted ``rate``, kept within [min_rate, max_rate] (the configured rate may have changed).
+# Shared prologue. ARGV max_rate, min_rate, burst, burst_seconds (min_rate == max_rate: the rate
+# is fixed). Times are µs since the epoch (< 2^53, exact in Lua's doubles). Brings the bucket to
+# ``now`` (tokens valid at ``ts``; ``ts`` is in the future only during a 429 block) and reads the
+# adapted ``rate``, kept within [min_rate, max_rate] (the configured rate may have changed). The
+# capacity is ``burst`` requests, or ``burst_seconds`` of the current rate when that is more (an
+# adapted rate's burst shrinks with it).
 _LOAD = """
-local max_rate, min_rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_rate, min_rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'rate')
@@ -65,6 +69,7 @@ local rate = max_rate
 if min_rate < max_rate and state[3] then
   rate = math.max(min_rate, math.min(max_rate, tonumber(state[3])))
 end
+local burst = math.max(tonumber(ARGV[3]), math.floor(rate * tonumber(ARGV[4])))
 local tokens, ts = burst, now
 if state[2] then
   tokens, ts = tonumber(state[1]), tonumber(state[2])
@@ -91,13 +96,13 @@ redis.call('PEXPIRE', KEYS[1], keep)
 _ACQUIRE = (
     _LOAD
     + """
-local cost, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]) * 1000000
+local cost, max_wait = tonumber(ARGV[5]), tonumber(ARGV[6]) * 1000000
 local wait = (ts - now) + math.max(0, cost - tokens) * 1000000 / rate
 if wait > max_wait then
   return {0, math.ceil(wait / 1000)}
 end
 if tokens < cost then
-  rate = math.min(max_rate, rate + tonumber(ARGV[6]) * cost)
+  rate = math.min(max_rate, rate + tonumber(ARGV[7]) * cost)
 end
 tokens = tokens - cost
 """
@@ -112,7 +117,7 @@ tokens = tokens - cost
 _PENALIZE = (
     _LOAD
     + """
-local decrease, old_rate = tonumber(ARGV[5]), rate
+local decrease, old_rate = tonumber(ARGV[6]), rate
 local previous = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
 if previous > now then
   local began = tonumber(redis.call('HGET', KEYS[1], 'block_rate')) or rate
@@ -122,7 +127,7 @@ else
   rate = rate * decrease
 end
 rate = math.max(min_rate, rate)
-local blocked_until = now + tonumber(ARGV[4]) * 1000000
+local blocked_until = now + tonumber(ARGV[5]) * 1000000
 if blocked_until > previous then
   -- The turns inside the block are void (their holders queue again when they wake): only the
   -- debt of turns after it remains, and nothing saved up.
@@ -144,6 +149,24 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
 return math.max(0, math.ceil((blocked_until - now) / 1000))
 """
+
+
+KEY_PREFIX = "etl:rate:"
+
+
+def read_rates(client: Redis) -> dict[tuple[str, str], float]:
+    """The rate every budget in use grants now, ``{(family, account): requests/s}`` (account
+    ``""`` for a budget without one): the configured rate, or the adapted one. A fixed budget's
+    key is gone once it has been idle long enough to be full again; an adapted one is kept an
+    hour."""
+    found: dict[tuple[str, str], float] = {}
+    for key in client.scan_iter(match=KEY_PREFIX + "*", count=100):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        rate = client.hget(key, "rate")
+        if rate is not None:
+            family, _, account = name[len(KEY_PREFIX) :].partition(":")
+            found[family, account] = float(rate)
+    return found
 
 
 MIN_RATE_SHARE = 0.01
@@ -197,8 +220,12 @@ class RedisTokenBucket:
         redis: client of the shared Redis.
         family: API family; the key is ``etl:rate:{family}`` (``...:{account}`` with one).
         rate: tokens (requests) per second, > 0.
-        burst: bucket capacity (and the largest ``cost``). Reserved turns lose no throughput,
-            so a bigger burst only lets a bucket that was idle exceed ``rate`` for a moment.
+        burst: bucket capacity (and the largest ``cost``). Reserved turns lose no throughput
+            while demand lasts; a bigger burst lets a bucket spend, right after a moment of
+            less demand (a run's start, the gaps between a chunk's phases), the turns it left
+            unused, at the cost of exceeding ``rate`` for that moment.
+        burst_seconds: the capacity in seconds of the current (adapted) rate, when that is
+            more than ``burst``: ``VTEX_RATE_BURST`` / ``SYNERISE_RATE_BURST``.
         adapt: how the rate follows 429s; ``None`` keeps it fixed at ``rate``. With it,
             ``rate`` is the configured (highest) rate and the bucket starts there.
         max_wait: ``acquire`` raises ``BudgetExhaustedError`` instead of waiting longer than this.
@@ -215,6 +242,7 @@ class RedisTokenBucket:
         rate: float,
         burst: int = 1,
         max_wait: float = 300,
+        burst_seconds: float = 0.0,
         usage: ApiUsage | None = None,
         adapt: RateAdaptation | None = None,
         account: str | None = None,
@@ -225,12 +253,15 @@ class RedisTokenBucket:
             raise ValueError(f"rate must be a positive number of requests per second, got {rate!r}")
         if burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
+        if not (math.isfinite(burst_seconds) and burst_seconds >= 0):
+            raise ValueError(f"burst_seconds must be >= 0, got {burst_seconds!r}")
         if not max_wait >= 0:
             raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait!r}")
         self.family = family
-        self.key = f"etl:rate:{family}:{account}" if account else f"etl:rate:{family}"
+        self.key = f"{KEY_PREFIX}{family}:{account}" if account else f"{KEY_PREFIX}{family}"
         self.rate = float(rate)
         self.burst = burst
+        self.burst_seconds = float(burst_seconds)
         self.max_wait = float(max_wait)
         self.adapt = adapt
         self.min_rate = self.rate * MIN_RATE_SHARE if adapt else self.rate
@@ -244,7 +275,7 @@ class RedisTokenBucket:
     def __repr__(self) -> str:
         return (
             f"RedisTokenBucket(family={self.family!r}, rate={self.rate}, burst={self.burst}, "
-            f"adapt={self.adapt!r})"
+            f"burst_seconds={self.burst_seconds}, adapt={self.adapt!r})"
         )
 
     def current_rate(self) -> float:
@@ -258,7 +289,7 @@ class RedisTokenBucket:
 
     def _limits(self) -> list[str | int]:
         """The ARGV prefix every script starts with (``_LOAD``)."""
-        return [repr(self.rate), repr(self.min_rate), self.burst]
+        return [repr(self.rate), repr(self.min_rate), self.burst, repr(self.burst_seconds)]
 
     def try_acquire(self, cost: int = 1) -> float:
         """Take ``cost`` tokens if that is possible right now; never waits.

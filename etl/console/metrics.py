@@ -30,6 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from etl import connections
 from etl.apiusage import STATUS_FIELDS, read_usage
 from etl.console import reads
+from etl.ratelimit import read_rates
 from etl.state.runs import RUN_STATUSES, SCOPES
 from etl.state.store import StateStore
 from etl.sync.inbox import INBOX_SCOPES, Inbox
@@ -92,6 +93,10 @@ METRICS = {
         MetricDef("vtex_synerise_rate_budget_exhausted_total", "counter",
                   ("connection", "family"),
                   "Turns the rate budget refused (beyond its max wait): the task retried later."),
+        MetricDef("vtex_synerise_rate_budget_requests_per_second", "gauge", ("family", "account"),
+                  "What the shared rate budget of an API family and account (VTEX account, "
+                  "Synerise workspace) grants now: its configured rate, or the rate adapted to "
+                  "429s (RATE_ADAPTIVE). Present while the budget is in use."),
         MetricDef("vtex_synerise_source_up", "gauge", ("source",),
                   "1 when the source (postgresql, redis, celery) could be read for this scrape."),
     )
@@ -217,6 +222,7 @@ class Scrape:
                 pipe.xlen(Inbox.prefix + scope)
             lengths = pipe.execute()
             usage = read_usage(self.redis)
+            rates = read_rates(self.redis)
         except redis.RedisError as error:
             log.warning("metrics: Redis unreadable: %s", error)
             return False
@@ -237,6 +243,8 @@ class Scrape:
                 counts.get("budget_wait_seconds", 0))  # fmt: skip
             put("vtex_synerise_rate_budget_exhausted_total", [connection, family],
                 counts.get("budget_exhausted", 0))  # fmt: skip
+        for (family, account), rate in sorted(rates.items()):
+            put("vtex_synerise_rate_budget_requests_per_second", [family, account], rate)
         return True
 
     def _from_celery(self, families: _Families) -> bool:

@@ -118,11 +118,13 @@ class Engine:
         )
         adapt = RateAdaptation.from_settings(settings)
         vtex_budget = RedisTokenBucket(
-            client, "vtex", settings.vtex_rate_limit, account=account, adapt=adapt
-        )
+            client, "vtex", settings.vtex_rate_limit, account=account, adapt=adapt,
+            burst_seconds=settings.vtex_rate_burst,
+        )  # fmt: skip
         synerise_budget = RedisTokenBucket(
-            client, "synerise", settings.synerise_rate_limit, account=workspace, adapt=adapt
-        )
+            client, "synerise", settings.synerise_rate_limit, account=workspace, adapt=adapt,
+            burst_seconds=settings.synerise_rate_burst,
+        )  # fmt: skip
         scoped = base.for_connection(connection_id)
         return cls(
             connection=connection,
@@ -175,8 +177,10 @@ class Engine:
             url = dict(self.settings.vtex_sub_accounts)[account]
             settings = dataclasses.replace(self.settings, vtex_account=account, vtex_base_url=url)
             budget = RedisTokenBucket(
-                self.redis, "vtex", settings.vtex_rate_limit, account=account
-            )
+                self.redis, "vtex", settings.vtex_rate_limit, account=account,
+                adapt=RateAdaptation.from_settings(settings),
+                burst_seconds=settings.vtex_rate_burst,
+            )  # fmt: skip
             self._sub_accounts[account] = VtexClient.from_settings(settings, budget=budget)
         return self._sub_accounts[account]
 

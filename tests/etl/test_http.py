@@ -204,3 +204,13 @@ def test_absolute_urls_bypass_the_base():
     http = client()
     assert http.url("/a") == f"{BASE}/a"
     assert http.url("https://other.test/b") == "https://other.test/b"
+
+
+@responses.activate
+def test_a_429_on_the_last_attempt_penalises_the_budget_too():
+    responses.get(f"{BASE}/x", status=429, headers={"Retry-After": "3"})
+    budget = RecordingBudget()
+    with pytest.raises(RateLimitedError):
+        client(budget=budget).request("GET", "/x")
+    assert len(responses.calls) == 6
+    assert budget.penalties == [3.0] * 6  # every 429, the one nobody retries included

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from etl.config import Settings
-from etl.errors import BudgetExhaustedError
+from etl.errors import BudgetExhaustedError, ConfigError
 from etl.ratelimit import RateAdaptation, RateBudget, RedisTokenBucket
 from tests.etl.httpfakes import RecordingBudget
 
@@ -175,6 +175,7 @@ def test_a_block_drops_the_turns_inside_it_from_the_queue(redis_client):
         ({"rate": float("nan")}, "rate must be a positive"),
         ({"rate": 10, "burst": 0}, "burst must be at least 1"),
         ({"rate": 10, "max_wait": -1}, "max_wait"),
+        ({"rate": 10, "burst_seconds": -0.1}, "burst_seconds"),
     ],
 )
 def test_rejects_bad_settings(redis_client, kwargs, message):
@@ -355,3 +356,27 @@ def test_adaptation_from_settings():
     assert RateAdaptation.from_settings(settings) == RateAdaptation(decrease=0.6, increase=0.01)
     fixed = Settings.from_env({"RATE_ADAPTIVE": "false"}, dotenv_path=None, require=())
     assert RateAdaptation.from_settings(fixed) is None
+
+
+def test_burst_seconds_hold_that_much_of_the_rate(redis_client):
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=5, burst_seconds=0.6)
+    assert [bucket.try_acquire() for _ in range(3)] == [0, 0, 0]  # 0.6 s of 5/s
+    assert bucket.try_acquire() > 0
+
+
+def test_an_adapted_rate_shrinks_its_burst(redis_client):
+    bucket = RedisTokenBucket(redis_client, "vtex", rate=100, burst_seconds=0.1, adapt=ADAPT)
+    bucket.penalize(0)  # a 429: the rate is halved, 50/s
+    time.sleep(0.5)  # enough to refill 10 tokens at 50/s; the bucket holds 0.1 s of it: 5
+    granted = 0
+    while bucket.try_acquire() == 0 and granted < 20:
+        granted += 1
+    assert granted == 5
+
+
+def test_burst_settings():
+    settings = Settings.from_env({"VTEX_RATE_BURST": "0.5"}, dotenv_path=None, require=())
+    assert (settings.vtex_rate_burst, settings.synerise_rate_burst) == (0.5, 0.0)
+    for raw in ("-1", "11", "soon"):
+        with pytest.raises(ConfigError, match="VTEX_RATE_BURST"):
+            Settings.from_env({"VTEX_RATE_BURST": raw}, dotenv_path=None, require=())

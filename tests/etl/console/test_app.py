@@ -126,6 +126,17 @@ def test_metrics_count_the_run_once(console, finished_run, engine):
     assert value(found, "vtex_synerise_realtime_inbox_depth", scope="orders") == 3
     assert value(found, "vtex_synerise_realtime_inbox_depth", scope="customers_created") == 0
     assert value(found, "vtex_synerise_workers", queue="backfill") == 1
+    account, workspace = engine.connection.identity
+    budgets = {"vtex": (account, engine.settings.vtex_rate_limit),
+               "synerise": (workspace, engine.settings.synerise_rate_limit)}  # fmt: skip
+    for family, (owner, configured) in budgets.items():  # adapted, never above the ceiling
+        rate = value(found, "vtex_synerise_rate_budget_requests_per_second", family=family,
+                     account=owner)  # fmt: skip
+        assert 0 < rate <= configured
+    engine.redis.hset(f"etl:rate:vtex:{account}", "rate", "12.5")  # what a 429 storm leaves
+    again = metrics(console.get("/metrics").text)
+    assert value(again, "vtex_synerise_rate_budget_requests_per_second", family="vtex",
+                 account=account) == 12.5  # fmt: skip
     assert {name for name, _ in found} <= set(METRICS)
     assert all(value(found, "vtex_synerise_source_up", source=source) == 1
                for source in ("postgresql", "redis", "celery"))  # fmt: skip
