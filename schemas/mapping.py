@@ -21,11 +21,7 @@ discard the list with the record). Field by field, the mapping is documented in
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
-from typing import Any
-
+from schemas.canonical import payload_hash
 from schemas.catalog import CatalogConfig, catalog_item, catalog_tombstone
 from schemas.mapping_config import MappingConfig
 from schemas.profiles import guest_profile_from_order, profile_from_customer
@@ -45,14 +41,3 @@ __all__ = [
     "profile_from_customer",
     "transaction_from_order",
 ]
-
-
-def payload_hash(payload: Mapping[str, Any]) -> str:
-    """SHA-256 of the payload's canonical JSON, so the entity ledger can skip unchanged records.
-
-    Key order does not matter; any changed value, key or list order does.
-    """
-    canonical = json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

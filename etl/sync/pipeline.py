@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from etl.errors import SkippableRecordError
@@ -19,7 +19,8 @@ from etl.redaction import redact_payload
 from etl.state.chunks import ChunkOutcome
 from etl.sync.streams import Fetched, Stream, not_found
 from etl.synerise.client import BatchResult, SyneriseClient
-from schemas.mapping import FieldWarning, payload_hash
+from schemas.canonical import Canonical, payload_hash
+from schemas.mapping import FieldWarning
 from schemas.reasons import RejectReason
 
 __all__ = ["Candidate", "KnownHashes", "map_diff_send"]
@@ -31,7 +32,7 @@ KnownHashes = Callable[[str, Sequence[str]], Mapping[str, str]]
 stream from what its claim read, a webhook asks the ledger."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     """A mapped record waiting to be diffed and sent, with the fields it goes without."""
 
@@ -101,11 +102,9 @@ def _changed(
     """The candidates whose payload the ledger does not hold (all with ``full_resync``); the
     others are counted skipped."""
     known = known_hashes(stream, [c.key for c in candidates]) if candidates else {}
-    changed = [
-        replace(c, known=c.key in known)
-        for c in candidates
-        if full_resync or known.get(c.key) != c.digest
-    ]
+    changed = [c for c in candidates if full_resync or known.get(c.key) != c.digest]
+    for candidate in changed:  # set in place: dataclasses.replace cost ~3 µs a record
+        candidate.known = candidate.key in known
     outcome.skipped += len(candidates) - len(changed)
     return changed
 
@@ -135,7 +134,9 @@ def _guests(mapped: list[tuple[Fetched, Candidate]], stream: Stream) -> list[Can
         if found is not None:
             key, payload = found
             guests.pop(key, None)
-            guests[key] = Candidate(key, payload, payload_hash(payload), tuple(warnings), item.key)
+            canonical = Canonical(payload)
+            guests[key] = Candidate(key, canonical, payload_hash(canonical), tuple(warnings),
+                                    item.key)  # fmt: skip
     return list(guests.values())
 
 
@@ -157,5 +158,6 @@ def _mapped(item: Fetched, stream: Stream, outcome: ChunkOutcome) -> Candidate |
             redact_payload(item.record),
         )
     else:
-        return Candidate(item.key, payload, payload_hash(payload), tuple(warnings))
+        canonical = Canonical(payload)  # encoded once: hashed here, sent as these bytes
+        return Candidate(item.key, canonical, payload_hash(canonical), tuple(warnings))
     return None

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from etl.errors import Body
 from etl.redaction import redact_text
+from schemas.canonical import Canonical
 
 __all__ = [
     "MAX_BATCH_BYTES",
@@ -135,12 +136,14 @@ class Attribution(NamedTuple):
 
 
 def encode_item(item: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON.
+    """Compact UTF-8 JSON (a ``Canonical`` payload's own, encoded once when it was mapped).
 
     Raises:
         ValueError: ``NaN`` or ``Infinity`` (not JSON), or a circular reference.
         TypeError: a value JSON cannot hold (``datetime``, ``Decimal``, ...).
     """
+    if isinstance(item, Canonical):
+        return item.json
     return json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 

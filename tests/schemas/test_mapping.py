@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -405,6 +406,22 @@ def test_payload_hash_is_stable_and_sensitive():
     status = transaction_from_order(order(), None, CONFIG, status_override="canceled")
     assert payload_hash(status) != digest
 
+
+
+def test_a_canonical_payload_is_encoded_once_and_hashes_the_same():
+    from etl.synerise.batching import encode_item, split_batches
+    from schemas.canonical import Canonical
+
+    payload = transaction_from_order(order(), None, CONFIG)
+    canonical = Canonical(payload)
+    assert canonical == payload and json.loads(canonical.json) == payload
+    # The ledger digest of a record is what it was before (a ledger written then still holds).
+    assert payload_hash(canonical) == payload_hash(payload)
+    assert hashlib.sha256(canonical.json).hexdigest() == payload_hash(payload)
+    # What is sent is those bytes, not a second encoding.
+    assert encode_item(canonical) is canonical.json
+    [batch], _ = split_batches([canonical, payload], batch_size=10)
+    assert batch.parts[0] is canonical.json and json.loads(batch.parts[1]) == payload
 
 # --- profiles ------------------------------------------------------------------------------
 
