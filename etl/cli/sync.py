@@ -189,22 +189,36 @@ def start_orders(ids: str | None, **options: Any) -> None:
 
 
 @start.command("products")
+@click.option("--ids", help="Sync only these SKU ids (comma-separated), not the whole catalog.")
+@_IDS_FILE
 @_run_options
 def start_products(
-    dry_run: bool, full: bool, wait: bool, as_json: bool, no_queue: bool, connection: str | None
+    ids: str | None,
+    ids_file: IO[str] | None,
+    dry_run: bool,
+    full: bool,
+    wait: bool,
+    as_json: bool,
+    no_queue: bool,
+    connection: str | None,
 ) -> None:
     """Sync the VTEX catalog, every SKU, into a Synerise catalog (SYNERISE_CATALOG_NAME).
 
     No date range: every run reads the whole catalog and sends what changed since the last one;
-    an inactive SKU or product, or one gone from VTEX, is sent with deleted = 1.
+    an inactive SKU or product, or one gone from VTEX, is sent with deleted = 1. With --ids or
+    --ids-file only those SKUs are read (a `selection` run): one gone from VTEX that the
+    catalog never had is rejected NOT_FOUND, and nothing else is deleted.
     """
     from etl.sync.products import start_products as start_run
+
+    keys = tuple(_ids(ids, ids_file))
 
     def begin() -> Run:
         try:
             return start_run(
-                _engine(connection), dry_run=dry_run, full_resync=full, queue_if_busy=not no_queue
-            )
+                _engine(connection), dry_run=dry_run, full_resync=full,
+                queue_if_busy=not no_queue, keys=keys,
+            )  # fmt: skip
         except (FatalError, RetriableError) as error:
             if isinstance(error, ConfigError):
                 raise

@@ -19,8 +19,6 @@ from etl.sync.windows import Window, parse_time
 
 __all__ = ["ActionError", "StartForm", "cancel", "replay", "resume", "start"]
 
-SELECTABLE = ("orders", "customers_created", "customers_updated")
-"""The scopes a run of named records (``records``) can take; products read the whole catalog."""
 
 
 class ActionError(ValueError):
@@ -82,7 +80,9 @@ def start(engine: Engine, form: StartForm) -> tuple[Run, str | None]:
     the Synerise catalog, as ``sync start products`` does.
     """
     if form.scope == products.SCOPE:
-        run = products.start_products(engine, dry_run=form.dry_run, full_resync=form.full)
+        run = products.start_products(
+            engine, dry_run=form.dry_run, full_resync=form.full, keys=form.keys
+        )
         return run, None
     if form.keys:
         selection = runs.StartRequest(
@@ -116,20 +116,19 @@ def replay(engine: Engine, run_id: int) -> Run:
 
 
 def _records(scope: str, text: str) -> tuple[str, ...]:
-    """The record keys of the ``records`` field: order ids; for customers, CL ids or userIds,
-    and e-mails (``EMAIL_KEY``), each once, in the order given."""
+    """The record keys of the ``records`` field: order ids, SKU ids; for customers, CL ids or
+    userIds, and e-mails (``EMAIL_KEY``), each once, in the order given."""
     items = [item for item in text.replace(",", " ").split() if item]
     if not items:
         return ()
-    if scope not in SELECTABLE:
-        raise ActionError(f"records can only be named for {', '.join(SELECTABLE)}")
     keys = []
     for item in items:
         if "@" in item:
             local, _, domain = item.rpartition("@")
-            if scope == "orders" or not (local and domain):
-                raise ActionError(f"records: {item!r} is not an order id" if scope == "orders"
-                                  else f"records: {item!r} is not an e-mail address")  # fmt: skip
+            if not scope.startswith("customers"):
+                raise ActionError(f"records: {item!r} is not an id of {scope}")
+            if not (local and domain):
+                raise ActionError(f"records: {item!r} is not an e-mail address")
             item = EMAIL_KEY + item
         keys.append(item)
     return tuple(dict.fromkeys(keys))

@@ -30,11 +30,14 @@ def start_products(
     dry_run: bool = False,
     full_resync: bool = False,
     queue_if_busy: bool = True,
+    keys: tuple[str, ...] = (),
 ) -> Run:
     """Record a products run and start it if a slot is free (`etl.sync.runs.start`).
 
     A real run first finds or creates the Synerise catalog, so every chunk hashes its items for
     the catalog they go to; a dry run creates nothing and compares with the catalog it knows.
+    With ``keys`` (SKU ids) it is a ``selection`` run of those SKUs only: nothing it does not
+    name is planned as gone.
 
     Raises:
         FatalError: credentials, or a catalog permission the Synerise key lacks.
@@ -48,10 +51,11 @@ def start_products(
     now = datetime.now(UTC)
     request = runs.StartRequest(
         SCOPE,
-        Window(now, now + _INSTANT),
+        None if keys else Window(now, now + _INSTANT),
         dry_run=dry_run,
         full_resync=full_resync,
         queue_if_busy=queue_if_busy,
+        keys=keys,
     )
     return runs.start(engine, request)
 

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 from etl.config import Settings
 from etl.errors import FatalError, SkippableRecordError
 from etl.redaction import fingerprint
+from etl.state.ledger import Ledger
 from etl.state.store import StateStore
 from etl.sync.catalog import CatalogTarget, workspace_key
 from etl.sync.windows import Window, format_vtex_time
@@ -338,7 +339,9 @@ class ProductsStream(Stream):
     is a full pass and the ledger keeps it a delta: unchanged items are skipped. A SKU the
     ledger holds but this run's listing lacks is gone from VTEX: `vanished` plans it last, its
     read answers 404 and it is sent once as a tombstone (``deleted: "1"``). Tombstones already
-    sent are recognised by their hash and never planned again.
+    sent are recognised by their hash and never planned again. A SKU whose read answers 404
+    and that was never sent (a selected id that does not exist, one deleted between the
+    listing and its read) is rejected ``NOT_FOUND``.
     """
 
     scope = "products"
@@ -354,10 +357,13 @@ class ProductsStream(Stream):
         *,
         catalog: CatalogTarget,
         config: CatalogConfig,
+        known: Ledger,
         currency: str | None = None,
     ):
         super().__init__(vtex, mapping, fetch_concurrency)
         self.catalog = catalog
+        self.known = known
+        """The entity ledger: a SKU gone from VTEX is a tombstone only if it was ever sent."""
         self.config = config
         self._currency = currency
         self._currency_known = currency is not None
@@ -376,6 +382,7 @@ class ProductsStream(Stream):
             settings.sync_fetch_concurrency,
             catalog=target,
             config=CatalogConfig.from_settings(settings),
+            known=store.ledger,
             currency=settings.catalog_currency,
         )
 
@@ -418,8 +425,12 @@ class ProductsStream(Stream):
             "now": datetime.now(UTC),
         }
         skus, prices = answers[: len(keys)], answers[len(keys) :]
+        gone = [key for key, sku in zip(keys, skus, strict=True) if sku is None]
+        # Gone from VTEX: a tombstone for a SKU the catalog has; one it never had (a selected
+        # id that does not exist) is not found (no record: rejected NOT_FOUND).
+        sent = self.known.hashes(self.ledger, gone) if gone else {}
         return [
-            Fetched(key, {"sku": sku, "price": price}, context)
+            Fetched(key, {"sku": sku, "price": price} if sku or key in sent else None, context)
             for key, sku, price in zip(keys, skus, prices, strict=True)
         ]
 

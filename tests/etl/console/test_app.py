@@ -269,9 +269,8 @@ def test_the_start_form_syncs_named_records(console, store):
     assert planned_keys(store, run.id) == ["cl-1", "email:ana@example.com", "user-9"]
 
     for scope, records, error in (
-        ("orders", "1234567890123-01 ana@example.com", "is not an order id"),
+        ("orders", "1234567890123-01 ana@example.com", "is not an id of orders"),
         ("customers_created", "@example.com", "is not an e-mail address"),
-        ("products", "sku-1", "records can only be named for"),
     ):
         refused = console.post("/runs", data={**fields, "scope": scope, "records": records})
         assert refused.status_code == 400 and error in refused.text

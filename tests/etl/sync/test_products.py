@@ -233,3 +233,31 @@ def test_a_catalog_that_cannot_be_prepared_is_one_line_and_no_run(sandbox, engin
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert store.runs.find() == []
     assert invoke("sync", "start", "products", "--dry-run", "--json").exit_code == 0
+
+
+@pytest.mark.sandbox(customers=5, orders=5, products=30, seed=13)
+@pytest.mark.sync_env(STORE_BASE_URL=STORE)
+def test_selected_skus_only_and_an_unknown_one_is_not_found(sandbox, engine, worker):
+    # Three SKUs of three products (deleting one's product leaves the others).
+    one_each = {sandbox.vtex.catalog.sku(sku)["ProductId"]: sku for sku in all_skus(sandbox)}
+    product = {str(sku): product for product, sku in one_each.items()}
+    first, second, third = list(product)[:3]
+    run = sync_products("--ids", f"{first},{second},999999")
+    assert run["status"] == "done" and run["kind"] == "selection", run["error"]
+    assert (run["counts"]["read"], run["counts"]["sent"], run["counts"]["rejected"]) == (3, 2, 1)
+    assert set(items(sandbox)) == {first, second}  # nothing else read, nothing deleted
+    [reject] = json_lines(invoke("sync", "rejects", str(run["id"]), "--json").stdout)
+    assert (reject["key"], reject["reason"]) == ("999999", "NOT_FOUND")
+    assert_catalog_matches(sandbox, [int(first), int(second)])
+
+    again = sync_products("--ids", f"{first},{second}")
+    assert (again["counts"]["sent"], again["counts"]["skipped"]) == (0, 2)
+
+    # A selected SKU the catalog has and VTEX no longer does: a tombstone; one it never had
+    # (third, deleted before it was ever sent): not found.
+    admin(sandbox, "DELETE", f"products/{product[first]}")
+    admin(sandbox, "DELETE", f"products/{product[third]}")
+    gone = sync_products("--ids", f"{first},{third}")
+    assert (gone["counts"]["sent"], gone["counts"]["rejected"]) == (1, 1)
+    assert items(sandbox)[first]["value"] == {"itemId": first, "deleted": "1"}
+    assert third not in items(sandbox)

@@ -115,6 +115,7 @@ class Listing(ProductsStream):
             MappingConfig(),
             catalog=target(state, synerise),
             config=CatalogConfig(),
+            known=state.ledger,
             currency="BRL",
         )
         if catalog_id is not None:
