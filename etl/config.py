@@ -493,24 +493,23 @@ def _seconds_from(low: float) -> Callable[[str, str], float]:
 
 
 def _float_between(low: float, high: float) -> Callable[[str, str], float]:
-    def parse(variable: str, raw: str) -> float:
-        expected = f"a number from {low:g} to {high:g}"
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(variable, expected, raw) from None
-        if not low <= value <= high:
-            raise ConfigError(variable, expected, raw)
-        return value
-
-    return parse
+    return _between(float, "a number", low, high)
 
 
 def _int_between(low: int, high: int) -> Callable[[str, str], int]:
-    def parse(variable: str, raw: str) -> int:
-        expected = f"a whole number from {low} to {high}"
+    return _between(int, "a whole number", low, high)
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _between(
+    convert: Callable[[str], _N], what: str, low: _N, high: _N
+) -> Callable[[str, str], _N]:
+    def parse(variable: str, raw: str) -> _N:
+        expected = f"{what} from {low} to {high}"
         try:
-            value = int(raw)
+            value = convert(raw)
         except ValueError:
             raise ConfigError(variable, expected, raw) from None
         if not low <= value <= high:
