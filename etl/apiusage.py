@@ -2,7 +2,9 @@
 
 Every process that talks to VTEX or Synerise counts here, so ``/metrics`` (``etl.console``) can
 show the whole deployment's traffic, each request counted once, however many workers there are.
-The counts live in one Redis hash per API family, ``etl:usage:{family}``:
+The counts live in one Redis hash per API family and account (the VTEX account, the Synerise
+workspace: what a rate budget is shared by), ``etl:usage:{family}:{account}``
+(``etl:usage:{family}`` for a budget without one):
 
     requests:2xx  requests:3xx  requests:4xx  requests:429  requests:5xx  requests:network
     budget_wait_seconds   (time spent sleeping for a turn of the shared rate budget)
@@ -107,9 +109,9 @@ class ApiUsage:
                 found = cls._instances[key] = cls(client)
             return found
 
-    def family(self, name: str) -> FamilyUsage:
-        """The counters of one API family (``vtex``, ``synerise``)."""
-        return FamilyUsage(self, name)
+    def family(self, name: str, account: str | None = None) -> FamilyUsage:
+        """The counters of one API family (``vtex``, ``synerise``) for one account."""
+        return FamilyUsage(self, f"{name}:{account}" if account else name)
 
     def add(self, family: str, field: str, amount: float = 1) -> None:
         """Add to a field of a family's hash (at the next flush)."""
@@ -171,13 +173,15 @@ class ApiUsage:
 
 
 class FamilyUsage:
-    """The counters of one API family, as the HTTP client and the rate budget record them."""
+    """The counters of one API family and account, as the HTTP client and the rate budget record
+    them."""
 
     __slots__ = ("family", "usage")
 
     def __init__(self, usage: ApiUsage, family: str) -> None:
         self.usage = usage
         self.family = family
+        """``{family}`` or ``{family}:{account}``: the hash it counts in."""
 
     def __repr__(self) -> str:
         return f"FamilyUsage({self.family!r})"
@@ -197,7 +201,7 @@ class FamilyUsage:
 
 
 def read_usage(client: redis.Redis) -> dict[str, dict[str, float]]:
-    """Every family's counters as Redis holds them: ``{family: {field: value}}``."""
+    """Every family's counters as Redis holds them: ``{family[:account]: {field: value}}``."""
     found: dict[str, dict[str, float]] = {}
     prefix = KEY.format(family="")
     for key in sorted(client.scan_iter(match=prefix + "*", count=100)):

@@ -39,7 +39,7 @@ __all__ = [
     "DEFAULT",
     "PROCESS_WIDE",
     "Connection",
-    "label",
+    "budget_owners",
     "load",
     "names",
     "select",
@@ -268,7 +268,20 @@ def select(name: str | None, available: Iterable[str] | None = None) -> str:
     return name
 
 
-def label(scope: str | None = None) -> str:
-    """The connection a metric about a scope belongs to: ``default`` for now."""
-    del scope  # per-run metrics carry their run's connection; scopes are not split yet
-    return DEFAULT
+def budget_owners(found: Mapping[str, Connection] | None = None) -> dict[tuple[str, str], str]:
+    """The connection whose traffic each shared rate budget counts, ``{(family, account):
+    name}``: its VTEX account and sub-accounts for ``vtex`` and ``vtex_catalog``, its Synerise
+    workspace for ``synerise``. Connections naming the same account share its budget and its
+    counts, and are named together (``a+b``). A connection without credentials owns nothing.
+    """
+    owners: dict[tuple[str, str], list[str]] = {}
+    for name, connection in (found if found is not None else load(require=())).items():
+        try:
+            account, workspace = connection.identity
+        except ConfigError:
+            continue
+        budgets = [("vtex", account), ("vtex_catalog", account), ("synerise", workspace)]
+        budgets += [("vtex", sub) for sub, _ in connection.settings.vtex_sub_accounts]
+        for budget in budgets:
+            owners.setdefault(budget, []).append(name)
+    return {budget: "+".join(names) for budget, names in owners.items()}

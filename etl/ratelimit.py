@@ -229,8 +229,8 @@ class RedisTokenBucket:
         adapt: how the rate follows 429s; ``None`` keeps it fixed at ``rate``. With it,
             ``rate`` is the configured (highest) rate and the bucket starts there.
         max_wait: ``acquire`` raises ``BudgetExhaustedError`` instead of waiting longer than this.
-        usage: where waits (and the HTTP client's answers) are counted; by default the
-            process's ``etl.apiusage`` tally for this Redis.
+        usage: where waits (and the HTTP client's answers) are counted, per family and
+            account; by default the process's ``etl.apiusage`` tally for this Redis.
         account: what the API limits the rate of (a VTEX account, a Synerise workspace):
             processes and connections naming the same one share its budget.
     """
@@ -265,7 +265,7 @@ class RedisTokenBucket:
         self.max_wait = float(max_wait)
         self.adapt = adapt
         self.min_rate = self.rate * MIN_RATE_SHARE if adapt else self.rate
-        self.usage: FamilyUsage = (usage or ApiUsage.for_redis(redis)).family(family)
+        self.usage: FamilyUsage = (usage or ApiUsage.for_redis(redis)).family(family, account)
         """This family's traffic counters; ``etl.http.HttpClient`` counts answers here too."""
         self._redis = redis
         self._acquire = redis.register_script(_ACQUIRE)

@@ -226,7 +226,7 @@ class Scrape:
         except redis.RedisError as error:
             log.warning("metrics: Redis unreadable: %s", error)
             return False
-        put, connection = families.add, connections.label()
+        put = families.add
         steps = len(PRIORITY_STEPS)
         for index, queue in enumerate(self.queues):
             depth = sum(lengths[index * steps : (index + 1) * steps])
@@ -234,7 +234,7 @@ class Scrape:
         inboxes = lengths[len(self.queues) * steps :]
         for scope, depth in zip(INBOX_SCOPES, inboxes, strict=True):
             put("vtex_synerise_realtime_inbox_depth", [scope], depth)
-        for family, counts in sorted(usage.items()):
+        for (connection, family), counts in sorted(_by_connection(usage).items()):
             for field in STATUS_FIELDS:
                 status = field.partition(":")[2]
                 put("vtex_synerise_api_requests_total", [connection, family, status],
@@ -261,6 +261,21 @@ class Scrape:
         for queue in self.queues:
             families.add("vtex_synerise_workers", [queue], cached.get(queue, 0))
         return True
+
+
+def _by_connection(usage: dict[str, dict[str, float]]) -> dict[tuple[str, str], dict[str, float]]:
+    """API traffic counted per family and account, summed per connection and family (a
+    connection's sub-accounts count as its own; counts of an account no connection names any
+    more, or of a version that did not record the account, count as ``default``'s)."""
+    owners = connections.budget_owners()
+    totals: dict[tuple[str, str], dict[str, float]] = {}
+    for key, counts in usage.items():
+        family, _, account = key.partition(":")
+        owner = owners.get((family, account), connections.DEFAULT)
+        summed = totals.setdefault((owner, family), {})
+        for field, amount in counts.items():
+            summed[field] = summed.get(field, 0.0) + amount
+    return totals
 
 
 def celery_consumers(timeout: float = 1.0) -> dict[str, int]:

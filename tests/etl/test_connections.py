@@ -123,3 +123,17 @@ def test_select_needs_a_name_only_when_there_are_several():
         connections.select(None, ["a", "b"])
     with pytest.raises(ConfigError, match=r"^--connection: expected one of a, b, got 'c'"):
         connections.select("c", ["a", "b"])
+
+
+def test_each_rate_budget_belongs_to_its_connections(tmp_path):
+    shared = TWO + '\n[storec]\nVTEX_ACCOUNT = "storea"\nSYNERISE_API_KEY = "key-c-secret"\n'
+    shared += 'VTEX_SUB_ACCOUNTS = "storecsub"\n'
+    found = connections.load(with_file(tmp_path, shared))
+    owners = connections.budget_owners(found)
+    workspace = {name: c.identity[1] for name, c in found.items()}
+    assert owners[("vtex", "storea")] == "storea+storec"  # one account: one budget, shared
+    assert owners[("vtex_catalog", "storeb")] == "storeb"
+    assert owners[("vtex", "storecsub")] == "storec"  # a sub-account counts as its connection's
+    assert owners[("synerise", workspace["storeb"])] == "storeb"
+    assert owners[("synerise", workspace["storec"])] == "storec"
+    assert not any("secret" in key or "secret" in name for (_, key), name in owners.items())

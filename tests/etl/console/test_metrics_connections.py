@@ -72,3 +72,25 @@ def test_the_realtime_page_names_a_connection(engine):
 
     assert orders(mine) is None
     assert orders(theirs)["counts"]["read"] == 3
+
+
+def test_api_traffic_counts_under_the_connection_of_its_budget(monkeypatch):
+    from etl import connections
+    from etl.console import metrics
+
+    owners = {("vtex", "shop"): "default", ("vtex", "shopsub"): "default",
+              ("vtex", "storeb"): "storeb", ("synerise", "ws-2"): "storeb"}  # fmt: skip
+    monkeypatch.setattr(connections, "budget_owners", lambda: owners)
+    usage = {
+        "vtex:shop": {"requests:2xx": 5.0},
+        "vtex:shopsub": {"requests:2xx": 2.0, "requests:429": 1.0},  # its sub-account
+        "vtex:storeb": {"requests:2xx": 7.0},
+        "synerise:ws-2": {"budget_wait_seconds": 1.5},
+        "synerise": {"requests:2xx": 3.0},  # counted before accounts were recorded
+    }
+    assert metrics._by_connection(usage) == {
+        ("default", "vtex"): {"requests:2xx": 7.0, "requests:429": 1.0},
+        ("storeb", "vtex"): {"requests:2xx": 7.0},
+        ("storeb", "synerise"): {"budget_wait_seconds": 1.5},
+        ("default", "synerise"): {"requests:2xx": 3.0},
+    }
