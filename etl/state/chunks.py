@@ -39,7 +39,9 @@ __all__ = [
     "LedgerMovedError",
     "PlannedChunk",
     "insert_chunks",
+    "outcome_counts",
     "write_outcome",
+    "write_records",
 ]
 
 CHUNK_STATUSES = ("pending", "running", "done", "failed")
@@ -293,24 +295,26 @@ class Chunks:
                 nothing is written; the caller puts the chunk back.
             LedgerMovedError: see ``expected``.
         """
+        deltas = {**outcome_counts(outcome), "chunks_done": 1}
         with self.db.transaction() as cur:
+            # The chunk's release, the run's counters and (its last chunk) the run's end: one
+            # statement; the run is counted only if the chunk was still this attempt's.
             cur.execute(
-                f"""UPDATE sync_chunk SET status = 'done', error = NULL, payload = NULL,
-                           {_UNCLAIMED}
-                    WHERE {_HELD_BY_ATTEMPT}""",
-                _attempt(chunk),
+                f"""WITH chunk AS (
+                       UPDATE sync_chunk SET status = 'done', error = NULL, payload = NULL,
+                              {_UNCLAIMED}
+                       WHERE {_HELD_BY_ATTEMPT} RETURNING id),
+                   run AS ({runs.finish_chunk_sql(deltas, "EXISTS (SELECT 1 FROM chunk)")})
+                   SELECT EXISTS (SELECT 1 FROM chunk) AS held, (SELECT status FROM run)""",
+                {**_attempt(chunk), **deltas, "run_id": chunk.run_id},
             )
-            if cur.rowcount == 0:
+            row = cur.fetchone()
+            if not row["held"]:
                 return None
-            if expected is not None:
-                moved = ledger.moved_since(
-                    cur, outcome.stream, chunk.run_id, expected, outcome.accepted
-                )
-                if moved:
-                    raise LedgerMovedError(moved)  # rolls the chunk's update back
-            if not write_outcome(cur, chunk.run_id, outcome, chunks_done=1, while_running=True):
+            if row["status"] is None:
                 raise runs.RunNotRunningError(chunk.run_id)  # rolls the chunk's update back
-            return runs.settle(cur, chunk.run_id)
+            write_records(cur, chunk.run_id, outcome, expected)  # LedgerMovedError: rolls back
+            return None if row["status"] == "running" else str(row["status"])
 
     def fail(self, chunk: Chunk, error: str) -> str | None:
         """This attempt gave up on its chunk (retries exhausted): mark it ``failed`` for a later
@@ -487,33 +491,66 @@ def insert_chunks(
 
 
 def write_outcome(
-    cur: Any, run_id: int, outcome: ChunkOutcome, *, while_running: bool = False, **counts: int
+    cur: Any,
+    run_id: int,
+    outcome: ChunkOutcome,
+    *,
+    while_running: bool = False,
+    expected: Mapping[str, str] | None = None,
+    **counts: int,
 ) -> bool:
-    """Record an outcome against a run: ledger hashes, rejects, warnings, the run's counters
-    (plus ``counts``, e.g. ``chunks_done=1``), and the same for the guest profiles sent with it.
-    With ``while_running``, only if the run is running (False, and nothing written, otherwise)."""
-    guests = outcome.guests or ChunkOutcome("profiles")
+    """Record an outcome against a run: the run's counters (plus ``counts``, e.g.
+    ``chunks_done=1``), then ``write_records``. With ``while_running``, only if the run is
+    running (False, and nothing written, otherwise).
+
+    Raises:
+        LedgerMovedError: see ``write_records``; the caller's transaction must roll back.
+    """
     added = runs.add_counts(
         cur,
         run_id,
         while_status="running" if while_running else None,
-        read_count=outcome.read,
-        sent_count=len(outcome.accepted),
-        skipped_count=outcome.skipped,
-        rejected_count=len({r.record_key for r in outcome.rejections}),
-        would_create=outcome.would_create,
-        would_update=outcome.would_update,
-        guest_sent_count=len(guests.accepted),
-        guest_skipped_count=guests.skipped,
-        guest_rejected_count=len({r.record_key for r in guests.rejections}),
+        **outcome_counts(outcome),
         **counts,
     )
     if not added:
         return False
-    for part in (guests, outcome):
-        ledger.record_accepted(cur, part.stream, part.accepted, run_id)
+    write_records(cur, run_id, outcome, expected)
+    return True
+
+
+def outcome_counts(outcome: ChunkOutcome) -> dict[str, int]:
+    """What an outcome adds to its run's counters (``runs.COUNTERS``)."""
+    guests = outcome.guests or ChunkOutcome("profiles")
+    return {
+        "read_count": outcome.read,
+        "sent_count": len(outcome.accepted),
+        "skipped_count": outcome.skipped,
+        "rejected_count": len({r.record_key for r in outcome.rejections}),
+        "would_create": outcome.would_create,
+        "would_update": outcome.would_update,
+        "guest_sent_count": len(guests.accepted),
+        "guest_skipped_count": guests.skipped,
+        "guest_rejected_count": len({r.record_key for r in guests.rejections}),
+    }
+
+
+def write_records(
+    cur: Any, run_id: int, outcome: ChunkOutcome, expected: Mapping[str, str] | None = None
+) -> None:
+    """Write an outcome's ledger hashes, rejects and warnings (and those of the guest profiles
+    sent with it) against a run, counting newly warned records.
+
+    ``expected`` (the ledger hashes the outcome's diff read for its own stream): an accepted
+    record whose ledger row another writer changed since then raises ``LedgerMovedError``; the
+    caller's transaction must roll back (what was written is then undone).
+    """
+    guests = outcome.guests or ChunkOutcome("profiles")
+    ledger.record_accepted(cur, guests.stream, guests.accepted, run_id)
+    moved = ledger.record_accepted(cur, outcome.stream, outcome.accepted, run_id, expected)
+    if moved:
+        raise LedgerMovedError(moved)
     rejects.record(cur, run_id, [*guests.rejections, *outcome.rejections])
     warned = warnings.record(cur, run_id, [*guests.warnings, *outcome.warnings])
     if warned:  # known only once written: a record warned before is not counted again
         runs.add_counts(cur, run_id, warned_count=warned)
-    return True
