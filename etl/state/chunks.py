@@ -143,6 +143,11 @@ class Chunks:
 
     def __init__(self, db: Connections) -> None:
         self.db = db
+        self._ledgers: dict[str, str] = {}
+        """The ledger stream of each run scope met so far (``claim``'s ``ledger_stream``), so
+        that a claim reads its records' hashes in the same statement. Replaced, never changed
+        in place: threads share it."""
+        self._ledgers_json = "{}"
 
     def add(self, run_id: int, key_lists: Sequence[Sequence[str]]) -> list[int]:
         """Create the run's next chunks (status ``pending``) in one transaction; return their ids.
@@ -224,22 +229,34 @@ class Chunks:
         Returns ``None`` when there is nothing to do: the chunk is done, already running
         elsewhere (a duplicate delivery), or its run is not running (paused, cancelled...).
         Each claim counts an attempt. ``ledger_stream`` maps the run's scope to its ledger
-        stream; the ledger hashes of the chunk's records are then read in the same transaction.
+        stream; the ledger hashes of the chunk's records are then read in the same statement
+        (in a second one the first time a scope is met: the mapping is learnt then).
 
         Raises:
             ChunkNotFoundError: no such chunk.
         """
         with self.db.transaction() as cur:
             cur.execute(
-                """UPDATE sync_chunk c SET status = 'running', attempts = c.attempts + 1,
-                          claimed_by = %(holder)s,
-                          claim_expires_at = now() + make_interval(secs => %(ttl)s)
-                   FROM sync_chunk old, sync_run r
-                   WHERE c.id = %(id)s AND old.id = c.id AND r.id = c.run_id
-                     AND c.status IN ('pending', 'failed') AND r.status = 'running'
-                   RETURNING c.*, old.status AS was, r.kind AS run_kind,
-                             r.scope AS run_scope, r.full_resync, r.dry_run""",
-                {"id": chunk_id, "holder": holder, "ttl": ttl},
+                """WITH claimed AS (
+                       UPDATE sync_chunk c SET status = 'running', attempts = c.attempts + 1,
+                              claimed_by = %(holder)s,
+                              claim_expires_at = now() + make_interval(secs => %(ttl)s)
+                       FROM sync_chunk old, sync_run r
+                       WHERE c.id = %(id)s AND old.id = c.id AND r.id = c.run_id
+                         AND c.status IN ('pending', 'failed') AND r.status = 'running'
+                       RETURNING c.*, old.status AS was, r.kind AS run_kind,
+                                 r.scope AS run_scope, r.full_resync, r.dry_run,
+                                 r.connection_id)
+                   SELECT claimed.*, %(ledgers)s::jsonb ->> run_scope AS ledger,
+                          (SELECT json_object_agg(k.key, k.hash) FROM (
+                               SELECT key, (SELECT l.content_hash FROM entity_ledger l
+                                            WHERE l.connection_id = claimed.connection_id
+                                              AND l.stream = %(ledgers)s::jsonb ->> run_scope
+                                              AND l.record_key = key) AS hash
+                               FROM jsonb_array_elements_text(claimed.keys) AS key) k
+                           WHERE k.hash IS NOT NULL) AS known
+                   FROM claimed""",
+                {"id": chunk_id, "holder": holder, "ttl": ttl, "ledgers": self._ledgers_json},
             )
             row = cur.fetchone()
             if row is None:
@@ -251,9 +268,11 @@ class Chunks:
                 runs.add_counts(
                     cur, row["run_id"], chunks_failed=-1, failed_count=-len(row["keys"])
                 )
-            known = {}
-            if ledger_stream is not None:
-                known = ledger.hashes_of_chunk(cur, ledger_stream(row["run_scope"]), chunk_id)
+            known = row["known"] or {}
+            if ledger_stream is not None and row["ledger"] is None:  # a scope new here
+                stream = ledger_stream(row["run_scope"])
+                self._learn_ledger(row["run_scope"], stream)
+                known = ledger.hashes_of_chunk(cur, stream, chunk_id)
             fields = {name: row[name] for name in _CHUNK_FIELDS}
             return ClaimedChunk(
                 **fields,
@@ -261,8 +280,12 @@ class Chunks:
                 run_scope=row["run_scope"],
                 full_resync=row["full_resync"],
                 dry_run=row["dry_run"],
-                known=known,
+                known=known if ledger_stream is not None else {},
             )
+
+    def _learn_ledger(self, scope: str, stream: str) -> None:
+        ledgers = {**self._ledgers, scope: stream}
+        self._ledgers, self._ledgers_json = ledgers, json.dumps(ledgers)
 
     def release(self, chunk: Chunk, due_in: float = 0.0) -> None:
         """Put back a chunk this attempt claimed but must not finish now (its run lost the slot,

@@ -206,6 +206,28 @@ def test_claim_skips_done_chunks_and_cancelled_runs(store, database_url):
     assert store.chunks.get(other_id).status == "pending"
 
 
+def test_a_claim_reads_the_ledger_hashes_of_its_chunks_records(store):
+    """Of the run's connection and the scope's ledger stream; the mapping of scopes to streams
+    is asked once per scope, later claims read the hashes in their one statement."""
+    run_id = running_run(store)
+    other = StateStore(store.dsn, store.connections.resolve("other", "acct", "workspace"))
+    assert other.ledger.swap_hash("transactions", "o-1", None, "other-connection", run_id)
+    for key, digest in (("o-1", "h1"), ("o-3", "h3")):
+        assert store.ledger.swap_hash("transactions", key, None, digest, run_id)
+    assert store.ledger.swap_hash("profiles", "o-2", None, "another-stream", run_id)
+    first, second = store.chunks.add(run_id, [["o-1", "o-2"], ["o-3", "o-4"]])
+    asked: list[str] = []
+
+    def ledger_stream(scope: str) -> str:
+        asked.append(scope)
+        return {"orders": "transactions"}[scope]
+
+    claimed = [store.chunks.claim(i, HOLDER, ledger_stream=ledger_stream) for i in (first, second)]
+    assert [chunk.known for chunk in claimed if chunk] == [{"o-1": "h1"}, {"o-3": "h3"}]
+    assert asked == ["orders"]
+    other.close()
+
+
 def test_fail_then_reclaim_keeps_the_failed_counter_current(store):
     run_id = running_run(store)
     [chunk_id] = store.chunks.add(run_id, [["o-1"]])
