@@ -7,26 +7,20 @@ module, never the other way round (``include`` names them; the worker imports th
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any
 
 from celery import Celery, signals
-from celery.exceptions import CPendingDeprecationWarning
 
 from etl.redaction import install_log_redaction
 
 __all__ = ["app"]
 
-app = Celery("vtex_synerise_etl", include=["workers.tasks.sync", "workers.tasks.realtime"])
-app.config_from_object("celeryconfig")
-
-# Celery urges, at every broker connection loss, to cancel running tasks; celeryconfig keeps
-# them running on purpose (see worker_cancel_long_running_tasks_on_connection_loss).
-warnings.filterwarnings(
-    "ignore",
-    message=r"(?s).*worker_cancel_long_running_tasks_on_connection_loss",
-    category=CPendingDeprecationWarning,
+app = Celery(
+    "vtex_synerise_etl",
+    include=["workers.tasks.sync", "workers.tasks.realtime"],
+    task_cls="workers.consumer:Task",  # acknowledgements that outlive a lost connection
 )
+app.config_from_object("celeryconfig")
 
 
 @app.on_after_configure.connect
@@ -54,4 +48,3 @@ def _flush_api_usage(**_: Any) -> None:
     from etl.apiusage import flush_all
 
     flush_all()
-

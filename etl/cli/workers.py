@@ -75,7 +75,9 @@ def worker(
 ) -> None:
     """Run a Celery worker on the given queues."""
     settings = Settings.from_env(require=())
-    args = ["--queues", queues, "--pool", pool, "--loglevel", _log_level(ctx)]
+    # Without gossip: no worker here listens to the others' events (Flower does, apart), and
+    # Celery's gossip step fails noisily to restart after a broker restart.
+    args = ["--queues", queues, "--pool", pool, "--loglevel", _log_level(ctx), "--without-gossip"]
     if concurrency:
         args += ["--concurrency", str(concurrency)]
     if hostname:

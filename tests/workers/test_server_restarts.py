@@ -81,10 +81,10 @@ def env(sandbox, servers: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def spawn_worker(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], None]]:
     started: list[subprocess.Popen[bytes]] = []
 
-    def spawn() -> None:
+    def spawn(pool: str = "prefork") -> None:
         log = (tmp_path / "worker.log").open("ab")
         started.append(subprocess.Popen(
-            cli_argv("worker", "-P", "prefork", "-c", "3", "-n", "restarts@%h"),
+            cli_argv("worker", "-P", pool, "-c", "3", "-n", "restarts@%h"),
             env=process_env(env), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         ))  # fmt: skip
@@ -136,6 +136,37 @@ def test_a_run_survives_a_server_restart_with_no_manual_step(
     log = (tmp_path / "worker.log").read_text(errors="replace")
     assert "Traceback" not in log or "InterfaceError" not in log, log[-3000:]
 
+
+
+@pytest.mark.sandbox(customers=10, orders=120)
+def test_tasks_that_end_while_redis_is_away_acknowledge_when_it_is_back(
+    sandbox, env, servers, spawn_worker, tmp_path
+):
+    # Each chunk's Synerise batch takes 3 s: the chunks in flight end while Redis is down. In a
+    # thread pool they acknowledge as they end (prefork's pool waits for the reconnection).
+    set_faults(sandbox, {"route": "synerise.*_batch", "latency_ms": 3000})
+    spawn_worker("threads")
+    started = cli_json(run_cli(env, "sync", "start", "orders", *RANGE_ARGS, "--json"))
+    store = StateStore(env["DATABASE_URL"])
+    broker = redis.Redis.from_url(env["REDIS_URL"])
+    wait_until(lambda: broker.hlen("unacked") >= 3, 60, what="three chunks in flight")
+    done = store.runs.get(started["id"]).chunks_done
+    assert infra.down(servers, ("redis",)) == ["redis"]
+    ended = lambda: store.runs.get(started["id"]).chunks_done > done  # noqa: E731
+    wait_until(ended, 60, what="a chunk in flight to end while Redis is down")
+    set_faults(sandbox, {"route": "synerise.*_batch", "latency_ms": 0})
+    infra.up(servers)
+
+    run = wait_for_run(store, started["id"], timeout=240)
+    assert_orders_arrived_once(sandbox, run)
+    # Their messages left Redis's unacknowledged set (an ack, late), instead of waiting there
+    # for the visibility timeout to deliver them again.
+    wait_until(lambda: broker.hlen("unacked") == 0, 30, what="no message left unacknowledged")
+    log = (tmp_path / "worker.log").read_text(errors="replace")
+    assert "Couldn't ack" not in log, log[-3000:]
+    assert "its message is acknowledged when Redis is back" in log
+    assert "CPendingDeprecationWarning" not in log  # Celery's plea to cancel them, filtered
+    assert "Traceback" not in log  # the outage is said in one line per failed attempt
 
 def test_the_webhook_service_accepts_again_after_a_redis_restart(servers, tmp_path):
     state = infra.up(servers)

@@ -22,7 +22,7 @@ from celery import Task, signals
 
 from etl import connections
 from etl.config import Settings
-from etl.errors import BudgetExhaustedError, ConfigError, RetriableError
+from etl.errors import BudgetExhaustedError, ConfigError, NetworkError, RetriableError
 from etl.state.store import StateStore
 from etl.sync import runs
 from etl.sync.engine import Engine
@@ -187,7 +187,9 @@ def start_upkeep(interval: float | None = None) -> threading.Event:
         while not stop.is_set():
             try:
                 sweep()
-            except Exception:  # upkeep must outlive a passing Redis or PostgreSQL outage
+            except NetworkError as error:  # a passing Redis or PostgreSQL outage: one line
+                log.warning("upkeep failed (retrying in %.0f s): %s", every, error)
+            except Exception:  # a bug: its traceback, and upkeep goes on
                 log.exception("upkeep failed; retrying")
             stop.wait(every)
 

@@ -84,7 +84,7 @@ def test_worker_execs_celery_with_the_servers(runner, execs, redis_url, database
     [(argv, env)] = execs
     assert argv == [sys.executable, "-m", "celery", "-A", "workers.app", "worker",
                     "--queues", "backfill", "--pool", "threads", "--loglevel", "WARNING",
-                    "--concurrency", "3", "--hostname", "w1@%h"]
+                    "--without-gossip", "--concurrency", "3", "--hostname", "w1@%h"]
     assert env["REDIS_URL"] == redis_url and env["DATABASE_URL"] == database_url
     assert env["ETL_STATE_DIR"] == str(tmp_path / "state")
 

@@ -243,3 +243,42 @@ def test_a_selection_run_shows_what_it_selected(console, engine):
     row = page.text.split(f'id="run-{run.id}"', 1)[1].split("</tr>", 1)[0]
     assert "selection" in row and "2 selected" in row
     assert "2 records named by id or e-mail" in console.get(f"/runs/{run.id}").text
+
+
+def test_the_start_form_syncs_named_records(console, store):
+    token = csrf_token(console.get("/runs/new").text)
+    assert 'id="records"' in console.get("/runs/new").text
+    fields = {"scope": "customers_updated", "from": "", "to": "", "csrf_token": token,
+              "records": "cl-1, ana@example.com\ncl-1\nuser-9"}  # fmt: skip
+    started = console.post("/runs", data=fields)
+    assert started.status_code == 303, started.text
+    [run] = store.runs.find()
+    assert (run.scope, run.kind) == ("customers_updated", "selection")
+    # each once, in the order given
+    assert planned_keys(store, run.id) == ["cl-1", "email:ana@example.com", "user-9"]
+
+    for scope, records, error in (
+        ("orders", "1234567890123-01 ana@example.com", "is not an order id"),
+        ("customers_created", "@example.com", "is not an e-mail address"),
+        ("products", "sku-1", "records can only be named for"),
+    ):
+        refused = console.post("/runs", data={**fields, "scope": scope, "records": records})
+        assert refused.status_code == 400 and error in refused.text
+        assert records in refused.text  # the form comes back with what was typed
+    no_dates = console.post("/runs", data={**fields, "records": " "})
+    assert no_dates.status_code == 400 and "from must be a date" in no_dates.text
+    assert len(store.runs.find()) == 1
+
+
+def test_the_json_api_syncs_named_orders(console, store):
+    created = console.post("/api/runs", json={"scope": "orders", "records": "A-01,B-01"})
+    assert created.status_code == 201, created.text
+    run = created.json()["run"]
+    assert run["kind"] == "selection"
+    assert planned_keys(store, run["id"]) == ["A-01", "B-01"]
+
+
+def planned_keys(store, run_id: int) -> list[str]:
+    """The record keys of a run's chunks, in plan order."""
+    ids = store.chunks.ids(run_id, ("pending", "running", "done", "failed"))
+    return [key for chunk_id in sorted(ids) for key in store.chunks.get(chunk_id).keys]

@@ -59,3 +59,15 @@ def test_a_sync_started_from_the_form_runs_and_shows_its_progress(console, worke
         assert browser.find_element(By.ID, "cursors").is_displayed()
         browser.find_element(By.LINK_TEXT, "Realtime").click()
         assert browser.find_element(By.ID, "realtime").is_displayed()
+
+        # Named records instead of dates: a selection run of exactly those.
+        browser.get(console.url + "/runs/new")
+        Select(browser.find_element(By.ID, "scope")).select_by_value("orders")
+        for field in ("from", "to"):
+            browser.find_element(By.ID, field).clear()
+        browser.find_element(By.ID, "records").send_keys("1000000000001-01\n1000000000002-01")
+        browser.find_element(By.ID, "start").click()
+        wait_until(lambda: re.search(r"/runs/\d+\?notice=started$", browser.current_url),
+                   timeout=30, what="the redirect to the selection run")  # fmt: skip
+        selected = store.runs.get(int(re.search(r"/runs/(\d+)", browser.current_url).group(1)))
+        assert (selected.scope, selected.kind) == ("orders", "selection")
