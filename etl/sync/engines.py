@@ -121,13 +121,14 @@ class Engines:
     def for_chunks(self, chunk_ids: Sequence[int]) -> dict[int, Engine | UnknownConnectionError]:
         """The engine of each chunk's connection, looked up in one round trip; a chunk that does
         not exist is left out, one whose connection is not configured here maps to the error."""
-        found: dict[int, Engine | UnknownConnectionError] = {}
-        for chunk_id, connection_id in self._any().store.connections.of_chunks(chunk_ids).items():
+        connection_of = self._any().store.connections.of_chunks(chunk_ids)
+        engines: dict[int, Engine | UnknownConnectionError] = {}
+        for connection_id in set(connection_of.values()):
             try:
-                found[chunk_id] = self.by_id(connection_id)
+                engines[connection_id] = self.by_id(connection_id)
             except UnknownConnectionError as error:
-                found[chunk_id] = error
-        return found
+                engines[connection_id] = error
+        return {chunk: engines[connection] for chunk, connection in connection_of.items()}
 
     def _any(self) -> Engine:
         with self._lock:
