@@ -224,7 +224,8 @@ class Chunks:
         ledger_stream: Callable[[str], str] | None = None,
     ) -> ClaimedChunk | None:
         """Take a ``pending`` or ``failed`` chunk of a ``running`` run for ``holder`` for ``ttl``
-        seconds: it becomes ``running``; one transaction.
+        seconds: it becomes ``running``; one statement (a transaction by itself: one round
+        trip).
 
         Returns ``None`` when there is nothing to do: the chunk is done, already running
         elsewhere (a duplicate delivery), or its run is not running (paused, cancelled...).
@@ -235,53 +236,51 @@ class Chunks:
         Raises:
             ChunkNotFoundError: no such chunk.
         """
-        with self.db.transaction() as cur:
-            cur.execute(
-                """WITH claimed AS (
-                       UPDATE sync_chunk c SET status = 'running', attempts = c.attempts + 1,
-                              claimed_by = %(holder)s,
-                              claim_expires_at = now() + make_interval(secs => %(ttl)s)
-                       FROM sync_chunk old, sync_run r
-                       WHERE c.id = %(id)s AND old.id = c.id AND r.id = c.run_id
-                         AND c.status IN ('pending', 'failed') AND r.status = 'running'
-                       RETURNING c.*, old.status AS was, r.kind AS run_kind,
-                                 r.scope AS run_scope, r.full_resync, r.dry_run,
-                                 r.connection_id)
-                   SELECT claimed.*, %(ledgers)s::jsonb ->> run_scope AS ledger,
-                          (SELECT json_object_agg(k.key, k.hash) FROM (
-                               SELECT key, (SELECT l.content_hash FROM entity_ledger l
-                                            WHERE l.connection_id = claimed.connection_id
-                                              AND l.stream = %(ledgers)s::jsonb ->> run_scope
-                                              AND l.record_key = key) AS hash
-                               FROM jsonb_array_elements_text(claimed.keys) AS key) k
-                           WHERE k.hash IS NOT NULL) AS known
-                   FROM claimed""",
-                {"id": chunk_id, "holder": holder, "ttl": ttl, "ledgers": self._ledgers_json},
-            )
-            row = cur.fetchone()
-            if row is None:
-                cur.execute("SELECT 1 FROM sync_chunk WHERE id = %s", (chunk_id,))
-                if cur.fetchone() is None:
-                    raise ChunkNotFoundError(chunk_id)
-                return None
-            if row["was"] == "failed":  # its records leave the failed count too
-                runs.add_counts(
-                    cur, row["run_id"], chunks_failed=-1, failed_count=-len(row["keys"])
-                )
-            known = row["known"] or {}
-            if ledger_stream is not None and row["ledger"] is None:  # a scope new here
-                stream = ledger_stream(row["run_scope"])
-                self._learn_ledger(row["run_scope"], stream)
+        rows = self.db.statement(
+            """WITH claimed AS (
+                   UPDATE sync_chunk c SET status = 'running', attempts = c.attempts + 1,
+                          claimed_by = %(holder)s,
+                          claim_expires_at = now() + make_interval(secs => %(ttl)s)
+                   FROM sync_chunk old, sync_run r
+                   WHERE c.id = %(id)s AND old.id = c.id AND r.id = c.run_id
+                     AND c.status IN ('pending', 'failed') AND r.status = 'running'
+                   RETURNING c.*, old.status AS was, r.kind AS run_kind,
+                             r.scope AS run_scope, r.full_resync, r.dry_run, r.connection_id),
+               refunded AS (  -- a failed chunk's records leave the failed count
+                   UPDATE sync_run r SET chunks_failed = r.chunks_failed - 1,
+                          failed_count = r.failed_count - jsonb_array_length(claimed.keys)
+                   FROM claimed WHERE r.id = claimed.run_id AND claimed.was = 'failed')
+               SELECT claimed.*, %(ledgers)s::jsonb ->> run_scope AS ledger,
+                      (SELECT json_object_agg(k.key, k.hash) FROM (
+                           SELECT key, (SELECT l.content_hash FROM entity_ledger l
+                                        WHERE l.connection_id = claimed.connection_id
+                                          AND l.stream = %(ledgers)s::jsonb ->> run_scope
+                                          AND l.record_key = key) AS hash
+                           FROM jsonb_array_elements_text(claimed.keys) AS key) k
+                       WHERE k.hash IS NOT NULL) AS known
+               FROM claimed""",
+            {"id": chunk_id, "holder": holder, "ttl": ttl, "ledgers": self._ledgers_json},
+        )
+        if not rows:
+            if self.db.fetch_one("SELECT 1 FROM sync_chunk WHERE id = %s", (chunk_id,)) is None:
+                raise ChunkNotFoundError(chunk_id)
+            return None
+        row = rows[0]
+        known = row["known"] or {}
+        if ledger_stream is not None and row["ledger"] is None:  # a scope new here
+            stream = ledger_stream(row["run_scope"])
+            self._learn_ledger(row["run_scope"], stream)
+            with self.db.transaction() as cur:  # a later read: complete() checks for moves
                 known = ledger.hashes_of_chunk(cur, stream, chunk_id)
-            fields = {name: row[name] for name in _CHUNK_FIELDS}
-            return ClaimedChunk(
-                **fields,
-                run_kind=row["run_kind"],
-                run_scope=row["run_scope"],
-                full_resync=row["full_resync"],
-                dry_run=row["dry_run"],
-                known=known if ledger_stream is not None else {},
-            )
+        fields = {name: row[name] for name in _CHUNK_FIELDS}
+        return ClaimedChunk(
+            **fields,
+            run_kind=row["run_kind"],
+            run_scope=row["run_scope"],
+            full_resync=row["full_resync"],
+            dry_run=row["dry_run"],
+            known=known if ledger_stream is not None else {},
+        )
 
     def _learn_ledger(self, scope: str, stream: str) -> None:
         ledgers = {**self._ledgers, scope: stream}

@@ -76,10 +76,9 @@ class ConnectionRows:
     def of_chunks(self, chunk_ids: Sequence[int]) -> dict[int, int]:
         """The connection each chunk's run belongs to (a chunk that does not exist is left
         out), in one round trip."""
-        with self.db.transaction() as cur:
-            cur.execute(
-                """SELECT c.id, r.connection_id FROM sync_chunk c JOIN sync_run r ON r.id = c.run_id
-                   WHERE c.id = ANY(%s)""",
-                (list(chunk_ids),),
-            )
-            return {int(row["id"]): int(row["connection_id"]) for row in cur.fetchall()}
+        rows = self.db.statement(
+            """SELECT c.id, r.connection_id FROM sync_chunk c JOIN sync_run r ON r.id = c.run_id
+               WHERE c.id = ANY(%s)""",
+            (list(chunk_ids),),
+        )
+        return {int(row["id"]): int(row["connection_id"]) for row in rows}
