@@ -200,14 +200,13 @@ class Engine:
         if not chunk_ids:
             return
         queue = chunk_queue(kind)
-        if ahead or self.enqueue_many is None:
-            size = 1 if ahead else max(1, per_task)
-            for first in range(0, len(chunk_ids), size):
-                self.enqueue(TASK_PROCESS_CHUNK, [chunk_ids[first : first + size]], queue)
+        size = 1 if ahead else max(1, per_task)
+        messages = [[chunk_ids[first : first + size]] for first in range(0, len(chunk_ids), size)]
+        if self.enqueue_many is None or ahead:
+            for args in messages:
+                self.enqueue(TASK_PROCESS_CHUNK, args, queue)
             return
-        size = max(1, per_task)
-        groups = [chunk_ids[first : first + size] for first in range(0, len(chunk_ids), size)]
-        self.enqueue_many(TASK_PROCESS_CHUNK, [[group] for group in groups], queue)
+        self.enqueue_many(TASK_PROCESS_CHUNK, messages, queue)
 
     def idle_kinds(self) -> tuple[list[str], list[str]] | None:
         """Run kinds whose chunk queue, and whose producer queue, hold no message at all, or

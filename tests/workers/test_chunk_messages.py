@@ -102,3 +102,24 @@ def test_a_one_chunk_message_of_an_earlier_version_is_still_processed(
     run = wait_for_run(engine.store, run_id)
     assert (run.status, run.chunks_done) == ("done", len(chunk_ids))
     assert_profiles_arrived(sandbox, guests=False)
+
+
+@pytest.mark.sync_env(SYNC_CHUNK_SIZE=25)
+def test_a_chunk_that_hits_a_bug_does_not_hold_back_the_others_of_its_message(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    from workers.tasks import sync as tasks
+
+    _, chunk_ids = planned(engine)
+    first, broken, last = chunk_ids[:3]
+    run_chunk = runs.run_chunk
+
+    def run_once(found: Engine, chunk_id: int, *, final_attempt: bool = True) -> str:
+        if chunk_id == broken:
+            raise KeyError("a bug")
+        return run_chunk(found, chunk_id, final_attempt=final_attempt)
+
+    monkeypatch.setattr(tasks.runs, "run_chunk", run_once)
+    result = tasks.process_chunk.apply(args=[[first, broken, last]])
+    assert isinstance(result.result, KeyError), "the task fails as its chunk did"
+    assert [engine.store.chunks.get(i).status for i in (first, last)] == ["done", "done"]

@@ -107,7 +107,8 @@ def process_chunk(self: Task, chunk_ids: list[int] | int) -> list[str] | str:
     found = engines().for_chunks(ids)
     results: list[str] = []
     retry: list[int] = []
-    error: Exception | None = None
+    retriable: Exception | None = None
+    crashed: Exception | None = None
     for chunk_id in ids:
         engine_of = found.get(chunk_id)
         if not isinstance(engine_of, Engine):
@@ -116,13 +117,19 @@ def process_chunk(self: Task, chunk_ids: list[int] | int) -> list[str] | str:
             continue
         try:
             results.append(runs.run_chunk(engine_of, chunk_id, final_attempt=final))
-        except (RetriableError, BudgetExhaustedError) as failed:
+        except (RetriableError, BudgetExhaustedError) as error:
             retry.append(chunk_id)
             results.append("retrying")
-            error = failed
+            retriable = error
+        except Exception as error:  # a bug: that chunk failed (resume retries it); the rest go on
+            log.exception("chunk %s failed", chunk_id)
+            results.append("failed")
+            crashed = crashed or error
     if retry:
         again = retry if isinstance(chunk_ids, list) else retry[0]
-        raise self.retry(args=[again], countdown=_countdown(self.request.retries), exc=error)
+        raise self.retry(args=[again], countdown=_countdown(self.request.retries), exc=retriable)
+    if crashed is not None:
+        raise crashed  # the task fails as its chunk did (Flower shows it)
     return results if isinstance(chunk_ids, list) else results[0]
 
 
