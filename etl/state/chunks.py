@@ -39,7 +39,9 @@ __all__ = [
     "LedgerMovedError",
     "PlannedChunk",
     "insert_chunks",
+    "outcome_counts",
     "write_outcome",
+    "write_records",
 ]
 
 CHUNK_STATUSES = ("pending", "running", "done", "failed")
@@ -141,6 +143,11 @@ class Chunks:
 
     def __init__(self, db: Connections) -> None:
         self.db = db
+        self._ledgers: dict[str, str] = {}
+        """The ledger stream of each run scope met so far (``claim``'s ``ledger_stream``), so
+        that a claim reads its records' hashes in the same statement. Replaced, never changed
+        in place: threads share it."""
+        self._ledgers_json = "{}"
 
     def add(self, run_id: int, key_lists: Sequence[Sequence[str]]) -> list[int]:
         """Create the run's next chunks (status ``pending``) in one transaction; return their ids.
@@ -217,50 +224,67 @@ class Chunks:
         ledger_stream: Callable[[str], str] | None = None,
     ) -> ClaimedChunk | None:
         """Take a ``pending`` or ``failed`` chunk of a ``running`` run for ``holder`` for ``ttl``
-        seconds: it becomes ``running``; one transaction.
+        seconds: it becomes ``running``; one statement (a transaction by itself: one round
+        trip).
 
         Returns ``None`` when there is nothing to do: the chunk is done, already running
         elsewhere (a duplicate delivery), or its run is not running (paused, cancelled...).
         Each claim counts an attempt. ``ledger_stream`` maps the run's scope to its ledger
-        stream; the ledger hashes of the chunk's records are then read in the same transaction.
+        stream; the ledger hashes of the chunk's records are then read in the same statement
+        (in a second one the first time a scope is met: the mapping is learnt then).
 
         Raises:
             ChunkNotFoundError: no such chunk.
         """
-        with self.db.transaction() as cur:
-            cur.execute(
-                """UPDATE sync_chunk c SET status = 'running', attempts = c.attempts + 1,
+        rows = self.db.statement(
+            """WITH claimed AS (
+                   UPDATE sync_chunk c SET status = 'running', attempts = c.attempts + 1,
                           claimed_by = %(holder)s,
                           claim_expires_at = now() + make_interval(secs => %(ttl)s)
                    FROM sync_chunk old, sync_run r
                    WHERE c.id = %(id)s AND old.id = c.id AND r.id = c.run_id
                      AND c.status IN ('pending', 'failed') AND r.status = 'running'
                    RETURNING c.*, old.status AS was, r.kind AS run_kind,
-                             r.scope AS run_scope, r.full_resync, r.dry_run""",
-                {"id": chunk_id, "holder": holder, "ttl": ttl},
-            )
-            row = cur.fetchone()
-            if row is None:
-                cur.execute("SELECT 1 FROM sync_chunk WHERE id = %s", (chunk_id,))
-                if cur.fetchone() is None:
-                    raise ChunkNotFoundError(chunk_id)
-                return None
-            if row["was"] == "failed":  # its records leave the failed count too
-                runs.add_counts(
-                    cur, row["run_id"], chunks_failed=-1, failed_count=-len(row["keys"])
-                )
-            known = {}
-            if ledger_stream is not None:
-                known = ledger.hashes_of_chunk(cur, ledger_stream(row["run_scope"]), chunk_id)
-            fields = {name: row[name] for name in _CHUNK_FIELDS}
-            return ClaimedChunk(
-                **fields,
-                run_kind=row["run_kind"],
-                run_scope=row["run_scope"],
-                full_resync=row["full_resync"],
-                dry_run=row["dry_run"],
-                known=known,
-            )
+                             r.scope AS run_scope, r.full_resync, r.dry_run, r.connection_id),
+               refunded AS (  -- a failed chunk's records leave the failed count
+                   UPDATE sync_run r SET chunks_failed = r.chunks_failed - 1,
+                          failed_count = r.failed_count - jsonb_array_length(claimed.keys)
+                   FROM claimed WHERE r.id = claimed.run_id AND claimed.was = 'failed')
+               SELECT claimed.*, %(ledgers)s::jsonb ->> run_scope AS ledger,
+                      (SELECT json_object_agg(k.key, k.hash) FROM (
+                           SELECT key, (SELECT l.content_hash FROM entity_ledger l
+                                        WHERE l.connection_id = claimed.connection_id
+                                          AND l.stream = %(ledgers)s::jsonb ->> run_scope
+                                          AND l.record_key = key) AS hash
+                           FROM jsonb_array_elements_text(claimed.keys) AS key) k
+                       WHERE k.hash IS NOT NULL) AS known
+               FROM claimed""",
+            {"id": chunk_id, "holder": holder, "ttl": ttl, "ledgers": self._ledgers_json},
+        )
+        if not rows:
+            if self.db.fetch_one("SELECT 1 FROM sync_chunk WHERE id = %s", (chunk_id,)) is None:
+                raise ChunkNotFoundError(chunk_id)
+            return None
+        row = rows[0]
+        known = row["known"] or {}
+        if ledger_stream is not None and row["ledger"] is None:  # a scope new here
+            stream = ledger_stream(row["run_scope"])
+            self._learn_ledger(row["run_scope"], stream)
+            with self.db.transaction() as cur:  # a later read: complete() checks for moves
+                known = ledger.hashes_of_chunk(cur, stream, chunk_id)
+        fields = {name: row[name] for name in _CHUNK_FIELDS}
+        return ClaimedChunk(
+            **fields,
+            run_kind=row["run_kind"],
+            run_scope=row["run_scope"],
+            full_resync=row["full_resync"],
+            dry_run=row["dry_run"],
+            known=known if ledger_stream is not None else {},
+        )
+
+    def _learn_ledger(self, scope: str, stream: str) -> None:
+        ledgers = {**self._ledgers, scope: stream}
+        self._ledgers, self._ledgers_json = ledgers, json.dumps(ledgers)
 
     def release(self, chunk: Chunk, due_in: float = 0.0) -> None:
         """Put back a chunk this attempt claimed but must not finish now (its run lost the slot,
@@ -293,24 +317,26 @@ class Chunks:
                 nothing is written; the caller puts the chunk back.
             LedgerMovedError: see ``expected``.
         """
+        deltas = {**outcome_counts(outcome), "chunks_done": 1}
         with self.db.transaction() as cur:
+            # The chunk's release, the run's counters and (its last chunk) the run's end: one
+            # statement; the run is counted only if the chunk was still this attempt's.
             cur.execute(
-                f"""UPDATE sync_chunk SET status = 'done', error = NULL, payload = NULL,
-                           {_UNCLAIMED}
-                    WHERE {_HELD_BY_ATTEMPT}""",
-                _attempt(chunk),
+                f"""WITH chunk AS (
+                       UPDATE sync_chunk SET status = 'done', error = NULL, payload = NULL,
+                              {_UNCLAIMED}
+                       WHERE {_HELD_BY_ATTEMPT} RETURNING id),
+                   run AS ({runs.finish_chunk_sql(deltas, "EXISTS (SELECT 1 FROM chunk)")})
+                   SELECT EXISTS (SELECT 1 FROM chunk) AS held, (SELECT status FROM run)""",
+                {**_attempt(chunk), **deltas, "run_id": chunk.run_id},
             )
-            if cur.rowcount == 0:
+            row = cur.fetchone()
+            if not row["held"]:
                 return None
-            if expected is not None:
-                moved = ledger.moved_since(
-                    cur, outcome.stream, chunk.run_id, expected, outcome.accepted
-                )
-                if moved:
-                    raise LedgerMovedError(moved)  # rolls the chunk's update back
-            if not write_outcome(cur, chunk.run_id, outcome, chunks_done=1, while_running=True):
+            if row["status"] is None:
                 raise runs.RunNotRunningError(chunk.run_id)  # rolls the chunk's update back
-            return runs.settle(cur, chunk.run_id)
+            write_records(cur, chunk.run_id, outcome, expected)  # LedgerMovedError: rolls back
+            return None if row["status"] == "running" else str(row["status"])
 
     def fail(self, chunk: Chunk, error: str) -> str | None:
         """This attempt gave up on its chunk (retries exhausted): mark it ``failed`` for a later
@@ -487,33 +513,66 @@ def insert_chunks(
 
 
 def write_outcome(
-    cur: Any, run_id: int, outcome: ChunkOutcome, *, while_running: bool = False, **counts: int
+    cur: Any,
+    run_id: int,
+    outcome: ChunkOutcome,
+    *,
+    while_running: bool = False,
+    expected: Mapping[str, str] | None = None,
+    **counts: int,
 ) -> bool:
-    """Record an outcome against a run: ledger hashes, rejects, warnings, the run's counters
-    (plus ``counts``, e.g. ``chunks_done=1``), and the same for the guest profiles sent with it.
-    With ``while_running``, only if the run is running (False, and nothing written, otherwise)."""
-    guests = outcome.guests or ChunkOutcome("profiles")
+    """Record an outcome against a run: the run's counters (plus ``counts``, e.g.
+    ``chunks_done=1``), then ``write_records``. With ``while_running``, only if the run is
+    running (False, and nothing written, otherwise).
+
+    Raises:
+        LedgerMovedError: see ``write_records``; the caller's transaction must roll back.
+    """
     added = runs.add_counts(
         cur,
         run_id,
         while_status="running" if while_running else None,
-        read_count=outcome.read,
-        sent_count=len(outcome.accepted),
-        skipped_count=outcome.skipped,
-        rejected_count=len({r.record_key for r in outcome.rejections}),
-        would_create=outcome.would_create,
-        would_update=outcome.would_update,
-        guest_sent_count=len(guests.accepted),
-        guest_skipped_count=guests.skipped,
-        guest_rejected_count=len({r.record_key for r in guests.rejections}),
+        **outcome_counts(outcome),
         **counts,
     )
     if not added:
         return False
-    for part in (guests, outcome):
-        ledger.record_accepted(cur, part.stream, part.accepted, run_id)
+    write_records(cur, run_id, outcome, expected)
+    return True
+
+
+def outcome_counts(outcome: ChunkOutcome) -> dict[str, int]:
+    """What an outcome adds to its run's counters (``runs.COUNTERS``)."""
+    guests = outcome.guests or ChunkOutcome("profiles")
+    return {
+        "read_count": outcome.read,
+        "sent_count": len(outcome.accepted),
+        "skipped_count": outcome.skipped,
+        "rejected_count": len({r.record_key for r in outcome.rejections}),
+        "would_create": outcome.would_create,
+        "would_update": outcome.would_update,
+        "guest_sent_count": len(guests.accepted),
+        "guest_skipped_count": guests.skipped,
+        "guest_rejected_count": len({r.record_key for r in guests.rejections}),
+    }
+
+
+def write_records(
+    cur: Any, run_id: int, outcome: ChunkOutcome, expected: Mapping[str, str] | None = None
+) -> None:
+    """Write an outcome's ledger hashes, rejects and warnings (and those of the guest profiles
+    sent with it) against a run, counting newly warned records.
+
+    ``expected`` (the ledger hashes the outcome's diff read for its own stream): an accepted
+    record whose ledger row another writer changed since then raises ``LedgerMovedError``; the
+    caller's transaction must roll back (what was written is then undone).
+    """
+    guests = outcome.guests or ChunkOutcome("profiles")
+    ledger.record_accepted(cur, guests.stream, guests.accepted, run_id)
+    moved = ledger.record_accepted(cur, outcome.stream, outcome.accepted, run_id, expected)
+    if moved:
+        raise LedgerMovedError(moved)
     rejects.record(cur, run_id, [*guests.rejections, *outcome.rejections])
     warned = warnings.record(cur, run_id, [*guests.warnings, *outcome.warnings])
     if warned:  # known only once written: a record warned before is not counted again
         runs.add_counts(cur, run_id, warned_count=warned)
-    return True

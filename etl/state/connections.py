@@ -9,6 +9,8 @@ it (migration 0008).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from etl.state.db import Connections
 
 __all__ = ["DEFAULT_ID", "ConnectionRows"]
@@ -70,3 +72,13 @@ class ConnectionRows:
             (chunk_id,),
         )
         return int(row["connection_id"]) if row else None
+
+    def of_chunks(self, chunk_ids: Sequence[int]) -> dict[int, int]:
+        """The connection each chunk's run belongs to (a chunk that does not exist is left
+        out), in one round trip."""
+        rows = self.db.statement(
+            """SELECT c.id, r.connection_id FROM sync_chunk c JOIN sync_run r ON r.id = c.run_id
+               WHERE c.id = ANY(%s)""",
+            (list(chunk_ids),),
+        )
+        return {int(row["id"]): int(row["connection_id"]) for row in rows}

@@ -208,6 +208,27 @@ class Connections:
             if conn.closed:
                 self._local.conn = None  # lost midway: the next transaction reconnects
 
+    def statement(self, query: str, params: Any) -> list[dict[str, Any]]:
+        """Run one statement that is a whole transaction by itself (PostgreSQL commits it on
+        its own); its rows as dicts. One round trip, where ``transaction`` spends three on one
+        statement (``BEGIN``, the statement, ``COMMIT``).
+
+        Raises:
+            NetworkError: the connection was lost (the statement may or may not have run).
+        """
+        conn = self._connection()
+        try:
+            conn.autocommit = True
+            with transaction(conn, psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(query, params)
+                return [dict(row) for row in cur.fetchall()] if cur.description else []
+        finally:
+            self._local.used_at = time.monotonic()
+            if conn.closed:
+                self._local.conn = None  # lost midway: the next transaction reconnects
+            else:
+                conn.autocommit = False
+
     def fetch_one(self, query: str, params: Any) -> dict[str, Any] | None:
         """The first row of one query in its own transaction (a dict), or ``None``."""
         with self.transaction() as cur:

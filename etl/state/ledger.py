@@ -10,6 +10,7 @@ compare-and-set (``swap_hash``) where a write must not overwrite a newer one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -105,52 +106,60 @@ was planned as a scan of the whole stream while the table had no statistics yet 
 ledger filling fast during a first sync), 6x slower per chunk than these lookups."""
 
 
-def moved_since(
-    cur: Any, stream: str, run_id: int, expected: Mapping[str, str], accepted: Mapping[str, str]
+def _found(cur: Any) -> dict[str, str]:
+    return {row["key"]: row["content_hash"] for row in cur.fetchall() if row["content_hash"]}
+
+
+def record_accepted(
+    cur: Any,
+    stream: str,
+    accepted: Mapping[str, str],
+    run_id: int,
+    expected: Mapping[str, str] | None = None,
 ) -> dict[str, str | None]:
-    """The accepted records whose ledger row another writer changed since ``expected`` was read
-    (key -> its hash now), locking their rows (in key order, as ``record_accepted``) until the
-    caller's transaction ends. A row that holds what this outcome accepted has not moved."""
+    """Upsert the hashes of accepted payloads (``key -> hash``) for the run's connection, in the
+    caller's transaction; the records that moved (see ``expected``), empty when all were written.
+
+    One statement whatever the number of records (two arrays, unnested), in key order, so two
+    transactions writing overlapping keys lock them in the same order and never deadlock.
+
+    With ``expected`` (the hashes the caller's diff read; a key it lacks had no row), a row that
+    another writer changed since then is left as it is and returned (key -> its hash now): the
+    caller rolls back. A row that already holds what this outcome accepted has not moved. The
+    check rides in the upsert itself (``ON CONFLICT ... WHERE``); the moved rows' hashes are read
+    only when the upsert wrote fewer rows than it was given.
+    """
     if not accepted:
         return {}
     keys = sorted(accepted)
+    params = {
+        "run": run_id,
+        "stream": stream,
+        "keys": keys,
+        "digests": [accepted[k] for k in keys],
+        "expected": None if expected is None else json.dumps(expected),
+    }
+    cur.execute(_UPSERT, params)
+    if expected is None or cur.rowcount == len(keys):
+        return {}
+    connection = "(SELECT connection_id FROM sync_run WHERE id = %s)"
     cur.execute(
-        """SELECT k.key, l.content_hash
-           FROM unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, n)
-           LEFT JOIN LATERAL (
-               SELECT content_hash FROM entity_ledger
-               WHERE connection_id = (SELECT connection_id FROM sync_run WHERE id = %(run)s)
-                 AND stream = %(stream)s AND record_key = k.key
-               FOR UPDATE) l ON true
-           ORDER BY k.n""",
-        {"keys": keys, "run": run_id, "stream": stream},
+        _HASHES_OF.format(connection=connection, keys="unnest(%s::text[])"), (run_id, stream, keys)
     )
     now = {row["key"]: row["content_hash"] for row in cur.fetchall()}
     return {key: now[key] for key in keys
             if now[key] not in (expected.get(key), accepted[key])}  # fmt: skip
 
 
-def _found(cur: Any) -> dict[str, str]:
-    return {row["key"]: row["content_hash"] for row in cur.fetchall() if row["content_hash"]}
-
-
-def record_accepted(cur: Any, stream: str, accepted: Mapping[str, str], run_id: int) -> None:
-    """Upsert the hashes of accepted payloads (``key -> hash``) for the run's connection, in the
-    caller's transaction.
-
-    One statement whatever the number of records (two arrays, unnested), in key order, so two
-    transactions writing overlapping keys lock them in the same order and never deadlock.
-    """
-    if not accepted:
-        return
-    keys = sorted(accepted)
-    cur.execute(
-        """INSERT INTO entity_ledger (connection_id, stream, record_key, content_hash, run_id)
-           SELECT (SELECT connection_id FROM sync_run WHERE id = %(run)s), %(stream)s, key,
-                  digest, %(run)s
-           FROM unnest(%(keys)s::text[], %(digests)s::text[]) AS t(key, digest)
-           ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET
-               content_hash = EXCLUDED.content_hash, synced_at = now(),
-               run_id = EXCLUDED.run_id""",
-        {"run": run_id, "stream": stream, "keys": keys, "digests": [accepted[k] for k in keys]},
-    )
+_UPSERT = """INSERT INTO entity_ledger (connection_id, stream, record_key, content_hash, run_id)
+    SELECT (SELECT connection_id FROM sync_run WHERE id = %(run)s), %(stream)s, key, digest,
+           %(run)s
+    FROM unnest(%(keys)s::text[], %(digests)s::text[]) AS t(key, digest)
+    ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET
+        content_hash = EXCLUDED.content_hash, synced_at = now(), run_id = EXCLUDED.run_id
+    WHERE %(expected)s::jsonb IS NULL
+       OR entity_ledger.content_hash IS NOT DISTINCT FROM
+          (%(expected)s::jsonb ->> EXCLUDED.record_key)
+       OR entity_ledger.content_hash = EXCLUDED.content_hash"""
+"""``expected`` is a JSON object (key -> hash read), looked up per conflicting row: the
+``ON CONFLICT`` clause sees only the table's row and ``EXCLUDED``, not the unnested arrays."""

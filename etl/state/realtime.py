@@ -25,8 +25,7 @@ from typing import Any
 from psycopg2.extras import Json, execute_values
 
 from etl.state import runs
-from etl.state.chunks import ChunkOutcome, LedgerMovedError, write_outcome
-from etl.state.ledger import moved_since
+from etl.state.chunks import ChunkOutcome, write_outcome
 from etl.state.store import StateStore
 
 __all__ = ["AlreadyRecorded", "RealtimeRuns"]
@@ -135,13 +134,8 @@ class RealtimeRuns:
                 if done:
                     raise AlreadyRecorded(done)  # rolls the transaction back
             for scope, outcome in outcomes.items():
-                if expected is not None and scope in expected:
-                    moved = moved_since(
-                        cur, outcome.stream, run_ids[scope], expected[scope], outcome.accepted
-                    )
-                    if moved:
-                        raise LedgerMovedError(moved)  # rolls the transaction back
-                write_outcome(cur, run_ids[scope], outcome)
+                read = None if expected is None else expected.get(scope)
+                write_outcome(cur, run_ids[scope], outcome, expected=read)  # LedgerMovedError
 
     def recorded(self, inbox: str, entries: Sequence[str]) -> set[str]:
         """Which of these inbox entries have their outcome recorded already."""

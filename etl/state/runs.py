@@ -38,6 +38,7 @@ __all__ = [
     "Runs",
     "add_counts",
     "add_planned",
+    "finish_chunk_sql",
     "move_planning_cursor",
     "settle",
 ]
@@ -430,21 +431,52 @@ class Runs:
 def add_counts(cur: Any, run_id: int, while_status: str | None = None, **deltas: int) -> bool:
     """Add to a run's ``COUNTERS`` (a negative delta takes away), e.g. ``read_count=3``; with
     ``while_status``, only if the run is in that status. True if the run was updated."""
-    unknown = sorted(set(deltas) - set(COUNTERS))
-    if unknown:
-        raise ValueError(f"not a run counter: {', '.join(unknown)}")
-    deltas = {name: value for name, value in deltas.items() if value}
+    deltas = _deltas(deltas)
     if not deltas and while_status is None:
         return True
-    assignments = ", ".join(
-        [f"{name} = {name} + %({name})s" for name in deltas] or ["status = status"]
-    )
     cur.execute(
-        f"""UPDATE sync_run SET {assignments}
+        f"""UPDATE sync_run SET {_assignments(deltas) or "status = status"}
             WHERE id = %(run_id)s AND (%(status)s::text IS NULL OR status = %(status)s)""",
         {**deltas, "run_id": run_id, "status": while_status},
     )
     return bool(cur.rowcount == 1)
+
+
+def finish_chunk_sql(deltas: dict[str, int], only_if: str) -> str:
+    """An ``UPDATE sync_run`` (parameters: ``run_id`` and the ``deltas``) that adds a finished
+    chunk's ``deltas`` (its ``chunks_done`` or ``chunks_failed`` among them) to a running run
+    and, when that was its last unfinished chunk of a planned run, ends it as ``settle`` does,
+    in the same statement; it returns the run's status (``running`` unless it ended).
+    ``only_if`` is a further SQL condition (the chunk was still held)."""
+    done = f"chunks_done + {deltas.get('chunks_done', 0):d}"
+    failed = f"chunks_failed + {deltas.get('chunks_failed', 0):d}"
+    return f"""UPDATE sync_run SET {_assignments(deltas)},
+                   {_ending(f"planning_done AND {done} + {failed} = chunks_total", failed)}
+               WHERE id = %(run_id)s AND status = 'running' AND {only_if}
+               RETURNING status"""
+
+
+def _deltas(deltas: dict[str, int]) -> dict[str, int]:
+    unknown = sorted(set(deltas) - set(COUNTERS))
+    if unknown:
+        raise ValueError(f"not a run counter: {', '.join(unknown)}")
+    return {name: int(value) for name, value in deltas.items() if value}
+
+
+def _assignments(deltas: dict[str, int]) -> str:
+    return ", ".join(f"{name} = {name} + %({name})s" for name in _deltas(deltas))
+
+
+def _ending(finished: str, failed: str) -> str:
+    """``SET`` clauses that end the run when ``finished`` (SQL) holds: ``failed`` if ``failed``
+    (its failed chunks, SQL) is above 0, ``done`` otherwise."""
+    return f"""status = CASE WHEN NOT ({finished}) THEN status
+                             WHEN {failed} > 0 THEN 'failed' ELSE 'done' END,
+               error = CASE WHEN ({finished}) AND {failed} > 0
+                            THEN ({failed}) || ' chunk(s) failed after retries; run '
+                                 || '`vtex-synerise sync resume ' || id || '`'
+                            ELSE error END,
+               finished_at = CASE WHEN ({finished}) THEN now() ELSE finished_at END"""
 
 
 def add_planned(cur: Any, run_id: int, chunks: int, records: int) -> int:
@@ -498,16 +530,10 @@ def settle(cur: Any, run_id: int) -> str | None:
     (the one that finishes the last chunk) sees the run complete.
     """
     cur.execute(
-        """UPDATE sync_run SET
-               status = CASE WHEN chunks_failed > 0 THEN 'failed' ELSE 'done' END,
-               error = CASE WHEN chunks_failed > 0
-                            THEN chunks_failed || ' chunk(s) failed after retries; run '
-                                 || '`vtex-synerise sync resume ' || id || '`'
-                            ELSE error END,
-               finished_at = now()
-           WHERE id = %s AND status = 'running' AND planning_done
-             AND chunks_done + chunks_failed = chunks_total
-           RETURNING status""",
+        f"""UPDATE sync_run SET {_ending("true", "chunks_failed")}
+            WHERE id = %s AND status = 'running' AND planning_done
+              AND chunks_done + chunks_failed = chunks_total
+            RETURNING status""",
         (run_id,),
     )
     row = cur.fetchone()

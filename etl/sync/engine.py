@@ -189,19 +189,28 @@ class Engine:
         return self.settings.sync_chunk_size or self.stream(scope).chunk_size
 
     def enqueue_chunks(
-        self, chunk_ids: list[int], kind: str = "backfill", *, ahead: bool = False
+        self,
+        chunk_ids: list[int],
+        kind: str = "backfill",
+        *,
+        ahead: bool = False,
+        per_task: int = 1,
     ) -> None:
         """Send chunks to their run's queue, in one go: incremental chunks never wait behind a
-        backfill. ``ahead``: one by one, taken before the batches already waiting (work handed
-        on from a worker that died or froze must not wait for the rest of the run)."""
+        backfill. ``per_task`` chunks (in order) share a task message, each still claimed and
+        completed on its own, so Celery's cost per task is paid once for them. ``ahead``: one
+        chunk per task, one by one, taken before the batches already waiting (work handed on
+        from a worker that died or froze must not wait for the rest of the run)."""
         if not chunk_ids:
             return
         queue = chunk_queue(kind)
-        if self.enqueue_many is not None and not ahead:
-            self.enqueue_many(TASK_PROCESS_CHUNK, [[chunk_id] for chunk_id in chunk_ids], queue)
+        size = 1 if ahead else max(1, per_task)
+        messages = [[chunk_ids[first : first + size]] for first in range(0, len(chunk_ids), size)]
+        if self.enqueue_many is None or ahead:
+            for args in messages:
+                self.enqueue(TASK_PROCESS_CHUNK, args, queue)
             return
-        for chunk_id in chunk_ids:
-            self.enqueue(TASK_PROCESS_CHUNK, [chunk_id], queue)
+        self.enqueue_many(TASK_PROCESS_CHUNK, messages, queue)
 
     def idle_kinds(self) -> tuple[list[str], list[str]] | None:
         """Run kinds whose chunk queue, and whose producer queue, hold no message at all, or

@@ -8,7 +8,7 @@ one set of queues, and a message queued before connections existed still finds i
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from etl.connections import Connection, select
 from etl.errors import FatalError
@@ -117,6 +117,18 @@ class Engines:
         """The engine of a chunk's run's connection; ``None`` when there is no such chunk."""
         connection_id = self._any().store.connections.of_chunk(chunk_id)
         return None if connection_id is None else self.by_id(connection_id)
+
+    def for_chunks(self, chunk_ids: Sequence[int]) -> dict[int, Engine | UnknownConnectionError]:
+        """The engine of each chunk's connection, looked up in one round trip; a chunk that does
+        not exist is left out, one whose connection is not configured here maps to the error."""
+        connection_of = self._any().store.connections.of_chunks(chunk_ids)
+        engines: dict[int, Engine | UnknownConnectionError] = {}
+        for connection_id in set(connection_of.values()):
+            try:
+                engines[connection_id] = self.by_id(connection_id)
+            except UnknownConnectionError as error:
+                engines[connection_id] = error
+        return {chunk: engines[connection] for chunk, connection in connection_of.items()}
 
     def _any(self) -> Engine:
         with self._lock:

@@ -93,15 +93,52 @@ def produce(self: Task, run_id: int) -> None:
 
 
 @app.task(name=TASK_PROCESS_CHUNK, bind=True, max_retries=MAX_RETRIES)
-def process_chunk(self: Task, chunk_id: int) -> str:
-    """Fetch, map, diff, post and record one chunk."""
-    try:
-        found = _of(engines().for_chunk, chunk_id)
-        if found is None:
-            return "missing"
-        return runs.run_chunk(found, chunk_id, final_attempt=self.request.retries >= MAX_RETRIES)
-    except (RetriableError, BudgetExhaustedError) as error:
-        raise self.retry(countdown=_countdown(self.request.retries), exc=error) from error
+def process_chunk(self: Task, chunk_ids: list[int] | int) -> list[str] | str:
+    """Fetch, map, diff, post and record chunks, one after the other, each claimed and
+    completed on its own (``runs.run_chunk``); what happened to each.
+
+    ``chunk_ids`` is a list (several chunks share one message, so Celery's cost per task is paid
+    once for them) or one id (the message of earlier versions, still in Redis after an
+    upgrade). Only the chunks that hit a retriable error are retried, together in one message
+    with the backoff; the others are recorded already, and a redelivered message finds them
+    done (their claim is a no-op)."""
+    ids = chunk_ids if isinstance(chunk_ids, list) else [chunk_ids]
+    final = self.request.retries >= MAX_RETRIES
+    found = engines().for_chunks(ids)
+    results: list[str] = []
+    retry: list[int] = []
+    retriable: Exception | None = None
+    crashed: Exception | None = None
+    for chunk_id in ids:
+        engine_of = found.get(chunk_id)
+        if not isinstance(engine_of, Engine):
+            _missing(chunk_id, engine_of)
+            results.append("missing")
+            continue
+        try:
+            results.append(runs.run_chunk(engine_of, chunk_id, final_attempt=final))
+        except (RetriableError, BudgetExhaustedError) as error:
+            retry.append(chunk_id)
+            results.append("retrying")
+            retriable = error
+        except Exception as error:  # a bug: that chunk failed (resume retries it); the rest go on
+            log.exception("chunk %s failed", chunk_id)
+            results.append("failed")
+            crashed = crashed or error
+    if retry:
+        again = retry if isinstance(chunk_ids, list) else retry[0]
+        raise self.retry(args=[again], countdown=_countdown(self.request.retries), exc=retriable)
+    if crashed is not None:
+        raise crashed  # the task fails as its chunk did (Flower shows it)
+    return results if isinstance(chunk_ids, list) else results[0]
+
+
+def _missing(chunk_id: int, error: Exception | None) -> None:
+    """A chunk with no engine here: logged; its work waits for ``sync resume``."""
+    if error is not None:
+        log.error("chunk %s: %s", chunk_id, error)
+    else:
+        log.warning("chunk %s does not exist (a message from another database?)", chunk_id)
 
 
 def _of(lookup: Any, work_id: int) -> Engine | None:

@@ -55,6 +55,37 @@ def test_an_sql_error_rolls_back_and_stays_what_it_is(database_url):
     conn.close()
 
 
+def test_a_statement_is_its_own_transaction_and_leaves_the_connection_as_it_was(database_url):
+    """``Connections.statement``: committed by the server on its own (one round trip, no
+    ``BEGIN``), its rows as dicts; after it, and after one that failed, transactions are
+    transactions again."""
+    connections = Connections(database_url)
+    with connections.transaction() as cur:
+        cur.execute("CREATE TABLE scratch (x int)")
+    assert connections.statement("INSERT INTO scratch VALUES (1), (2) RETURNING x", ()) == [
+        {"x": 1}, {"x": 2}]  # fmt: skip
+    with psycopg2.connect(database_url) as other, other.cursor() as cur:
+        cur.execute("SELECT count(*) FROM scratch")  # committed: another session sees it
+        assert cur.fetchone() == (2,)
+    with pytest.raises(psycopg2.errors.DivisionByZero):
+        connections.statement("INSERT INTO scratch SELECT 1 / 0", ())
+    assert connections.statement("DELETE FROM scratch WHERE x = 2", ()) == []
+    with pytest.raises(psycopg2.errors.DivisionByZero), connections.transaction() as cur:
+        cur.execute("DELETE FROM scratch")
+        cur.execute("SELECT 1 / 0")
+    assert connections.fetch_one("SELECT count(*) AS n FROM scratch", ()) == {"n": 1}
+    connections.close()
+
+
+def test_a_statement_on_a_lost_connection_is_a_network_error(database_url):
+    connections = Connections(database_url)
+    assert connections.statement("SELECT 1 AS one", ()) == [{"one": 1}]
+    with pytest.raises(NetworkError, match="PostgreSQL connection lost"):  # ended mid-statement
+        connections.statement("SELECT pg_terminate_backend(pg_backend_pid())", ())
+    assert connections.statement("SELECT 3 AS three", ()) == [{"three": 3}]
+    connections.close()
+
+
 def test_a_session_the_server_ended_while_idle_is_replaced(database_url):
     connections = Connections(database_url)
     assert connections.fetch_one("SELECT 1 AS one", ()) == {"one": 1}

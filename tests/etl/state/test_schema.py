@@ -41,3 +41,16 @@ def test_updated_at_moves_on_update(database_url):
         cur.execute("UPDATE sync_run SET updated_at = '2000-01-01' WHERE id = 1")
         cur.execute("SELECT updated_at > '2020-01-01' FROM sync_run WHERE id = 1")
         assert cur.fetchone() == (True,)
+
+
+def test_chunk_payloads_are_stored_uncompressed(database_url):
+    """0009: a payload is written once, read once and cleared; compressing it cost more CPU
+    than it saved."""
+    execute(database_url, RUN, ("backfill", "orders", "queued"))
+    payload = "[" + ",".join(['{"email": "someone@example.com", "firstName": "Ann"}'] * 400) + "]"
+    execute(database_url, "INSERT INTO sync_chunk (run_id, seq, keys, payload) "
+            "VALUES (1, 1, '[\"a\"]', %s)", (payload,))  # fmt: skip
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_column_compression(payload), pg_column_size(payload) >= %s"
+                    " FROM sync_chunk", (len(payload),))  # fmt: skip
+        assert cur.fetchone() == (None, True)

@@ -11,7 +11,7 @@ from typing import TypeVar
 import psycopg2
 import pytest
 
-from etl.state.chunks import ChunkNotFoundError, ChunkOutcome
+from etl.state.chunks import ChunkNotFoundError, ChunkOutcome, LedgerMovedError
 from etl.state.realtime import RealtimeRuns
 from etl.state.rejects import Rejection
 from etl.state.runs import RunNotFoundError, add_counts
@@ -206,6 +206,28 @@ def test_claim_skips_done_chunks_and_cancelled_runs(store, database_url):
     assert store.chunks.get(other_id).status == "pending"
 
 
+def test_a_claim_reads_the_ledger_hashes_of_its_chunks_records(store):
+    """Of the run's connection and the scope's ledger stream; the mapping of scopes to streams
+    is asked once per scope, later claims read the hashes in their one statement."""
+    run_id = running_run(store)
+    other = StateStore(store.dsn, store.connections.resolve("other", "acct", "workspace"))
+    assert other.ledger.swap_hash("transactions", "o-1", None, "other-connection", run_id)
+    for key, digest in (("o-1", "h1"), ("o-3", "h3")):
+        assert store.ledger.swap_hash("transactions", key, None, digest, run_id)
+    assert store.ledger.swap_hash("profiles", "o-2", None, "another-stream", run_id)
+    first, second = store.chunks.add(run_id, [["o-1", "o-2"], ["o-3", "o-4"]])
+    asked: list[str] = []
+
+    def ledger_stream(scope: str) -> str:
+        asked.append(scope)
+        return {"orders": "transactions"}[scope]
+
+    claimed = [store.chunks.claim(i, HOLDER, ledger_stream=ledger_stream) for i in (first, second)]
+    assert [chunk.known for chunk in claimed if chunk] == [{"o-1": "h1"}, {"o-3": "h3"}]
+    assert asked == ["orders"]
+    other.close()
+
+
 def test_fail_then_reclaim_keeps_the_failed_counter_current(store):
     run_id = running_run(store)
     [chunk_id] = store.chunks.add(run_id, [["o-1"]])
@@ -264,6 +286,49 @@ def test_a_chunk_outcome_is_one_transaction(store):
     run = store.runs.get(run_id)
     assert (run.read_count, run.sent_count, run.rejected_count, run.chunks_done) == (2, 1, 1, 1)
     assert run.status == "done"
+
+
+def test_an_outcome_whose_ledger_rows_moved_since_its_claim_writes_nothing(store):
+    """``complete(expected=...)``: an accepted record whose ledger row another writer changed
+    since the diff read it makes the whole outcome write nothing; a row that already holds what
+    the outcome accepted, or a new record nobody wrote meanwhile, has not moved."""
+    run_id = running_run(store)
+    for key, digest in (("a", "old-a"), ("b", "old-b"), ("c", "new-c")):
+        assert store.ledger.swap_hash("transactions", key, None, digest, run_id)
+    [chunk_id] = store.chunks.add(run_id, [["a", "b", "c", "d"]])
+    chunk = store.chunks.claim(chunk_id, HOLDER)
+    assert chunk is not None
+    read = {"a": "old-a", "b": "old-b", "c": "old-c"}  # "d": no row when the diff read
+    assert store.ledger.swap_hash("transactions", "b", "old-b", "realtime-b", run_id)
+    outcome = ChunkOutcome(stream="transactions", read=4)
+    for key in "abcd":
+        outcome.accept(key, f"new-{key}")
+    with pytest.raises(LedgerMovedError) as moved:
+        store.chunks.complete(chunk, outcome, expected=read)
+    assert moved.value.moved == {"b": "realtime-b"}
+    assert store.ledger.hashes("transactions", list("abcd")) == {
+        "a": "old-a", "b": "realtime-b", "c": "new-c"}  # fmt: skip
+    assert store.chunks.get(chunk_id).status == "running"
+    assert store.runs.get(run_id).sent_count == 0
+
+    assert store.chunks.complete(chunk, outcome, expected={**read, "b": "realtime-b"}) is None
+    assert store.ledger.hashes("transactions", list("abcd")) == {k: f"new-{k}" for k in "abcd"}
+    assert store.runs.get(run_id).sent_count == 4
+
+
+def test_the_last_chunk_ends_its_run_failed_when_another_chunk_failed(store):
+    run_id = running_run(store)
+    first, second = store.chunks.add(run_id, [["a"], ["b"]])
+    store.runs.mark_planning_done(run_id)
+    failing = store.chunks.claim(first, HOLDER)
+    assert failing is not None and store.chunks.fail(failing, "503") is None
+    last = store.chunks.claim(second, HOLDER)
+    assert last is not None
+    assert store.chunks.complete(last, ChunkOutcome(stream="profiles", read=1)) == "failed"
+    run = store.runs.get(run_id)
+    assert (run.status, run.chunks_done, run.chunks_failed) == ("failed", 1, 1)
+    assert run.error is not None and f"sync resume {run_id}" in run.error
+    assert run.finished_at is not None
 
 
 def test_warnings_and_guest_profiles_are_recorded_with_the_chunk(store):

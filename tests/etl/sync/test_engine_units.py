@@ -595,9 +595,8 @@ def test_resume_leaves_a_healthy_run_alone(quiet_engine):
     expire_claims(engine.store, [working])
     assert runs.health(engine, run_id) == ["1 chunk(s) held by a worker that stopped answering"]
     runs.resume(engine, run_id)
-    assert sorted(args[0] for name, args in sent if name == "etl.process_chunk") == sorted(
-        [working, waiting]
-    )
+    resent = [chunk for name, args in sent if name == "etl.process_chunk" for chunk in args[0]]
+    assert sorted(resent) == sorted([working, waiting])
     assert engine.store.chunks.get(working).status == "pending"
 
 
@@ -692,10 +691,10 @@ def test_upkeep_sends_a_frozen_workers_chunks_ahead_of_the_waiting_batches(quiet
     frozen, waiting = engine.store.chunks.add(run_id, [["a"], ["b"]])
     engine.store.runs.mark_planning_done(run_id)
     engine.enqueue_chunks([frozen, waiting])
-    assert batches == [(TASK_PROCESS_CHUNK, [[frozen], [waiting]])]
+    assert batches == [(TASK_PROCESS_CHUNK, [[[frozen]], [[waiting]]])]
     assert engine.store.chunks.claim(frozen, "frozen-worker", ttl=60) is not None
     expire_claims(engine.store, [frozen])
     sent.clear()
     runs.maintain(engine, timedelta(minutes=5))
-    assert (TASK_PROCESS_CHUNK, [frozen]) in sent
+    assert (TASK_PROCESS_CHUNK, [[frozen]]) in sent
     assert len(batches) == 1, "nothing handed on through the batch path"
