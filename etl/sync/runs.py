@@ -314,7 +314,7 @@ def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
             stream,
             engine.synerise,
             known,
-            full_resync=chunk.full_resync,
+            full_resync=chunk.full_resync or _sends_all(chunk),
             dry_run=chunk.dry_run,
             check_alive=alive,
         )
@@ -345,6 +345,15 @@ def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
     if final:
         _on_finished(engine, run_id)
     return "done"
+
+
+def _sends_all(chunk: ClaimedChunk) -> bool:
+    """Whether this attempt sends every record of its chunk whatever the ledger says: an
+    earlier attempt may have sent some and died (SIGKILL, lost claim, retriable failure)
+    before it recorded anything, and such a send can land after a realtime update that was
+    recorded meanwhile, leaving Synerise older than the ledger says. Sending them again as they
+    are now puts Synerise back in step (transactions keep their ``eventSalt``: no duplicate)."""
+    return chunk.attempts > 1 and not chunk.dry_run
 
 
 def _complete(

@@ -332,3 +332,56 @@ def test_a_realtime_update_recorded_after_a_stale_chunk_is_delivered_again_and_s
     assert sync_order(rt, notice, "hook-1") == "sent"
     [sent] = [t for t in sandbox.synerise.stored_transactions() if t["orderId"] == order_id]
     assert sent["metadata"]["status"] == "canceled"
+
+
+def test_a_chunk_whose_earlier_attempt_died_after_a_stale_send_sends_everything_as_it_is_now(
+    sandbox: Sandbox, rt: Realtime, engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """An attempt reads the order, the hook sends and records the cancel, then the attempt's
+    stale send lands after it and the attempt dies before recording anything (a SIGKILL, a
+    lost claim). The ledger now says Synerise has the cancel; Synerise has the old status. The
+    chunk's next attempt sends every record as it is now, whatever the ledger says."""
+    from etl.errors import NetworkError
+    from etl.state.chunks import Chunks
+
+    run = runs.start(engine, runs.StartRequest("orders", WHOLE_RANGE))
+    runs.run_producer(engine, run.id)
+    chunk_id = engine.store.chunks.ids(run.id, ["pending"])[0]
+    data = sandbox.dataset
+    valid = {data.order(i)["orderId"] for i in range(data.order_count)
+             if data.expected_reason("order", i) is None}  # fmt: skip
+    keys = engine.store.chunks.get(chunk_id).keys
+    order_id = next(key for key in keys if key in valid)
+    stream_class = type(engine.stream("orders"))
+    read = stream_class.fetch
+    first_attempt: list[bool] = []
+
+    def fetch(self: Any, keys: Any, stored: Any) -> Any:
+        fetched = read(self, keys, stored)
+        if not first_attempt:  # read; now the order is canceled and the hook records that
+            first_attempt.append(True)
+            changed = sandbox.vtex.set_order_status(order_id, "canceled")
+            assert changed is not None
+            notice = OrderNotice(order_id, "canceled", changed["lastChange"],
+                                 current_change=changed["lastChange"])  # fmt: skip
+            assert sync_order(rt, notice, "hook-1") == "sent"
+        return fetched
+
+    complete = Chunks.complete
+    died: list[int] = []
+
+    def dies_before_recording(self: Chunks, chunk: Any, *args: Any, **kwargs: Any) -> Any:
+        if not died:
+            died.append(chunk.id)
+            raise NetworkError("PostgreSQL went away")  # the attempt's send already landed
+        return complete(self, chunk, *args, **kwargs)
+
+    monkeypatch.setattr(stream_class, "fetch", fetch)
+    monkeypatch.setattr(Chunks, "complete", dies_before_recording)
+    with pytest.raises(RetriableError):
+        runs.run_chunk(engine, chunk_id, final_attempt=False)
+    [stale] = [t for t in sandbox.synerise.stored_transactions() if t["orderId"] == order_id]
+    assert stale["metadata"]["status"] != "canceled", "the stale send landed last"
+    assert runs.run_chunk(engine, chunk_id) == "done"  # the next attempt
+    [sent] = [t for t in sandbox.synerise.stored_transactions() if t["orderId"] == order_id]
+    assert sent["metadata"]["status"] == "canceled"
