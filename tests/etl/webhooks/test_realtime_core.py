@@ -255,19 +255,26 @@ def test_the_ledger_swap_is_a_compare_and_set(store: StateStore):
 # -- a historical chunk against a realtime update --------------------------------------------
 
 
-def test_a_chunk_that_read_an_order_before_a_realtime_update_sends_it_again_as_it_is_now(
-    sandbox: Sandbox, rt: Realtime, engine: Engine, monkeypatch: pytest.MonkeyPatch
-):
-    """The chunk reads the order, the order is canceled and the hook sends that first; the
-    chunk's send (the old status, same eventSalt) lands after it. Completing, the chunk sees the
-    ledger row moved since its diff read it, reads the order again and sends it as it is now."""
+def planned_orders_chunk(sandbox: Sandbox, engine: Engine) -> tuple[int, list[str], str]:
+    """An orders run planned, not run: its first chunk, that chunk's keys, and a clean order
+    of it."""
     run = runs.start(engine, runs.StartRequest("orders", WHOLE_RANGE))
     runs.run_producer(engine, run.id)
     chunk_id = engine.store.chunks.ids(run.id, ["pending"])[0]
     data = sandbox.dataset
     valid = {data.order(i)["orderId"] for i in range(data.order_count)
              if data.expected_reason("order", i) is None}  # fmt: skip
-    order_id = next(key for key in engine.store.chunks.get(chunk_id).keys if key in valid)
+    keys = engine.store.chunks.get(chunk_id).keys
+    return chunk_id, keys, next(key for key in keys if key in valid)
+
+
+def test_a_chunk_that_read_an_order_before_a_realtime_update_sends_it_again_as_it_is_now(
+    sandbox: Sandbox, rt: Realtime, engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """The chunk reads the order, the order is canceled and the hook sends that first; the
+    chunk's send (the old status, same eventSalt) lands after it. Completing, the chunk sees the
+    ledger row moved since its diff read it, reads the order again and sends it as it is now."""
+    chunk_id, _, order_id = planned_orders_chunk(sandbox, engine)
     stream_class = type(engine.stream("orders"))
     read = stream_class.fetch
     reads: list[list[str]] = []
@@ -297,14 +304,7 @@ def test_a_realtime_update_recorded_after_a_stale_chunk_is_delivered_again_and_s
     hook sends the cancel, then the chunk sends its stale read and records it before the hook's
     outcome is recorded. Recording, the hook sees the ledger row moved since its diff read it:
     nothing is recorded and the notification is delivered again, read again and sent again."""
-    run = runs.start(engine, runs.StartRequest("orders", WHOLE_RANGE))
-    runs.run_producer(engine, run.id)
-    chunk_id = engine.store.chunks.ids(run.id, ["pending"])[0]
-    data = sandbox.dataset
-    valid = {data.order(i)["orderId"] for i in range(data.order_count)
-             if data.expected_reason("order", i) is None}  # fmt: skip
-    keys = engine.store.chunks.get(chunk_id).keys
-    order_id = next(key for key in keys if key in valid)
+    chunk_id, keys, order_id = planned_orders_chunk(sandbox, engine)
     stream = engine.stream("orders")
     read = type(stream).fetch
     stale = read(stream, keys, None)  # the chunk's read, before the cancel
@@ -344,14 +344,7 @@ def test_a_chunk_whose_earlier_attempt_died_after_a_stale_send_sends_everything_
     from etl.errors import NetworkError
     from etl.state.chunks import Chunks
 
-    run = runs.start(engine, runs.StartRequest("orders", WHOLE_RANGE))
-    runs.run_producer(engine, run.id)
-    chunk_id = engine.store.chunks.ids(run.id, ["pending"])[0]
-    data = sandbox.dataset
-    valid = {data.order(i)["orderId"] for i in range(data.order_count)
-             if data.expected_reason("order", i) is None}  # fmt: skip
-    keys = engine.store.chunks.get(chunk_id).keys
-    order_id = next(key for key in keys if key in valid)
+    chunk_id, _, order_id = planned_orders_chunk(sandbox, engine)
     stream_class = type(engine.stream("orders"))
     read = stream_class.fetch
     first_attempt: list[bool] = []
