@@ -8,8 +8,9 @@ scripts refill and take tokens atomically using the Redis server's ``TIME``, so 
 the processes never matter. The bucket holds at most ``burst`` tokens, so the service sees at most
 ``rate * T + burst`` requests in any window ``T``; with the default burst of 1, any one-second
 window holds at most ``rate + 1``. ``burst_seconds`` (``VTEX_RATE_BURST``,
-``SYNERISE_RATE_BURST``) sizes the bucket in seconds of the current rate instead, so an adapted
-rate's burst shrinks with it.
+``SYNERISE_RATE_BURST``) sizes the bucket in seconds of the rate instead, while the rate is the
+configured one: once 429s have cut it (the real limit is lower than configured, and near), the
+bucket holds one request again until the rate has grown back.
 
 When the bucket is short, the script *reserves* the caller's turn: tokens go negative (a queue of
 debt) and the caller sleeps exactly until its turn, then sends without asking again. Waiters are
@@ -58,8 +59,9 @@ _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 # is fixed). Times are µs since the epoch (< 2^53, exact in Lua's doubles). Brings the bucket to
 # ``now`` (tokens valid at ``ts``; ``ts`` is in the future only during a 429 block) and reads the
 # adapted ``rate``, kept within [min_rate, max_rate] (the configured rate may have changed). The
-# capacity is ``burst`` requests, or ``burst_seconds`` of the current rate when that is more (an
-# adapted rate's burst shrinks with it).
+# capacity is ``burst`` requests, or ``burst_seconds`` of the rate when that is more, but only at
+# the configured rate: a rate that 429s cut works at the edge of the real limit, so it spends no
+# saved-up turns until it has grown back.
 _LOAD = """
 local max_rate, min_rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -69,7 +71,8 @@ local rate = max_rate
 if min_rate < max_rate and state[3] then
   rate = math.max(min_rate, math.min(max_rate, tonumber(state[3])))
 end
-local burst = math.max(tonumber(ARGV[3]), math.floor(rate * tonumber(ARGV[4])))
+local burst = tonumber(ARGV[3])
+if rate >= max_rate then burst = math.max(burst, math.floor(rate * tonumber(ARGV[4]))) end
 local tokens, ts = burst, now
 if state[2] then
   tokens, ts = tonumber(state[1]), tonumber(state[2])
@@ -224,8 +227,9 @@ class RedisTokenBucket:
             while demand lasts; a bigger burst lets a bucket spend, right after a moment of
             less demand (a run's start, the gaps between a chunk's phases), the turns it left
             unused, at the cost of exceeding ``rate`` for that moment.
-        burst_seconds: the capacity in seconds of the current (adapted) rate, when that is
-            more than ``burst``: ``VTEX_RATE_BURST`` / ``SYNERISE_RATE_BURST``.
+        burst_seconds: the capacity in seconds of the rate, when that is more than ``burst``
+            and the rate is the configured one (429s have not cut it):
+            ``VTEX_RATE_BURST`` / ``SYNERISE_RATE_BURST``.
         adapt: how the rate follows 429s; ``None`` keeps it fixed at ``rate``. With it,
             ``rate`` is the configured (highest) rate and the bucket starts there.
         max_wait: ``acquire`` raises ``BudgetExhaustedError`` instead of waiting longer than this.

@@ -364,19 +364,29 @@ def test_burst_seconds_hold_that_much_of_the_rate(redis_client):
     assert bucket.try_acquire() > 0
 
 
-def test_an_adapted_rate_shrinks_its_burst(redis_client):
+def test_a_rate_cut_by_429s_spends_no_burst_until_it_has_grown_back(redis_client):
+    """Below its configured rate the bucket runs at the edge of the real limit: one request at
+    a time; back at the configured rate, it holds ``burst_seconds`` of it again."""
     bucket = RedisTokenBucket(redis_client, "vtex", rate=100, burst_seconds=0.1, adapt=ADAPT)
     bucket.penalize(0)  # a 429: the rate is halved, 50/s
-    time.sleep(0.5)  # enough to refill 10 tokens at 50/s; the bucket holds 0.1 s of it: 5
+    time.sleep(0.5)  # enough to refill 25 tokens at 50/s, were the bucket not one request
     granted = 0
     while bucket.try_acquire() == 0 and granted < 20:
         granted += 1
-    assert granted == 5
+    assert granted == 1
+    redis_client.hset(bucket.key, "rate", "100")  # grown back to the configured rate
+    time.sleep(0.2)
+    granted = 0
+    while bucket.try_acquire() == 0 and granted < 20:
+        granted += 1
+    assert granted == 10
 
 
 def test_burst_settings():
-    settings = Settings.from_env({"VTEX_RATE_BURST": "0.5"}, dotenv_path=None, require=())
-    assert (settings.vtex_rate_burst, settings.synerise_rate_burst) == (0.5, 0.0)
+    defaults = Settings.from_env({}, dotenv_path=None, require=())
+    assert (defaults.vtex_rate_burst, defaults.synerise_rate_burst) == (0.5, 0.0)
+    settings = Settings.from_env({"VTEX_RATE_BURST": "0"}, dotenv_path=None, require=())
+    assert settings.vtex_rate_burst == 0.0
     for raw in ("-1", "11", "soon"):
         with pytest.raises(ConfigError, match="VTEX_RATE_BURST"):
             Settings.from_env({"VTEX_RATE_BURST": raw}, dotenv_path=None, require=())
