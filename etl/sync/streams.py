@@ -218,22 +218,27 @@ class CustomersStream(Stream):
         return str(listed["id"])
 
     def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
-        """The listed documents a chunk carries, else each key read from Master Data (replays
-        and selections re-read, so a fixed record is sent as it is now).
+        """The listed documents a chunk carries, else each key read from Master Data (replays,
+        selections and chunks whose message was lost re-read, so a record is sent as it is
+        now).
 
         A key read is a ``CL`` document id, else a ``userId`` (an order's
         ``userProfileId``), or ``email:<address>``; a found record is keyed by its document id
-        (the ``profiles`` ledger's key), one that is not keeps the key it was asked by.
+        (the ``profiles`` ledger's key), one that is not keeps the key it was asked by. Ids and
+        user ids are searched for 50 at a time; an id the search lacks (its index may lag a
+        fresh write) is read on its own.
         """
         if stored is not None:
             return [Fetched(key, doc) for key, doc in zip(keys, stored, strict=True)]
-        docs = self._parallel(self._read, keys)
-        missing = [key for key, doc in zip(keys, docs, strict=True) if doc is None]
-        plain = [key for key in missing if not key.startswith(EMAIL_KEY)]
-        by_user = self.vtex.find_customers_by_user_ids(plain, self.fields) if plain else {}
+        plain = [key for key in keys if not key.startswith(EMAIL_KEY)]
+        by_id = self.vtex.find_customers_by_ids(plain, self.fields) if plain else {}
+        unlisted = [key for key in plain if key not in by_id]
+        by_user = self.vtex.find_customers_by_user_ids(unlisted, self.fields) if unlisted else {}
+        missing = [key for key in keys if key not in by_id and key not in by_user]
+        read = dict(zip(missing, self._parallel(self._read, missing), strict=True))
         fetched: dict[str, Fetched] = {}
-        for key, doc in zip(keys, docs, strict=True):
-            doc = doc if doc is not None else by_user.get(key)
+        for key in keys:
+            doc = by_id.get(key) or read.get(key) or by_user.get(key)
             found = Fetched(str(doc["id"]), doc) if doc and doc.get("id") else Fetched(key, doc)
             fetched.setdefault(found.key, found)  # one document named twice is sent once
         return list(fetched.values())

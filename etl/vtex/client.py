@@ -60,7 +60,7 @@ CUSTOMER_ENTITY = "CL"
 """The Master Data entity holding customers."""
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
-"""User ids a ``_where`` clause carries unquoted (UUIDs, numbers); others are looked up alone."""
+"""Ids a ``_where`` clause carries unquoted (UUIDs, numbers); others are looked up alone."""
 
 Document = dict[str, Any]
 
@@ -348,35 +348,50 @@ class VtexClient:
         searches. An id the ``_where`` grammar cannot carry verbatim is looked up on its own.
         Users without a document are absent from the result.
         """
+        return self._find_customers_by("userId", user_ids, fields, batch_size)
+
+    def find_customers_by_ids(
+        self, document_ids: Sequence[str], fields: Sequence[str], batch_size: int = 50
+    ) -> dict[str, Document]:
+        """The ``CL`` documents of these document ids, found with one ``_where=id=a OR id=b ...``
+        search per ``batch_size`` ids (a chunk whose listed documents were lost re-reads them
+        in a few searches, not one call each). Search is served from an index that may lag
+        behind a write by seconds: an id absent here is worth a ``get_customer``.
+        """
+        return self._find_customers_by("id", document_ids, fields, batch_size)
+
+    def _find_customers_by(
+        self, field: str, values: Sequence[str], fields: Sequence[str], batch_size: int
+    ) -> dict[str, Document]:
         if not 1 <= batch_size <= MD_MAX_PAGE_SIZE:
             raise ValueError(f"batch_size must be 1..{MD_MAX_PAGE_SIZE}, got {batch_size!r}")
-        wanted = list(dict.fromkeys(user_ids))
+        wanted = list(dict.fromkeys(values))
         found: dict[str, Document] = {}
-        for user_id in wanted:
-            if not _PLAIN_ID.fullmatch(user_id):
-                document = self.find_customer_by_user_id(user_id, fields)
+        for value in wanted:
+            if not _PLAIN_ID.fullmatch(value):
+                document = self._find_customer(field, value, fields)
                 if document is not None:
-                    found[user_id] = document
-        plain = [user_id for user_id in wanted if _PLAIN_ID.fullmatch(user_id)]
-        asked = list(dict.fromkeys([*fields, "userId"]))  # to tell the documents apart
+                    found[value] = document
+        plain = [value for value in wanted if _PLAIN_ID.fullmatch(value)]
+        asked = list(dict.fromkeys([*fields, field]))  # to tell the documents apart
         for first in range(0, len(plain), batch_size):
-            ids = plain[first : first + batch_size]
-            batch, where = set(ids), " OR ".join(f"userId={user_id}" for user_id in ids)
+            batch = set(plain[first : first + batch_size])
+            where = " OR ".join(f"{field}={value}" for value in plain[first : first + batch_size])
             start = 0
-            while True:  # one page unless users have several documents
+            while True:  # one page unless a value names several documents
                 documents, total = self._search(
                     {"_where": where, "_sort": "updatedIn DESC"},
                     asked,
                     start,
                     start + MD_MAX_PAGE_SIZE,
                 )
-                for document in documents:  # newest first: keep each user's first
-                    owner = document.get("userId")
+                for document in documents:  # newest first: keep each value's first
+                    owner = str(document.get(field))
                     if owner in batch and owner not in found:
                         found[owner] = (
                             document
-                            if "userId" in fields
-                            else {k: v for k, v in document.items() if k != "userId"}
+                            if field in fields
+                            else {k: v for k, v in document.items() if k != field}
                         )
                 start += len(documents)
                 if not documents or start >= total:

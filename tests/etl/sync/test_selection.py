@@ -70,6 +70,7 @@ def test_customers_by_document_id_user_id_and_email(sandbox, engine, worker):
     ]
     by_id, by_user, by_email = usable[:3]
 
+    reads = stats(sandbox, "vtex")["requests"].get("md.document", 0)
     first = start(
         "customers",
         "--ids", f"{by_id['id']},{by_user['userId']},no-such-document",
@@ -77,6 +78,8 @@ def test_customers_by_document_id_user_id_and_email(sandbox, engine, worker):
     )  # fmt: skip
     assert first["kind"] == "selection" and first["status"] == "done"
     assert first["counts"]["sent"] == 3
+    # Ids and user ids are searched for together; only the id no search found is read alone.
+    assert stats(sandbox, "vtex")["requests"].get("md.document", 0) - reads == 1
     assert rejects(first["id"]) == {
         "no-such-document": "NOT_FOUND",
         "email:nobody@example.invalid": "NOT_FOUND",

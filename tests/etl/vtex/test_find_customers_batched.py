@@ -1,4 +1,5 @@
-"""``VtexClient.find_customers_by_user_ids``: one search per batch, same answers as one per id."""
+"""``VtexClient.find_customers_by_user_ids`` and ``find_customers_by_ids``: one search per batch,
+the same answers as one call per id."""
 
 from __future__ import annotations
 
@@ -56,6 +57,25 @@ def test_batched_lookup_finds_what_single_lookups_find(client, sandbox):
     searches = sandbox.vtex.stats()["requests"]["md.search"] - before
     assert batched == single
     assert searches == -(-len(set(buyers)) // 50)
+
+
+def test_batched_lookup_by_id_finds_what_single_reads_find(client, sandbox):
+    ids = [doc["id"] for doc in _customers(client, 100) + _customers(client, 20, 100)]
+    ids.append("no-such-document")
+    fields = ["email", "firstName"]
+    single = {key: doc for key in ids if (doc := client.get_customer(key, fields)) is not None}
+    before = sandbox.vtex.stats()["requests"].get("md.search", 0)
+    batched = client.find_customers_by_ids(ids, fields, batch_size=50)
+    searches = sandbox.vtex.stats()["requests"]["md.search"] - before
+    assert len(batched) == len(ids) - 1
+    assert batched == single, "the fields asked for, and not the id the search needed"
+    assert searches == -(-len(ids) // 50)
+
+
+def _customers(client: VtexClient, count: int, start: int = 0) -> list[dict]:
+    where = "createdIn between 2000-01-01T00:00:00Z AND 2100-01-01T00:00:00Z"
+    docs, _ = client.search_customers(where, ["id"], "createdIn ASC", start, start + count)
+    return docs
 
 
 def test_fields_without_user_id_come_back_without_it(client):
