@@ -23,6 +23,7 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 
+from etl import jsoncodec
 from etl.state import ledger, rejects, runs, warnings
 from etl.state.db import Connections, check_choice, from_row
 from etl.state.rejects import Rejection
@@ -251,13 +252,14 @@ class Chunks:
                           failed_count = r.failed_count - jsonb_array_length(claimed.keys)
                    FROM claimed WHERE r.id = claimed.run_id AND claimed.was = 'failed')
                SELECT claimed.*, %(ledgers)s::jsonb ->> run_scope AS ledger,
-                      (SELECT json_object_agg(k.key, k.hash) FROM (
-                           SELECT key, (SELECT l.content_hash FROM entity_ledger l
-                                        WHERE l.connection_id = claimed.connection_id
-                                          AND l.stream = %(ledgers)s::jsonb ->> run_scope
-                                          AND l.record_key = key) AS hash
-                           FROM jsonb_array_elements_text(claimed.keys) AS key) k
-                       WHERE k.hash IS NOT NULL) AS known
+                      (SELECT json_object_agg(k.key, h.content_hash)
+                       FROM jsonb_array_elements_text(claimed.keys) AS k(key)
+                       CROSS JOIN LATERAL (
+                           SELECT l.content_hash FROM entity_ledger l
+                           WHERE l.connection_id = claimed.connection_id
+                             AND l.stream = %(ledgers)s::jsonb ->> run_scope
+                             AND l.record_key = k.key
+                           LIMIT 1) h) AS known
                FROM claimed""",
             {"id": chunk_id, "holder": holder, "ttl": ttl, "ledgers": self._ledgers_json},
         )
@@ -501,8 +503,8 @@ def insert_chunks(
             (
                 run_id,
                 first + i,
-                json.dumps(list(keys)),
-                json.dumps(list(payload)) if (payload := payloads and payloads[i]) else None,
+                jsoncodec.dumps(list(keys)),
+                jsoncodec.dumps(list(payload)) if (payload := payloads and payloads[i]) else None,
             )
             for i, keys in enumerate(key_lists)
         ],
