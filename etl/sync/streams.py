@@ -218,9 +218,8 @@ class CustomersStream(Stream):
         return str(listed["id"])
 
     def fetch(self, keys: Sequence[str], stored: Sequence[dict[str, Any]] | None) -> list[Fetched]:
-        """The listed documents a chunk carries, else each key read from Master Data (replays,
-        selections and chunks whose message was lost re-read, so a record is sent as it is
-        now).
+        """The listed documents a chunk carries, else each key read from Master Data (replays
+        and selections re-read, so a fixed record is sent as it is now).
 
         A key read is a ``CL`` document id, else a ``userId`` (an order's
         ``userProfileId``), or ``email:<address>``; a found record is keyed by its document id

@@ -354,9 +354,9 @@ class VtexClient:
         self, document_ids: Sequence[str], fields: Sequence[str], batch_size: int = 50
     ) -> dict[str, Document]:
         """The ``CL`` documents of these document ids, found with one ``_where=id=a OR id=b ...``
-        search per ``batch_size`` ids (a chunk whose listed documents were lost re-reads them
-        in a few searches, not one call each). Search is served from an index that may lag
-        behind a write by seconds: an id absent here is worth a ``get_customer``.
+        search per ``batch_size`` ids (a selection or a replay of 500 customers is 10
+        searches, not 500 reads). Search is served from an index that may lag behind a write
+        by seconds: an id absent here is worth a ``get_customer``.
         """
         return self._find_customers_by("id", document_ids, fields, batch_size)
 
