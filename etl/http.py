@@ -40,7 +40,6 @@ from etl.errors import (
     TokenExpiredError,
     classify_response,
 )
-from etl.jsoncodec import loads
 from etl.redaction import redact_text
 from etl.retry import RetryPolicy, call_with_retry, parse_retry_after
 
@@ -142,7 +141,7 @@ def decode_body(response: requests.Response) -> Body:
     if not response.content:
         return None
     try:
-        data = loads(response.content)
+        data = response.json()
     except ValueError:
         return response.text
     return data if isinstance(data, dict | list) else response.text

@@ -42,7 +42,6 @@ PARTS: dict[str, tuple[str, ...]] = {
         "etl/errors.py",
         "etl/config.py",
         "etl/redaction.py",
-        "etl/jsoncodec.py",
         "etl/infra.py",
         "etl/connections.py",
     ),

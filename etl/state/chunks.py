@@ -23,7 +23,6 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 
-from etl import jsoncodec
 from etl.state import ledger, rejects, runs, warnings
 from etl.state.db import Connections, check_choice, from_row
 from etl.state.rejects import Rejection
@@ -503,8 +502,8 @@ def insert_chunks(
             (
                 run_id,
                 first + i,
-                jsoncodec.dumps(list(keys)),
-                jsoncodec.dumps(list(payload)) if (payload := payloads and payloads[i]) else None,
+                json.dumps(list(keys)),
+                json.dumps(list(payload)) if (payload := payloads and payloads[i]) else None,
             )
             for i, keys in enumerate(key_lists)
         ],

@@ -32,7 +32,6 @@ import psycopg2.extras
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
-from etl import jsoncodec
 from etl.errors import ConfigError, NetworkError
 
 __all__ = [
@@ -48,10 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# ``json``/``jsonb`` columns (a chunk's listed records: about 1 KB per customer) read with
-# ``orjson`` (``etl.jsoncodec``), in every connection of the process.
-psycopg2.extras.register_default_json(globally=True, loads=jsoncodec.loads)
-psycopg2.extras.register_default_jsonb(globally=True, loads=jsoncodec.loads)
 
 Row = TypeVar("Row")
 
