@@ -54,7 +54,9 @@ def _documents(chunks: int) -> list[list[dict[str, Any]]]:
     ]  # fmt: skip
 
 
-def one_round(stack: Stack, backend: psutil.Process, docs: list[list[dict[str, Any]]]) -> dict:
+def one_round(
+    stack: Stack, backend: psutil.Process, docs: list[list[dict[str, Any]]]
+) -> dict[str, float]:
     store = stack.store
     run_id = store.runs.create("backfill", "customers_created", T0, T0 + timedelta(days=10))
     assert store.runs.transition(run_id, "running", ("queued",))

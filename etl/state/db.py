@@ -47,7 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-
 Row = TypeVar("Row")
 
 PG_OPTIONS = {

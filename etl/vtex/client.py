@@ -375,8 +375,8 @@ class VtexClient:
         plain = [value for value in wanted if _PLAIN_ID.fullmatch(value)]
         asked = list(dict.fromkeys([*fields, field]))  # to tell the documents apart
         for first in range(0, len(plain), batch_size):
-            batch = set(plain[first : first + batch_size])
-            where = " OR ".join(f"{field}={value}" for value in plain[first : first + batch_size])
+            values_here = plain[first : first + batch_size]
+            batch, where = set(values_here), " OR ".join(f"{field}={v}" for v in values_here)
             start = 0
             while True:  # one page unless a value names several documents
                 documents, total = self._search(
