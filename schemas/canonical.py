@@ -16,6 +16,12 @@ from typing import Any
 __all__ = ["Canonical", "canonical_json", "payload_hash"]
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""Built once: ``json.dumps`` with options builds an encoder per call (~0.8 µs a record)."""
+
+
 def canonical_json(payload: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON with sorted keys.
 
@@ -23,9 +29,7 @@ def canonical_json(payload: Mapping[str, Any]) -> bytes:
         ValueError: ``NaN`` or ``Infinity`` (not JSON), or a circular reference.
         TypeError: a value JSON cannot hold (``datetime``, ``Decimal``, ...).
     """
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _ENCODER.encode(payload).encode()
 
 
 class Canonical(dict[str, Any]):
