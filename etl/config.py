@@ -99,6 +99,7 @@ VARIABLES = (
     "SYNERISE_RATE_LIMIT", "RATE_ADAPTIVE", "RATE_ADAPT_DECREASE", "RATE_ADAPT_INCREASE",
     "VTEX_RATE_BURST", "SYNERISE_RATE_BURST",
     "SYNERISE_BATCH_SIZE", "SYNC_CHUNK_SIZE", "SYNC_FETCH_CONCURRENCY",
+    "SYNC_REDIS_LISTED_RECORDS",
     "SYNC_MAX_ACTIVE_RUNS", "SYNC_LEASE_TTL", "SYNC_CLAIM_TTL", "SYNC_STALE_AFTER",
     "PROFILE_PHONE_FIELDS", "PROFILE_EXTRA_ATTRIBUTES", "ORDER_CUSTOMER_ATTRIBUTES",
     "STORE_BASE_URL", "SYNERISE_SALT_NAMESPACE", "VTEX_CENTS_DIVISOR_MODE",
@@ -205,6 +206,9 @@ class Settings:
     sync_chunk_size: int | None
     """Records per chunk for every stream; ``None``: each stream's own (``Stream.chunk_size``)."""
     sync_fetch_concurrency: int
+    sync_redis_listed_records: int
+    """Records of a run whose listed documents may wait in Redis ahead of its workers
+    (``etl.state.listed``); past that, chunk rows carry them. 0: always the rows."""
     sync_max_active_runs: int
     sync_lease_ttl: float
     sync_claim_ttl: float
@@ -308,6 +312,9 @@ class Settings:
             synerise_rate_burst=get("SYNERISE_RATE_BURST", _float_between(0.0, 10.0), 0.0),
             sync_chunk_size=get("SYNC_CHUNK_SIZE", _int_between(1, 10_000), None),
             sync_fetch_concurrency=get("SYNC_FETCH_CONCURRENCY", _int_between(1, 64), 8),
+            sync_redis_listed_records=get(
+                "SYNC_REDIS_LISTED_RECORDS", _int_between(0, 10_000_000), 20_000
+            ),
             sync_max_active_runs=get("SYNC_MAX_ACTIVE_RUNS", _int_between(1, 100), 2),
             sync_lease_ttl=get("SYNC_LEASE_TTL", _positive_float, 60.0),
             sync_claim_ttl=get("SYNC_CLAIM_TTL", _seconds_from(1.0), 15.0),

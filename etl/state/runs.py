@@ -240,6 +240,20 @@ class Runs:
             raise RunNotFoundError(run_id)
         return str(row["status"])
 
+    def records_waiting(self, run_id: int) -> int:
+        """Records planned and not yet read or failed: how far planning is ahead of the chunks.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        row = self.db.fetch_one(
+            "SELECT records_total - read_count - failed_count AS n FROM sync_run WHERE id = %s",
+            (run_id,),
+        )
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return int(row["n"])
+
     def find(
         self, limit: int | None = None, status: str | None = None, every_connection: bool = False
     ) -> list[Run]:

@@ -15,6 +15,7 @@ from etl.connections import DEFAULT, Connection
 from etl.infra import redis_client
 from etl.lease import SlotLease
 from etl.ratelimit import RateAdaptation, RedisTokenBucket
+from etl.state.listed import ListedRecords
 from etl.state.runs import KINDS
 from etl.state.store import StateStore
 from etl.sync.heartbeat import WorkerHeartbeat
@@ -66,6 +67,8 @@ class Engine:
     mapping: MappingConfig
     enqueue: Enqueue
     heartbeat: WorkerHeartbeat
+    listed: ListedRecords
+    """Listed documents on their way from the producer to a chunk (``etl.state.listed``)."""
     enqueue_many: EnqueueMany | None = None
     queue_sizes: QueueSizes | None = None
     _streams: dict[str, Stream] = field(default_factory=dict)
@@ -150,6 +153,7 @@ class Engine:
             enqueue_many=enqueue_many,
             queue_sizes=queue_sizes,
             heartbeat=WorkerHeartbeat(scoped, lease, settings.sync_claim_ttl, run_token),
+            listed=ListedRecords(client),
         )
 
     def stream(self, scope: str) -> Stream:

@@ -16,6 +16,10 @@ A stream that lists its source whole (the catalog) then plans the records it sen
 the listing lacked (``Stream.vanished``: found in SQL against this run's chunks, so a producer
 that resumes there plans only what is left).
 
+The documents a listing returns (Master Data search) go to Redis (``etl.state.listed``) while
+the run has at most ``listed_ahead`` records planned and not yet read; past that, the chunk rows
+carry them. Either way the rows are committed first and the tasks enqueued last.
+
 Memory stays flat: at most one page and one batch of records are held at a time.
 """
 
@@ -28,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from etl.state.chunks import PlannedChunk
+from etl.state.listed import ListedRecords
 from etl.state.runs import PlanningCursor
 from etl.state.store import StateStore
 from etl.sync.streams import Stream
@@ -76,6 +81,8 @@ def plan_chunks(
     check_alive: Callable[[], None],
     deadline: float | None = None,
     holder: str | None = None,
+    listed_records: ListedRecords | None = None,
+    listed_ahead: int = 0,
 ) -> str | None:
     """Plan every remaining window of a run; return the run's final status if planning ended it.
 
@@ -92,12 +99,16 @@ def plan_chunks(
     ``deadline`` (``time.monotonic()``) bounds one call: planning a large range takes longer
     than a task may run, so past it, right after a commit, ``PlanningSliceEnded`` is raised and
     the caller runs the producer again to go on from the cursor.
+
+    ``listed_records`` keeps listed documents in Redis while at most ``listed_ahead`` records of
+    the run wait for their chunks (module docstring).
     """
     run = store.runs.get(run_id)
     if run.planning_done:
         return None
     resume_at, resume_offset = run.planning_cursor, run.planning_offset
     batch = _Batch(store, run_id, holder, enqueue_chunks, check_alive, (resume_at, resume_offset))
+    batch.listed, batch.listed_ahead = listed_records, listed_ahead
     for window, total in plan_windows(stream, Window(run.window_from, run.window_to), resume_at):
         # Only the window the cursor points into was partly chunked; a window that starts
         # earlier (the counts changed since) is planned whole: records twice, never lost.
@@ -165,6 +176,8 @@ class _Batch:
         self.records = 0
         self.cursor: PlanningCursor | None = None
         self.written = 0
+        self.listed: ListedRecords | None = None
+        self.listed_ahead = 0
 
     def add(self, keys: list[str], docs: list[dict[str, Any]], cursor: PlanningCursor) -> None:
         self.chunks.append((keys, docs or None))
@@ -181,10 +194,24 @@ class _Batch:
         if target is None or target == self.position:
             return
         self.check_alive()
+        chunks, in_redis = self.chunks, self._listed_in_redis()
         ids = self.store.chunks.append(
-            self.run_id, self.chunks, target, expected=self.position, holder=self.holder
+            self.run_id,
+            [(keys, None) for keys, _ in chunks] if in_redis else chunks,
+            target,
+            expected=self.position,
+            holder=self.holder,
         )
         self.position, self.cursor = target, None
         self.chunks, self.records = [], 0
         self.written += len(ids)
+        if in_redis and self.listed is not None:
+            self.listed.put((i, docs) for i, (_, docs) in zip(ids, chunks, strict=True) if docs)
         self.enqueue_chunks(ids)
+
+    def _listed_in_redis(self) -> bool:
+        """Whether this batch's listed documents go to Redis rather than into its rows."""
+        if self.listed is None or not any(docs for _, docs in self.chunks):
+            return False
+        waiting = self.store.runs.records_waiting(self.run_id)
+        return waiting + self.records <= self.listed_ahead

@@ -217,6 +217,8 @@ def run_producer(
             lambda: heartbeat.check(run_id, planning=True),
             deadline=time.monotonic() + planning_slice,
             holder=holder,
+            listed_records=engine.listed if engine.settings.sync_redis_listed_records else None,
+            listed_ahead=engine.settings.sync_redis_listed_records,
         )
     except PlanningSliceEnded:
         let_go(next_producer_within=ttl)
@@ -257,8 +259,9 @@ def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> s
     """One chunk of an ``etl.process_chunk`` task; returns what happened (for logs and tests).
 
     The chunk's path: claim it for this worker process (``Chunks.claim``: one transaction that
-    also reads its run's settings and the ledger hashes of its records), fetch what the listing
-    lacks from VTEX (``Stream.fetch``), map, diff against those hashes and send to Synerise
+    also reads its run's settings and the ledger hashes of its records), take the documents its
+    listing returned out of Redis (``etl.state.listed``; older rows carry them), fetch what they
+    lack from VTEX (``Stream.fetch``), map, diff against those hashes and send to Synerise
     (``pipeline.map_diff_send``), then record the outcome in one transaction
     (``Chunks.complete``, which writes only for this claim and only while the run is running;
     a record a realtime update recorded meanwhile is first sent again as it is now:
@@ -300,7 +303,10 @@ def _process(engine: Engine, chunk: ClaimedChunk, final_attempt: bool) -> str:
         engine.heartbeat.hold_chunk(chunk.id, run_id)
         alive()
         stream = engine.stream(chunk.run_scope)
-        fetched = stream.fetch(chunk.keys, chunk.payload)
+        stored = chunk.payload
+        if stored is None and stream.carries_payload:  # in Redis, unless it is gone
+            stored = engine.listed.take(chunk.id, chunk.keys, stream.key_of)
+        fetched = stream.fetch(chunk.keys, stored)
         read: dict[str, str] = {}  # the ledger hashes the diff went by
 
         def known(name: str, keys: Sequence[str]) -> Mapping[str, str]:

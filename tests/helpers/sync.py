@@ -23,6 +23,8 @@ import requests
 from etl.sandbox import Sandbox
 from etl.state.runs import END_STATUSES, Run
 from etl.state.store import StateStore
+from etl.sync import runs
+from etl.sync.engine import Engine
 from etl.sync.windows import Window
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +80,14 @@ def wait_for_run(store: StateStore, run_id: int, timeout: float = 90) -> Run:
             f"planning_done={run.planning_done} error={run.error!r}"
         )
     return last[0]
+
+
+def planned_inline(engine: Engine, request: runs.StartRequest) -> tuple[int, list[int]]:
+    """A run planned in this process (its task messages wait in Redis, no worker needed); the
+    run and its pending chunks."""
+    run = runs.start(engine, request)
+    runs.run_producer(engine, run.id)
+    return run.id, engine.store.chunks.ids(run.id, ["pending"])
 
 
 def stats(sandbox: Sandbox, side: str = "synerise") -> dict[str, Any]:

@@ -12,17 +12,13 @@ from etl.errors import RetriableError
 from etl.sync import runs
 from etl.sync.engine import Engine
 from etl.sync.queues import TASK_PROCESS_CHUNK
-from tests.helpers.sync import WHOLE_RANGE, assert_profiles_arrived, wait_for_run
+from tests.helpers.sync import WHOLE_RANGE, assert_profiles_arrived, planned_inline, wait_for_run
 
 CUSTOMERS = runs.StartRequest("customers_created", WHOLE_RANGE)
 
 
 def planned(engine: Engine) -> tuple[int, list[int]]:
-    """A customers run planned inline (its task messages wait in Redis, no worker yet); the run
-    and its chunks."""
-    run = runs.start(engine, CUSTOMERS)
-    runs.run_producer(engine, run.id)
-    return run.id, engine.store.chunks.ids(run.id, ["pending"])
+    return planned_inline(engine, CUSTOMERS)
 
 
 @pytest.mark.sync_env(SYNC_CHUNK_SIZE=25)
