@@ -4,16 +4,17 @@ A diagnostic for the customers path (docs/benchmarks.md, section 7): the state s
 calls, on a fresh stack's PostgreSQL, measured as the CPU of the store's backend process
 (psutil), per record:
 
-* ``append``: the producer's chunk rows with their listed ``CL`` documents (about 1 KB each),
-  two chunks a transaction, as ``etl.sync.producer`` writes them;
-* ``claim``: ``Chunks.claim`` (the chunk running, its payload and its ledger hashes);
+* ``append``: the producer's chunk rows, two chunks a transaction, as ``etl.sync.producer``
+  writes them: keys only (their listed ``CL`` documents wait in Redis, ``etl.state.listed``:
+  the default), or carrying the documents (about 1 KB each; past ``SYNC_REDIS_LISTED_RECORDS``);
+* ``claim``: ``Chunks.claim`` (the chunk running, its payload if any and its ledger hashes);
 * ``complete``: ``Chunks.complete`` with 490 accepted records and 10 rejects (the ledger upsert,
   the rejects, the run's counters, the chunk done).
 
-Rounds of 40 chunks of 500 customers, each round a new run over the same keys: the first
-inserts the ledger rows, the next ones rewrite them with the same hashes, as a ``--full``
-resync does. ``python -m bench pg_steps`` (not in the suite: it explains figures, it does not
-set goals).
+Rounds of 40 chunks of 500 customers, each round two new runs over the same keys (documents
+in Redis, then in the rows): the first inserts the ledger rows, the next ones rewrite them with
+the same hashes, as a ``--full`` resync does; and the WAL the three steps write.
+``python -m bench pg_steps`` (not in the suite: it explains figures, it does not set goals).
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def _documents(chunks: int) -> list[list[dict[str, Any]]]:
 
 
 def one_round(
-    stack: Stack, backend: psutil.Process, docs: list[list[dict[str, Any]]]
+    stack: Stack, backend: psutil.Process, docs: list[list[dict[str, Any]]], carried: bool
 ) -> dict[str, float]:
+    """One run's chunks through the three steps; CPU µs (and WAL bytes) per customer."""
     store = stack.store
     run_id = store.runs.create("backfill", "customers_created", T0, T0 + timedelta(days=10))
     assert store.runs.transition(run_id, "running", ("queued",))
@@ -66,11 +68,17 @@ def one_round(
         times = backend.cpu_times()
         return float(times.user + times.system)
 
+    def wal() -> int:
+        row = store.db.fetch_one("SELECT pg_current_wal_lsn() - '0/0' AS at", ())
+        return int(row["at"]) if row else 0
+
     ids: list[int] = []
     cursor = None
+    wal_at = wal()
     before = cpu()  # each step in one span: the backend's CPU time ticks every 10 ms
     for first in range(0, len(docs), 2):
-        pair = [([doc["id"] for doc in chunk], chunk) for chunk in docs[first : first + 2]]
+        pair = [([doc["id"] for doc in chunk], chunk if carried else None)
+                for chunk in docs[first : first + 2]]  # fmt: skip
         position = (T0, (first + len(pair)) * SIZE)
         ids += store.chunks.append(run_id, pair, position, expected=cursor)
         cursor = position
@@ -95,7 +103,8 @@ def one_round(
         store.chunks.complete(chunk, outcome, expected=dict(chunk.known))
     spent["complete"] = cpu() - before
     records = len(docs) * SIZE
-    return {step: round(seconds / records * 1e6, 2) for step, seconds in spent.items()}
+    costs = {step: round(seconds / records * 1e6, 2) for step, seconds in spent.items()}
+    return {**costs, "wal_bytes": round((wal() - wal_at) / records)}
 
 
 def run(mode: str = "full") -> list[dict[str, Any]]:
@@ -107,15 +116,19 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
             cur.execute("SELECT pg_backend_pid() AS pid")
             backend = psutil.Process(int(cur.fetchone()["pid"]))
         for attempt in range(params["rounds"]):
-            costs = one_round(stack, backend, docs)
-            row = {"round": attempt + 1, "ledger": "insert" if attempt == 0 else "rewrite",
-                   **costs, "total": round(sum(costs.values()), 2)}  # fmt: skip
-            log(f"pg steps: {row}")
-            rows.append(row)
+            for carried in (False, True):
+                costs = one_round(stack, backend, docs, carried)
+                steps = costs["append"] + costs["claim"] + costs["complete"]
+                row = {"round": attempt + 1, "ledger": "insert" if attempt == 0 else "rewrite",
+                       "documents": "rows" if carried else "redis", **costs,
+                       "total": round(steps, 2)}  # fmt: skip
+                log(f"pg steps: {row}")
+                rows.append(row)
     print(table(
         f"PostgreSQL CPU µs per customer by step ({params['chunks']} chunks of {SIZE} a round)",
-        ["round", "ledger", "append (payload)", "claim", "complete", "total"],
-        [[r["round"], r["ledger"], r["append"], r["claim"], r["complete"], r["total"]]
-         for r in rows],
+        ["round", "ledger", "documents in", "append", "claim", "complete", "total",
+         "WAL bytes"],
+        [[r["round"], r["ledger"], r["documents"], r["append"], r["claim"], r["complete"],
+          r["total"], r["wal_bytes"]] for r in rows],
     ))  # fmt: skip
     return rows
