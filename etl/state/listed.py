@@ -37,6 +37,7 @@ class ListedRecords:
     def __init__(self, client: redis.Redis, ttl: int = TTL) -> None:
         self.client = client
         self.ttl = ttl
+        self._getdel = True
 
     @staticmethod
     def key(chunk_id: int) -> str:
@@ -61,11 +62,8 @@ class ListedRecords:
     ) -> list[dict[str, Any]] | None:
         """The chunk's documents, removed from Redis; None when they are not there (or are not
         the documents of ``keys``, in order)."""
-        pipe = self.client.pipeline(transaction=True)  # GETDEL, for Redis before 6.2 too
-        pipe.get(self.key(chunk_id))
-        pipe.delete(self.key(chunk_id))
         try:
-            raw, _ = pipe.execute()
+            raw = self._take(self.key(chunk_id))
         except redis.RedisError as error:
             log.warning("chunk %s: listed records unreadable in Redis (%s); reading them from "
                         "VTEX", chunk_id, type(error).__name__)  # fmt: skip
@@ -81,3 +79,18 @@ class ListedRecords:
         except (KeyError, TypeError):  # not a listed document
             pass
         return None
+
+    def _take(self, key: str) -> Any:
+        """``GETDEL`` (Redis 6.2 and later: one command); before 6.2, ``GET`` and ``DEL`` in one
+        ``MULTI``."""
+        if self._getdel:
+            try:
+                return self.client.getdel(key)
+            except redis.ResponseError as error:
+                if "unknown command" not in str(error).lower():
+                    raise
+                self._getdel = False
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.delete(key)
+        return pipe.execute()[0]

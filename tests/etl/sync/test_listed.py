@@ -121,3 +121,18 @@ def test_without_redis_nothing_is_kept_and_nothing_is_handed_back():
     listed = ListedRecords(down)
     assert listed.put([(1, [{"id": "a"}])]) is False
     assert listed.take(1, ["a"], lambda doc: str(doc["id"])) is None
+
+
+def test_before_redis_6_2_documents_are_taken_with_get_and_del(
+    redis_url: str, sync_redis: redis.Redis
+):
+    class OldRedis(redis.Redis):
+        def getdel(self, name: Any) -> Any:
+            raise redis.ResponseError("unknown command 'GETDEL', with args beginning with: ")
+
+    client = OldRedis.from_url(redis_url)
+    listed = ListedRecords(client)
+    assert listed.put([(3, [{"id": "a"}])])
+    assert listed.take(3, ["a"], lambda doc: str(doc["id"])) == [{"id": "a"}]
+    assert not client.exists(ListedRecords.key(3))
+    client.close()
