@@ -13,7 +13,12 @@ Variants on one stack, each with its own worker process, taking turns run by run
 * ``after, chunks of 100``: this checkout, ``SYNC_CHUNK_SIZE=100``, batches of 100;
 * ``after, default settings``: customer chunks of 500 (the customers stream's own size since
   docs/benchmarks.md "Per-chunk cost"), batches of 100, which spreads the fixed cost of a chunk
-  (its task, its transactions, its first Synerise call) over five times the records.
+  (its task, its transactions, its first Synerise call) over five times the records; the
+  listed documents wait in Redis for their chunk (``etl.state.listed``);
+* ``after, documents in the rows``: the same with ``SYNC_REDIS_LISTED_RECORDS=0``: the chunk
+  rows in PostgreSQL carry the listed documents, as before ``etl.state.listed``.
+
+Each run also reports the WAL PostgreSQL wrote per customer (``pg_current_wal_lsn``).
 
 Then a profile: a ``-P solo`` worker under cProfile counting CPU time (bench/profiled_worker.py)
 runs the whole sync; the top functions by own time and the share of the main phases are printed
@@ -56,6 +61,7 @@ VARIANTS = (
     ("before", {"SYNC_CHUNK_SIZE": "100"}, UNDO),
     ("after, chunks of 100", {"SYNC_CHUNK_SIZE": "100"}, {}),
     ("after, default settings", {}, {}),
+    ("after, documents in the rows", {"SYNC_REDIS_LISTED_RECORDS": "0"}, {}),
 )
 
 PHASES = (
@@ -79,10 +85,10 @@ def one_run(stack: Stack, full: bool) -> dict[str, Any]:
     pids.update(
         {f"worker{i}": w.pid for i, w in enumerate(stack.workers) if w.proc.poll() is None}
     )
-    infra_before = stack.infra_cpu()
+    infra_before, wal_before = stack.infra_cpu(), _wal_at(stack)
     with cpu_meter(pids) as cpu:
         run = stack.wait_run(stack.start_run("customers_created", full=full), timeout=1800)
-    infra = stack.infra_cpu() - infra_before
+    infra, wal = stack.infra_cpu() - infra_before, _wal_at(stack) - wal_before
     if run.status != "done":
         raise RuntimeError(f"run {run.id} ended {run.status}: {run.error}")
     seconds = run_seconds(run)
@@ -98,7 +104,14 @@ def one_run(stack: Stack, full: bool) -> dict[str, Any]:
         "worker_cpu_us": round(workers / records * 1e6, 1),
         "sandbox_cpu_us": round(cpu["sandbox"] / records * 1e6, 1),
         "infra_cpu_us": round(infra / records * 1e6, 1),
+        "wal_bytes": round(wal / records),
     }
+
+
+def _wal_at(stack: Stack) -> int:
+    """PostgreSQL's WAL position in bytes (the bench's own polls write none)."""
+    row = stack.store.db.fetch_one("SELECT pg_current_wal_lsn() - '0/0' AS at", ())
+    return int(row["at"]) if row else 0
 
 
 def measure(stack: Stack, mode: str) -> list[dict[str, Any]]:
@@ -187,15 +200,17 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
             "median_worker_cpu_us": median([r["worker_cpu_us"] for r in mine]),
             "median_sandbox_cpu_us": median([r["sandbox_cpu_us"] for r in mine]),
             "median_infra_cpu_us": median([r["infra_cpu_us"] for r in mine]),
+            "median_wal_bytes": median([r["wal_bytes"] for r in mine]),
         })  # fmt: skip
     rows += summary
     print(table(
         f"Customers, CPU-bound ({summary[0]['customers']} customers, one worker -P prefork -c 2,"
         f" median of {summary[0]['runs']} runs)",
         ["variant", "customers/s", "worker CPU µs/rec", "sandbox CPU µs/rec",
-         "Redis+PG CPU µs/rec"],
+         "Redis+PG CPU µs/rec", "WAL bytes/rec"],
         [[s["variant"], s["median_customers_per_s"], s["median_worker_cpu_us"],
-          s["median_sandbox_cpu_us"], s["median_infra_cpu_us"]] for s in summary],
+          s["median_sandbox_cpu_us"], s["median_infra_cpu_us"], s["median_wal_bytes"]]
+         for s in summary],
     ))  # fmt: skip
     rows += phases
     if report:
