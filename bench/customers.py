@@ -134,6 +134,9 @@ def measure(stack: Stack, mode: str) -> list[dict[str, Any]]:
             log(f"customers [{variant}] run {attempt + 1}: {result['customers_per_s']}/s, "
                 f"worker {result['worker_cpu_us']} µs/record")  # fmt: skip
             rows.append({"kind": "run", "variant": variant, **settings, **WORKER, **result})
+            if len({row["sent"] for row in rows}) > 1:  # a variant broke: nothing to compare
+                raise RuntimeError(f"customers [{variant}] sent {result['sent']} records, "
+                                   f"{rows[0]['variant']} sent {rows[0]['sent']}")  # fmt: skip
     for worker in list(stack.workers):
         stack.stop_worker(worker)
     stack.workers.clear()

@@ -23,8 +23,8 @@ if "mapping" in _UNDO:
     _fixed_profile = _mapping.profile_from_customer
     _schema = _ProfileSchema()
 
-    def _profile_from_customer(doc, config):  # type: ignore[no-untyped-def]
-        return _schema.dump(_fixed_profile(doc, config))
+    def _profile_from_customer(doc, config, **options):  # type: ignore[no-untyped-def]
+        return _schema.dump(_fixed_profile(doc, config, **options))
 
     _mapping.profile_from_customer = _profile_from_customer
 
