@@ -93,7 +93,8 @@ class Stream(ABC):
     """Most records one listing window may hold; larger windows are split."""
     page_size: ClassVar[int] = 100
     carries_payload: ClassVar[bool] = False
-    """True when the listing already returns the records, so chunks store them."""
+    """True when the listing already returns the records, so chunks carry them (in Redis,
+    ``etl.state.listed``, or in their rows)."""
     chunk_size: ClassVar[int] = 100
     """Records per chunk unless ``SYNC_CHUNK_SIZE`` says otherwise."""
 
