@@ -107,8 +107,10 @@ def plan_chunks(
     if run.planning_done:
         return None
     resume_at, resume_offset = run.planning_cursor, run.planning_offset
-    batch = _Batch(store, run_id, holder, enqueue_chunks, check_alive, (resume_at, resume_offset))
-    batch.listed, batch.listed_ahead = listed_records, listed_ahead
+    batch = _Batch(
+        store, run_id, holder, enqueue_chunks, check_alive, (resume_at, resume_offset),
+        listed_records, listed_ahead,
+    )  # fmt: skip
     for window, total in plan_windows(stream, Window(run.window_from, run.window_to), resume_at):
         # Only the window the cursor points into was partly chunked; a window that starts
         # earlier (the counts changed since) is planned whole: records twice, never lost.
@@ -164,6 +166,8 @@ class _Batch:
         enqueue_chunks: Callable[[list[int]], None],
         check_alive: Callable[[], None],
         position: PlanningCursor,
+        listed: ListedRecords | None = None,
+        listed_ahead: int = 0,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -176,8 +180,8 @@ class _Batch:
         self.records = 0
         self.cursor: PlanningCursor | None = None
         self.written = 0
-        self.listed: ListedRecords | None = None
-        self.listed_ahead = 0
+        self.listed = listed
+        self.listed_ahead = listed_ahead
 
     def add(self, keys: list[str], docs: list[dict[str, Any]], cursor: PlanningCursor) -> None:
         self.chunks.append((keys, docs or None))

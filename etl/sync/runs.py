@@ -260,12 +260,12 @@ def run_chunk(engine: Engine, chunk_id: int, *, final_attempt: bool = True) -> s
 
     The chunk's path: claim it for this worker process (``Chunks.claim``: one transaction that
     also reads its run's settings and the ledger hashes of its records), take the documents its
-    listing returned out of Redis (``etl.state.listed``; older rows carry them), fetch what they
-    lack from VTEX (``Stream.fetch``), map, diff against those hashes and send to Synerise
-    (``pipeline.map_diff_send``), then record the outcome in one transaction
-    (``Chunks.complete``, which writes only for this claim and only while the run is running;
-    a record a realtime update recorded meanwhile is first sent again as it is now:
-    ``_complete``).
+    listing returned out of Redis (``etl.state.listed``; past ``SYNC_REDIS_LISTED_RECORDS`` its
+    row carries them), fetch what they lack from VTEX (``Stream.fetch``), map, diff against
+    those hashes and send to Synerise (``pipeline.map_diff_send``), then record the outcome in
+    one transaction (``Chunks.complete``, which writes only for this claim and only while the
+    run is running; a record a realtime update recorded meanwhile is first sent again as it is
+    now: ``_complete``).
     Between steps the task checks what its process's heartbeat knows (run running, slot held,
     claim still ours), which costs no round trip.
 
