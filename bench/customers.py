@@ -85,10 +85,10 @@ def one_run(stack: Stack, full: bool) -> dict[str, Any]:
     pids.update(
         {f"worker{i}": w.pid for i, w in enumerate(stack.workers) if w.proc.poll() is None}
     )
-    infra_before, wal_before = stack.infra_cpu(), _wal_at(stack)
+    infra_before, wal_before = stack.infra_cpu(), stack.wal_position()
     with cpu_meter(pids) as cpu:
         run = stack.wait_run(stack.start_run("customers_created", full=full), timeout=1800)
-    infra, wal = stack.infra_cpu() - infra_before, _wal_at(stack) - wal_before
+    infra, wal = stack.infra_cpu() - infra_before, stack.wal_position() - wal_before
     if run.status != "done":
         raise RuntimeError(f"run {run.id} ended {run.status}: {run.error}")
     seconds = run_seconds(run)
@@ -106,12 +106,6 @@ def one_run(stack: Stack, full: bool) -> dict[str, Any]:
         "infra_cpu_us": round(infra / records * 1e6, 1),
         "wal_bytes": round(wal / records),
     }
-
-
-def _wal_at(stack: Stack) -> int:
-    """PostgreSQL's WAL position in bytes (the bench's own polls write none)."""
-    row = stack.store.db.fetch_one("SELECT pg_current_wal_lsn() - '0/0' AS at", ())
-    return int(row["at"]) if row else 0
 
 
 def measure(stack: Stack, mode: str) -> list[dict[str, Any]]:

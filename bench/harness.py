@@ -369,6 +369,11 @@ class Stack:
         pg = self.postgres_pid()
         return total + (tree_cpu(pg) if pg else 0.0)
 
+    def wal_position(self) -> int:
+        """PostgreSQL's WAL position in bytes: the difference of two is the WAL written between."""
+        row = self.store.db.fetch_one("SELECT pg_current_wal_lsn() - '0/0' AS at", ())
+        return int(row["at"]) if row else 0
+
     # -- workers ------------------------------------------------------------------------------
     def start_worker(
         self,

@@ -68,13 +68,9 @@ def one_round(
         times = backend.cpu_times()
         return float(times.user + times.system)
 
-    def wal() -> int:
-        row = store.db.fetch_one("SELECT pg_current_wal_lsn() - '0/0' AS at", ())
-        return int(row["at"]) if row else 0
-
     ids: list[int] = []
     cursor = None
-    wal_at = wal()
+    wal_at = stack.wal_position()
     before = cpu()  # each step in one span: the backend's CPU time ticks every 10 ms
     for first in range(0, len(docs), 2):
         pair = [([doc["id"] for doc in chunk], chunk if carried else None)
@@ -104,7 +100,7 @@ def one_round(
     spent["complete"] = cpu() - before
     records = len(docs) * SIZE
     costs = {step: round(seconds / records * 1e6, 2) for step, seconds in spent.items()}
-    return {**costs, "wal_bytes": round((wal() - wal_at) / records)}
+    return {**costs, "wal_bytes": round((stack.wal_position() - wal_at) / records)}
 
 
 def run(mode: str = "full") -> list[dict[str, Any]]:

@@ -32,10 +32,16 @@ TTL = 24 * 3600
 
 
 class ListedRecords:
-    """The listed documents of planned chunks, by chunk id, in Redis."""
+    """The listed documents of planned chunks, by chunk id, in Redis.
 
-    def __init__(self, client: redis.Redis, ttl: int = TTL) -> None:
+    Args:
+        limit: records of a run whose documents may wait here, planned and not yet read
+            (``SYNC_REDIS_LISTED_RECORDS``); 0: none (the producer leaves them in the rows).
+    """
+
+    def __init__(self, client: redis.Redis, limit: int = 0, ttl: int = TTL) -> None:
         self.client = client
+        self.limit = limit
         self.ttl = ttl
         self._getdel = True
 

@@ -153,7 +153,7 @@ class Engine:
             enqueue_many=enqueue_many,
             queue_sizes=queue_sizes,
             heartbeat=WorkerHeartbeat(scoped, lease, settings.sync_claim_ttl, run_token),
-            listed=ListedRecords(client),
+            listed=ListedRecords(client, settings.sync_redis_listed_records),
         )
 
     def stream(self, scope: str) -> Stream:

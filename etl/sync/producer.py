@@ -17,8 +17,8 @@ the listing lacked (``Stream.vanished``: found in SQL against this run's chunks,
 that resumes there plans only what is left).
 
 The documents a listing returns (Master Data search) go to Redis (``etl.state.listed``) while
-the run has at most ``listed_ahead`` records planned and not yet read; past that, the chunk rows
-carry them. Either way the rows are committed first and the tasks enqueued last.
+the run has at most ``ListedRecords.limit`` records planned and not yet read; past that, the
+chunk rows carry them. Either way the rows are committed first and the tasks enqueued last.
 
 Memory stays flat: at most one page and one batch of records are held at a time.
 """
@@ -81,8 +81,7 @@ def plan_chunks(
     check_alive: Callable[[], None],
     deadline: float | None = None,
     holder: str | None = None,
-    listed_records: ListedRecords | None = None,
-    listed_ahead: int = 0,
+    listed: ListedRecords | None = None,
 ) -> str | None:
     """Plan every remaining window of a run; return the run's final status if planning ended it.
 
@@ -100,17 +99,16 @@ def plan_chunks(
     than a task may run, so past it, right after a commit, ``PlanningSliceEnded`` is raised and
     the caller runs the producer again to go on from the cursor.
 
-    ``listed_records`` keeps listed documents in Redis while at most ``listed_ahead`` records of
-    the run wait for their chunks (module docstring).
+    ``listed`` keeps listed documents in Redis while at most its ``limit`` records of the run
+    wait for their chunks (module docstring).
     """
     run = store.runs.get(run_id)
     if run.planning_done:
         return None
     resume_at, resume_offset = run.planning_cursor, run.planning_offset
     batch = _Batch(
-        store, run_id, holder, enqueue_chunks, check_alive, (resume_at, resume_offset),
-        listed_records, listed_ahead,
-    )  # fmt: skip
+        store, run_id, holder, enqueue_chunks, check_alive, (resume_at, resume_offset), listed
+    )
     for window, total in plan_windows(stream, Window(run.window_from, run.window_to), resume_at):
         # Only the window the cursor points into was partly chunked; a window that starts
         # earlier (the counts changed since) is planned whole: records twice, never lost.
@@ -119,13 +117,13 @@ def plan_chunks(
         docs: list[dict[str, Any]] = []
         offset = 0
         for page in stream.list_pages(window, total):
-            for listed in page:
+            for record in page:
                 offset += 1
                 if offset <= skip:
                     continue  # chunked before the producer stopped: the cursor says so
-                keys.append(stream.key_of(listed))
+                keys.append(stream.key_of(record))
                 if stream.carries_payload:
-                    docs.append(listed)
+                    docs.append(record)
                 if len(keys) == chunk_size:
                     batch.add(keys, docs, (window.start, offset))
                     keys, docs = [], []
@@ -167,7 +165,6 @@ class _Batch:
         check_alive: Callable[[], None],
         position: PlanningCursor,
         listed: ListedRecords | None = None,
-        listed_ahead: int = 0,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -181,7 +178,6 @@ class _Batch:
         self.cursor: PlanningCursor | None = None
         self.written = 0
         self.listed = listed
-        self.listed_ahead = listed_ahead
 
     def add(self, keys: list[str], docs: list[dict[str, Any]], cursor: PlanningCursor) -> None:
         self.chunks.append((keys, docs or None))
@@ -198,10 +194,10 @@ class _Batch:
         if target is None or target == self.position:
             return
         self.check_alive()
-        chunks, in_redis = self.chunks, self._listed_in_redis()
+        chunks, to_redis = self.chunks, self._room_in_redis()
         ids = self.store.chunks.append(
             self.run_id,
-            [(keys, None) for keys, _ in chunks] if in_redis else chunks,
+            [(keys, None) for keys, _ in chunks] if to_redis else chunks,
             target,
             expected=self.position,
             holder=self.holder,
@@ -209,13 +205,14 @@ class _Batch:
         self.position, self.cursor = target, None
         self.chunks, self.records = [], 0
         self.written += len(ids)
-        if in_redis and self.listed is not None:
-            self.listed.put((i, docs) for i, (_, docs) in zip(ids, chunks, strict=True) if docs)
+        if to_redis is not None:
+            to_redis.put((i, docs) for i, (_, docs) in zip(ids, chunks, strict=True) if docs)
         self.enqueue_chunks(ids)
 
-    def _listed_in_redis(self) -> bool:
-        """Whether this batch's listed documents go to Redis rather than into its rows."""
-        if self.listed is None or not any(docs for _, docs in self.chunks):
-            return False
+    def _room_in_redis(self) -> ListedRecords | None:
+        """Where this batch's listed documents go instead of its rows, if Redis has room."""
+        listed = self.listed
+        if listed is None or not listed.limit or not any(docs for _, docs in self.chunks):
+            return None
         waiting = self.store.runs.records_waiting(self.run_id)
-        return waiting + self.records <= self.listed_ahead
+        return listed if waiting + self.records <= listed.limit else None

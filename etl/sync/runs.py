@@ -217,8 +217,7 @@ def run_producer(
             lambda: heartbeat.check(run_id, planning=True),
             deadline=time.monotonic() + planning_slice,
             holder=holder,
-            listed_records=engine.listed if engine.settings.sync_redis_listed_records else None,
-            listed_ahead=engine.settings.sync_redis_listed_records,
+            listed=engine.listed,
         )
     except PlanningSliceEnded:
         let_go(next_producer_within=ttl)
