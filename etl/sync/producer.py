@@ -129,7 +129,8 @@ def plan_chunks(
                     keys, docs = [], []
                     if batch.full():
                         batch.flush()
-                        _check_deadline(deadline)
+                        if not stream.slices_end_at_windows:
+                            _check_deadline(deadline)
         if keys:
             batch.add(keys, docs, (window.start, offset))
         batch.flush((window.end, 0))  # the window's last chunks and its end: one transaction

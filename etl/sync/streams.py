@@ -41,6 +41,7 @@ from etl.sync.catalog import CatalogTarget, workspace_key
 from etl.sync.windows import Window, format_vtex_time
 from etl.synerise.client import BatchResult, SyneriseClient
 from etl.vtex.client import VtexClient
+from etl.vtex.paginators import MD_SCROLL_MAX_SIZE
 from schemas.mapping import (
     CatalogConfig,
     FieldWarning,
@@ -97,6 +98,10 @@ class Stream(ABC):
     ``etl.state.listed``, or in their rows)."""
     chunk_size: ClassVar[int] = 100
     """Records per chunk unless ``SYNC_CHUNK_SIZE`` says otherwise."""
+    slices_end_at_windows: ClassVar[bool] = False
+    """True when the listing holds a cursor open on the server (a Master Data scroll, at most
+    10 open per account): a planning slice then ends at a window's end, never inside one, so
+    it leaves no scroll open until its token expires."""
 
     def __init__(self, vtex: VtexClient, mapping: MappingConfig, fetch_concurrency: int = 8):
         self.vtex = vtex
@@ -169,6 +174,7 @@ class CustomersStream(Stream):
     ledger = "profiles"
     window_cap = 10_000
     carries_payload = True
+    slices_end_at_windows = True
     chunk_size = 500
     """CPU-bound (the listing carries the records): a chunk's fixed cost (its task, claim and
     outcome, its first Synerise call) spread over 500 records costs a third less CPU per record
@@ -201,19 +207,20 @@ class CustomersStream(Stream):
         return total
 
     def list_pages(self, window: Window, total: int) -> Iterator[list[dict[str, Any]]]:
+        """One search when the window fits in a page, else a scroll of up to 1,000 documents a
+        page: a tenth of the calls of 100-document searches, for Master Data and for us
+        (docs/benchmarks.md, section 7), and no 10,000 cap for a window too dense to split.
+        Sorted, so a producer that resumes skips the same records it chunked before."""
         where, sort = self.where(window), f"{self.field} ASC"
-        if total > self.window_cap:
-            # A window this dense cannot be split further: the scroll API has no 10k cap.
-            # Sorted, so a producer that resumes skips the same records it chunked before.
-            yield from self.vtex.scroll_customers(where, self.fields, 1000, sort)
+        if total == 0:
             return
-        for start in range(0, total, self.page_size):
-            docs, _ = self.vtex.search_customers(
-                where, self.fields, sort, start, min(start + self.page_size, total)
-            )
-            if not docs:
-                return
-            yield docs
+        if total <= self.page_size:
+            docs, _ = self.vtex.search_customers(where, self.fields, sort, 0, total)
+            if docs:
+                yield docs
+            return
+        size = min(total, MD_SCROLL_MAX_SIZE)
+        yield from self.vtex.scroll_customers(where, self.fields, size, sort)
 
     def key_of(self, listed: dict[str, Any]) -> str:
         return str(listed["id"])

@@ -510,6 +510,24 @@ def test_a_producer_out_of_time_hands_over_after_a_commit(state):
     assert state.runs.get(run_id).planning_done
 
 
+def test_a_producer_whose_listing_holds_a_scroll_ends_its_slices_at_window_ends(state):
+    from etl.sync.producer import PlanningSliceEnded
+
+    run_id = running_run(state)
+    stream = FakeStream(spread(100), cap=12)
+    stream.slices_end_at_windows = True  # as a Master Data scroll: never left open mid-window
+    offsets = []
+    while True:
+        try:
+            plan_chunks(run_id, state, stream, 5, lambda _: None, lambda: None, deadline=0.0)
+            break
+        except PlanningSliceEnded:
+            offsets.append(state.runs.get(run_id).planning_offset)
+            assert len(offsets) < 100
+    assert len(offsets) > 5 and set(offsets) == {0}  # every slice stopped at a window's end
+    assert sorted(planned_keys(state, run_id)) == [f"r{i:05d}" for i in range(100)]
+
+
 def test_the_producer_task_enqueues_its_continuation(quiet_engine, monkeypatch):
     engine, sent = quiet_engine
     run_id = start(engine)
