@@ -16,6 +16,7 @@ client and the service disagree about the API, and retrying cannot fix that.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Collection, Mapping
@@ -245,6 +246,7 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         allow: Collection[int] = (),
         check: Callable[[requests.Response], None] | None = None,
+        retried: bool = True,
     ) -> requests.Response:
         """Send a request with the budget, error mapping and retries.
 
@@ -258,6 +260,9 @@ class HttpClient:
             allow: 4xx statuses the caller handles itself; the response is returned.
             check: runs on every successful answer inside the retried attempt; it may raise a
                 ``RetriableError`` for a 200 that is not usable yet (a missing scroll token).
+            retried: ``False`` for a call that must not be repeated as it is, because a failed
+                one may have been served and moved a cursor on (a scroll page): one attempt,
+                and its ``RetriableError`` is the caller's to handle.
 
         Returns:
             The response: any status below 400, or one listed in ``allow``.
@@ -286,11 +291,12 @@ class HttpClient:
                 check(response)
             return response
 
+        policy = self.retry if retried else dataclasses.replace(self.retry, max_attempts=1)
         try:
-            return call_with_retry(attempt, self.retry, self._on_retry)
+            return call_with_retry(attempt, policy, self._on_retry)
         except RateLimitedError as error:  # the last attempt's 429 still slows everyone down
-            self._on_retry(error, self.retry.max_attempts, self.retry.sleep_for(
-                self.retry.max_attempts, error.retry_after))  # fmt: skip
+            self._on_retry(error, policy.max_attempts, policy.sleep_for(
+                policy.max_attempts, error.retry_after))  # fmt: skip
             raise
 
     def _send(

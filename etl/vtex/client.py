@@ -288,8 +288,10 @@ class VtexClient:
     ) -> Iterator[list[Document]]:
         """Every ``CL`` document matching ``where``, by the scroll API (no 10,000 cap).
 
-        A token dead after 20 idle minutes (400 naming the token) re-opens the scroll and
-        fast-forwards past what was already yielded, checked on the ``id`` of the last document
+        A token dead after 20 idle minutes (400 naming the token), or a page that failed (a
+        timeout, 5xx, 429: VTEX may have served it and moved the token on, so asking again could
+        skip a page), re-opens the scroll and fast-forwards past what was already yielded,
+        checked on the ``id`` of the last document
         (so include ``id`` in ``fields`` and pass a ``sort``); when that is not possible
         ``ScrollExpiredError`` (a ``RetriableError``) ends the iteration, and the listing
         restarts. "Maximum simultaneous scrolls" (10 per account) is a ``RateLimitedError``.
@@ -311,7 +313,9 @@ class VtexClient:
             return _scroll_page(self.http.request("GET", path, params=query, check=_has_token))
 
         def follow(token: str) -> ScrollPage:
-            response = self.http.request("GET", path, params={"_token": token}, allow={400})
+            response = self.http.request(
+                "GET", path, params={"_token": token}, allow={400}, retried=False
+            )
             if response.status_code == 400:
                 text = describe_body(decode_body(response))
                 if "token" in text.lower():

@@ -239,22 +239,26 @@ def scroll_pages(
 ) -> Iterator[list[Document]]:
     """Follow a Master Data scroll until an empty page.
 
-    A token dies after 20 minutes without a call (a slow consumer). ``follow`` then raises
-    ``ScrollExpiredError``, and the scroll is re-opened with the same query and fast-forwarded
+    A token dies after 20 minutes without a call (a slow consumer): ``follow`` then raises
+    ``ScrollExpiredError``. A ``follow`` that failed otherwise (any ``RetriableError``: a
+    timeout, a 5xx, a 429) may have been served and moved the token on, so asking again with it
+    could skip a page. Either way the scroll is re-opened with the same query and fast-forwarded
     past the documents already yielded (as WoowUp's connector does). Re-opening is trusted only
-    if the last skipped document has the ``key`` of the last one yielded; otherwise, or after
-    ``max_reopen`` re-opens, ``ScrollExpiredError`` propagates rather than skip a document.
-    Pass a ``_sort`` in the query so the order is the same when re-opened.
+    if the last skipped document has the ``key`` of the last one yielded; otherwise
+    ``ScrollExpiredError`` propagates rather than skip a document, and after ``max_reopen``
+    re-opens the error of the last ``follow`` does. Pass a ``_sort`` in the query so the order
+    is the same when re-opened.
 
     Args:
         open_scroll: the first call (query, ``_size``); its answer must carry a token.
-        follow: a call with the token.
-        max_reopen: re-opens allowed after expired tokens.
+        follow: a call with the token, made once (not retried by itself).
+        max_reopen: re-opens allowed.
         key: the document field compared after a fast-forward.
 
     Raises:
         IncompleteAnswerError: the first call returned documents but no token.
         ScrollExpiredError: the scroll could not be continued.
+        RetriableError: ``follow`` kept failing.
     """
     yielded, last_key, reopened = 0, None, 0
     page = open_scroll()
@@ -269,7 +273,7 @@ def scroll_pages(
         last_key = page.documents[-1].get(key)
         try:
             page = follow(token)
-        except ScrollExpiredError:
+        except RetriableError:  # an expired token, or a page that may have moved it on
             if reopened >= max_reopen:
                 raise
             reopened += 1

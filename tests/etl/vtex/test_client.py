@@ -278,6 +278,22 @@ def test_an_expired_scroll_token_reopens_and_fast_forwards(vtex):
 
 
 @responses.activate
+def test_a_failed_scroll_page_is_not_asked_again_with_its_token(vtex, sleeps):
+    # A 5xx (or a timeout) may come after VTEX served the page and moved the token on: asking
+    # again with it could skip a page. The scroll is re-opened and fast-forwarded instead.
+    first = [{"id": "1"}, {"id": "2"}]
+    responses.get(SCROLL, json=first, headers={"X-VTEX-MD-TOKEN": "t1"})
+    responses.get(SCROLL, status=502, body="Bad Gateway")
+    responses.get(SCROLL, json=first, headers={"X-VTEX-MD-TOKEN": "t2"})  # re-opened
+    responses.get(SCROLL, json=[{"id": "3"}])
+    responses.get(SCROLL, json=[])
+    ids = [d["id"] for page in vtex.scroll_customers("x", ["id"], 2) for d in page]
+    assert ids == ["1", "2", "3"]
+    assert [query(call).get("_token") for call in responses.calls] == [None, "t1", None, "t2", "t2"]
+    assert sleeps == []  # no retry of the failed page: the re-open is the retry
+
+
+@responses.activate
 def test_other_scroll_400s_are_fatal(vtex):
     responses.get(SCROLL, json=[{"id": "1"}], headers={"X-VTEX-MD-TOKEN": "t1"})
     responses.get(SCROLL, status=400, json={"Message": "Invalid field"})

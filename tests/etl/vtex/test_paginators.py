@@ -163,10 +163,11 @@ def test_search_pages_checks_the_page_size():
 class FakeScroll:
     """Master Data scroll over numbered documents; tokens can be made to expire."""
 
-    def __init__(self, total, size, expire_at=(), reorder_after_reopen=False):
+    def __init__(self, total, size, expire_at=(), reorder_after_reopen=False, lost_at=()):
         self.docs = [{"id": f"d{i}"} for i in range(total)]
         self.size = size
         self.expire_at = set(expire_at)  # follow calls (1-based) that find the token dead
+        self.lost_at = set(lost_at)  # follow calls whose page is served but never arrives
         self.reorder = reorder_after_reopen
         self.opened = 0
         self.follows = 0
@@ -185,7 +186,10 @@ class FakeScroll:
         self.follows += 1
         if self.follows in self.expire_at:
             raise ScrollExpiredError("token expired")
-        return self._page(token)
+        page = self._page(token)
+        if self.follows in self.lost_at:  # served, token moved on, the answer never arrived
+            raise RetriableError("read timed out")
+        return page
 
     def _page(self, token):
         docs, position = self.positions[token]
@@ -205,6 +209,20 @@ def test_an_expired_token_reopens_and_fast_forwards_without_loss_or_repeat():
     ids = [d["id"] for page in scroll_pages(scroll.open, scroll.follow) for d in page]
     assert ids == [f"d{i}" for i in range(45)]
     assert scroll.opened == 2
+
+
+def test_a_page_served_but_lost_is_read_again_from_a_reopened_scroll_not_skipped():
+    scroll = FakeScroll(total=45, size=10, lost_at={2})
+    ids = [d["id"] for page in scroll_pages(scroll.open, scroll.follow) for d in page]
+    assert ids == [f"d{i}" for i in range(45)]  # asking the old token again would skip d20-d29
+    assert scroll.opened == 2
+
+
+def test_a_page_that_keeps_failing_ends_the_listing_with_its_error():
+    scroll = FakeScroll(total=100, size=10, lost_at={2, 5, 8})
+    with pytest.raises(RetriableError, match="timed out"):
+        list(scroll_pages(scroll.open, scroll.follow, max_reopen=2))
+    assert scroll.opened == 3
 
 
 def test_a_reopened_scroll_in_another_order_is_not_trusted():
