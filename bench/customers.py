@@ -11,9 +11,10 @@ Variants on one stack, each with its own worker process, taking turns run by run
 * ``before``: this checkout with the CPU fixes of docs/benchmarks.md undone in the workers
   (bench/undo: ``BENCH_UNDO=mapping,http``), chunks of 100 (the default when it was measured);
 * ``after, chunks of 100``: this checkout, ``SYNC_CHUNK_SIZE=100``, batches of 100;
-* ``after, default settings``: customer chunks of 500 (the customers stream's own size since
-  docs/benchmarks.md "Per-chunk cost"), batches of 100, which spreads the fixed cost of a chunk
-  (its task, its transactions, its first Synerise call) over five times the records; the
+* ``after, default settings``: customer chunks of 1,000 (the customers stream's own size), each
+  one Synerise call (profile batches fill up to the 1,000 items Synerise documents), which
+  spreads the fixed cost of a chunk (its task, its transactions, its Synerise call) over ten
+  times the records; windows of more than 100 documents are read by scroll, 1,000 a page; the
   listed documents wait in Redis for their chunk (``etl.state.listed``);
 * ``after, documents in the rows``: the same with ``SYNC_REDIS_LISTED_RECORDS=0``: the chunk
   rows in PostgreSQL carry the listed documents, as before ``etl.state.listed``.

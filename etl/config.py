@@ -191,7 +191,9 @@ class Settings:
     synerise_workspace_guid: str | None
     synerise_api_host: str
     synerise_rate_limit: float
-    synerise_batch_size: int
+    synerise_batch_size: int | None
+    """Items per Synerise batch call on every path; ``None``: 1,000 where Synerise documents
+    that limit (profiles, events), 100 elsewhere (``etl.synerise.client``)."""
     rate_adaptive: bool
     """The ``*_RATE_LIMIT`` settings are ceilings the shared budgets adapt under (AIMD on 429s,
     ``etl.ratelimit``); ``False``: they are used as they are."""
@@ -304,7 +306,7 @@ class Settings:
             synerise_workspace_guid=values.get("SYNERISE_WORKSPACE_GUID"),
             synerise_api_host=get("SYNERISE_API_HOST", _synerise_host, SYNERISE_HOSTS["azure"]),
             synerise_rate_limit=get("SYNERISE_RATE_LIMIT", _positive_float, 20.0),
-            synerise_batch_size=get("SYNERISE_BATCH_SIZE", _int_between(1, 1000), 100),
+            synerise_batch_size=get("SYNERISE_BATCH_SIZE", _int_between(1, 1000), None),
             rate_adaptive=get("RATE_ADAPTIVE", _bool, True),
             rate_adapt_decrease=get("RATE_ADAPT_DECREASE", _fraction, 0.9),
             rate_adapt_increase=get("RATE_ADAPT_INCREASE", _fraction, 0.01),

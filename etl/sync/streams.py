@@ -175,10 +175,11 @@ class CustomersStream(Stream):
     window_cap = 10_000
     carries_payload = True
     slices_end_at_windows = True
-    chunk_size = 500
+    chunk_size = 1000
     """CPU-bound (the listing carries the records): a chunk's fixed cost (its task, claim and
-    outcome, its first Synerise call) spread over 500 records costs a third less CPU per record
-    than over 100, and more gains nothing (docs/benchmarks.md, "Per-chunk cost")."""
+    outcome, its Synerise call: one batch of up to 1,000 profiles) spread over 1,000 records
+    costs about 10 µs less CPU per record than 500 in batches of 100 (docs/benchmarks.md,
+    section 7; "Per-chunk cost" for smaller sizes)."""
 
     def __init__(
         self,

@@ -4,7 +4,9 @@ Every batch method takes the records of one logical call and returns a ``BatchRe
 indexes point into the caller's sequence, so the pipeline can record each record's fate:
 
 * the items are split into batches of ``batch_size`` and at most 1 MB (``batching``); an item
-  that cannot be sent at all is rejected with the reason;
+  that cannot be sent at all is rejected with the reason. By default a batch holds up to 1,000
+  items where Synerise documents that limit (profiles, events) and 100 elsewhere
+  (transactions, catalog items: their limits are UNCONFIRMED);
 * 202 (or any 2xx) accepts the batch; a 207 rejects the items its errors name, and, when it
   names none or not all (its format is UNCONFIRMED), the items it does not name as well;
 * an item a 207 refuses only with transient codes (429, 408, 5xx) is not rejected: those items
@@ -40,6 +42,7 @@ from etl.http import HttpClient, Timeout, decode_body, describe_body, new_sessio
 from etl.retry import RetryPolicy
 from etl.synerise.auth import API_HEADERS, HINTS, BasicAuth, TokenAuth
 from etl.synerise.batching import (
+    MAX_BATCH_ITEMS,
     Attribution,
     Batch,
     BatchRefused,
@@ -55,7 +58,9 @@ if TYPE_CHECKING:
     from etl.ratelimit import RateBudget
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
     "DELETE_BY_CUSTOM_ID",
+    "DOCUMENTED_BATCH_PATHS",
     "PERMISSION_CHECK_PATH",
     "SPLIT_STATUSES",
     "BatchResult",
@@ -63,6 +68,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+DOCUMENTED_BATCH_PATHS = frozenset({"/v4/clients/batch", "/v4/events/batch"})
+"""Where Synerise documents 1,000 items and 1 MB per call: batches fill up to that by default.
+A chunk of 1,000 customers is one call instead of ten, which cut a tenth of the CPU per customer
+(docs/benchmarks.md, section 7)."""
+DEFAULT_BATCH_SIZE = 100
+"""Items per call elsewhere (transactions, catalog items), whose limits are UNCONFIRMED."""
 
 SPLIT_STATUSES = frozenset({400, 413, 422})
 """Whole-batch refusals that blame the content: bisected to find the bad items."""
@@ -93,7 +105,8 @@ class SyneriseClient:
         session: a session to use as is (share it with ``TokenAuth``); default: a pooled one.
         budget: the shared ``synerise`` rate budget.
         retry: the retry policy (default ``RetryPolicy()``).
-        batch_size: items per batch call, 1..1000.
+        batch_size: items per batch call, 1..1000, on every path; default: 1,000 on
+            ``DOCUMENTED_BATCH_PATHS``, ``DEFAULT_BATCH_SIZE`` elsewhere.
         timeout: ``(connect, read)`` seconds.
         pool_maxsize: connections kept per host when the session is created here.
         delete_path: the delete-by-customId path, with ``{custom_id}``.
@@ -107,15 +120,15 @@ class SyneriseClient:
         session: requests.Session | None = None,
         budget: RateBudget | None = None,
         retry: RetryPolicy | None = None,
-        batch_size: int = 100,
+        batch_size: int | None = None,
         timeout: Timeout = (5.0, 30.0),
         *,
         pool_maxsize: int = 16,
         delete_path: str = DELETE_BY_CUSTOM_ID,
         partial_parser: PartialParser = parse_partial_errors,
     ) -> None:
-        if not 1 <= batch_size <= 1000:
-            raise ValueError(f"batch_size must be 1..1000, got {batch_size!r}")
+        if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_ITEMS:
+            raise ValueError(f"batch_size must be 1..{MAX_BATCH_ITEMS}, got {batch_size!r}")
         if "{custom_id}" not in delete_path:
             raise ValueError("delete_path must contain '{custom_id}'")
         self.http = HttpClient(
@@ -310,13 +323,18 @@ class SyneriseClient:
         missing: Missing | None = None,
     ) -> BatchResult:
         """Send ``items`` in batches; ``missing`` turns a 404 into the error to raise."""
-        batches, unsendable = split_batches(items, self.batch_size)
+        batches, unsendable = split_batches(items, self._batch_size(path))
         result = BatchResult(rejected=unsendable)
         for batch in batches:
             result.merge(self._send_batch(path, batch, missing))
         if result.rejected:
             log.info("%s: %d of %d items rejected", path, len(result.rejected), len(items))
         return result.sort()
+
+    def _batch_size(self, path: str) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return MAX_BATCH_ITEMS if path in DOCUMENTED_BATCH_PATHS else DEFAULT_BATCH_SIZE
 
     def _send_batch(self, path: str, batch: Batch, missing: Missing | None) -> BatchResult:
         """Post one batch (bisecting content refusals), then resend, with backoff, the items a

@@ -29,7 +29,7 @@ def test_defaults_follow_the_architecture_table():
     assert settings.vtex_rate_limit == 80
     assert settings.synerise_api_host == "https://api.synerise.com"
     assert settings.synerise_rate_limit == 20
-    assert settings.synerise_batch_size == 100
+    assert settings.synerise_batch_size is None  # per path: 1,000 profiles or events, else 100
     assert settings.sync_chunk_size is None  # each stream's own
     assert settings.sync_claim_ttl == 15
     assert settings.sync_fetch_concurrency == 8

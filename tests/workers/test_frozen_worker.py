@@ -120,7 +120,7 @@ def test_a_frozen_workers_chunk_finishes_elsewhere_and_its_late_answer_writes_no
 def test_a_producer_killed_mid_planning_is_taken_over_within_the_claim_ttl(
     sandbox, engine: Engine, celery_app, sync_env, spawn_worker, tmp_path
 ):
-    set_faults(sandbox, {"route": "md.search", "latency_ms": 1000})  # a page a second
+    set_faults(sandbox, {"route": "md.*", "latency_ms": 1000})  # a listing call a second
     producer = spawn_worker("producer")
     run = runs.start(engine, runs.StartRequest("customers_created", WHOLE_RANGE))
 

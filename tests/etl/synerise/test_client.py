@@ -67,6 +67,30 @@ def test_items_are_split_into_batches_of_batch_size(budget):
 
 
 @responses.activate
+def test_by_default_batches_fill_up_to_synerises_documented_limit_where_it_has_one(synerise):
+    # Profiles (and events): 1,000 items per call, documented; transactions: UNCONFIRMED, 100.
+    responses.post(PROFILES, status=202)
+    responses.post(f"{BASE}/v4/transactions/batch", status=202)
+    assert synerise.upsert_profiles(profiles(2_500)).accepted == list(range(2_500))
+    assert [len(sent(c)) for c in responses.calls] == [1000, 1000, 500]
+    transactions = [{"orderId": f"o{i}", "eventSalt": f"s{i}"} for i in range(250)]
+    assert synerise.send_transactions(transactions).accepted == list(range(250))
+    assert [len(sent(c)) for c in responses.calls[3:]] == [100, 100, 50]
+
+
+@responses.activate
+def test_a_set_batch_size_applies_to_every_path(budget):
+    responses.post(PROFILES, status=202)
+    responses.post(f"{BASE}/v4/transactions/batch", status=202)
+    synerise = SyneriseClient(
+        BASE, BasicAuth("g", API_KEY), budget=budget, retry=instant_policy(), batch_size=300
+    )
+    synerise.upsert_profiles(profiles(700))
+    synerise.send_transactions([{"orderId": f"o{i}"} for i in range(400)])
+    assert [len(sent(c)) for c in responses.calls] == [300, 300, 100, 300, 100]
+
+
+@responses.activate
 def test_no_items_no_calls(synerise):
     assert synerise.upsert_profiles([]).accepted == []
     assert len(responses.calls) == 0
