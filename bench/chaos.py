@@ -12,8 +12,10 @@ registered with ``vtex-synerise vtex hook register``.
 The storm (all during one run):
 
 * both sandbox servers answer 5% of API requests with 500/502/503 (``error_rate``), after
-  10+U(0,10) ms of latency; Synerise batch routes also refuse 2% of valid items with a
-  transient per-item 503 in a 207 (``partial_reject_rate``);
+  10+U(0,10) ms of latency, and 1% of the requests they serve with a 502 instead of the answer
+  (``lost_rate``: a batch stored, a scroll token moved on, and the client told it failed);
+  Synerise batch routes also refuse 2% of valid items with a transient per-item 503 in a 207
+  (``partial_reject_rate``);
 * every ``burst_every`` s, both servers rate-limit every route to 5 requests/s for
   ``burst_seconds`` s: bursts of 429 with ``Retry-After``;
 * Synerise expires every token every 30 s (``token_expiry_interval``);
@@ -98,7 +100,7 @@ T = TypeVar("T")
 
 
 def sandbox_config(customers: int, orders: int) -> SandboxConfig:
-    faults = [("*", {"latency_ms": 10, "jitter_ms": 10, "error_rate": 0.05})]
+    faults = [("*", {"latency_ms": 10, "jitter_ms": 10, "error_rate": 0.05, "lost_rate": 0.01})]
     return SandboxConfig(
         customers=customers,
         orders=orders,
@@ -484,8 +486,10 @@ def run(mode: str = "full") -> list[dict[str, Any]]:
         "feed": vtex["feed"],
         "faults": {
             "vtex_5xx": vtex["faults"]["errors_injected"],
+            "vtex_lost": vtex["faults"]["answers_lost"],
             "vtex_429": vtex["rate_limited"],
             "synerise_5xx": synerise["errors_injected"],
+            "synerise_lost": synerise["answers_lost"],
             "synerise_429": synerise["rate_limited"],
             "synerise_item_503": synerise["fault_rejected_items"],
             "token_expired_401": synerise["token_expired_401"],

@@ -18,7 +18,10 @@ Each request to a named route (never ``/__sandbox__/`` ones) goes through, in or
 3. hang (``hang_rate``): sleep ``hang_seconds`` then answer 504;
 4. error (``error_rate``): answer 500, 502 or 503 (uniformly) without calling the handler;
 5. the handler. ``partial_reject_rate`` is not applied here: batch handlers read it through
-   `FaultInjector.for_route` and reject items themselves with `FaultInjector.roll`.
+   `FaultInjector.for_route` and reject items themselves with `FaultInjector.roll`;
+6. lost answer (``lost_rate``): the handler has served the request (its effect stands: a batch
+   stored, a scroll token moved on) but the client gets a 502 instead of its answer, as from a
+   gateway that gave up on a backend that went on. A client that asks again must not be hurt.
 """
 
 from __future__ import annotations
@@ -55,11 +58,12 @@ class RouteFaults:
     hang_rate: float = 0.0  # share of requests that hang hang_seconds, then get 504
     hang_seconds: float = 30.0
     partial_reject_rate: float = 0.0  # batch routes: share of valid items rejected (207)
+    lost_rate: float = 0.0  # share of requests served whose answer is replaced by a 502
 
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(RouteFaults)}
 _NULLABLE = {"rate_limit", "burst"}
-_SHARES = {"error_rate", "hang_rate", "partial_reject_rate"}
+_SHARES = {"error_rate", "hang_rate", "partial_reject_rate", "lost_rate"}
 _ERROR_STATUSES = (500, 502, 503)
 
 
@@ -170,6 +174,7 @@ class FaultStats:
     rate_limited: int = 0
     errors_injected: int = 0
     hangs: int = 0
+    answers_lost: int = 0
     rate_limited_by_route: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
@@ -178,6 +183,7 @@ class FaultStats:
             "rate_limited": self.rate_limited,
             "errors_injected": self.errors_injected,
             "hangs": self.hangs,
+            "answers_lost": self.answers_lost,
             "rate_limited_by_route": dict(self.rate_limited_by_route),
         }
 
@@ -340,7 +346,11 @@ class FaultInjector:
                 self.stats.errors_injected += 1
                 status = self.random.choice(_ERROR_STATUSES)
                 return self._answer(request, status, "Injected sandbox failure")
-            return await handler(request)
+            response = await handler(request)
+            if self.roll(faults.lost_rate):
+                self.stats.answers_lost += 1
+                return self._answer(request, 502, "Injected sandbox failure after serving")
+            return response
 
         return fault_middleware
 

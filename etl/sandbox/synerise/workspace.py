@@ -275,6 +275,7 @@ class SyneriseWorkspace:
             "rate_limited": fault_stats.rate_limited,
             "errors_injected": fault_stats.errors_injected,
             "hangs": fault_stats.hangs,
+            "answers_lost": fault_stats.answers_lost,
             "requests": dict(fault_stats.requests),
             "api_versions": dict(self.api_versions),
             "strict": self.strict,

@@ -268,6 +268,17 @@ def test_error_rate_share_matches_counts(
     assert calls["oms.get_order"] == 60 - failed
 
 
+def test_a_lost_answer_is_a_502_after_the_handler_served_the_request(
+    server: SandboxServer, injector: FaultInjector, calls: Counter[str]
+) -> None:
+    injector.set("oms.get_order", lost_rate=1.0)
+    response = requests.get(server.url + "/oms/order", timeout=5)
+    assert response.status_code == 502
+    assert calls["oms.get_order"] == 1  # served: its effect stands, only the answer is lost
+    assert injector.stats.answers_lost == 1 and injector.stats.errors_injected == 0
+    assert requests.get(server.url + "/oms/list", timeout=5).status_code == 200
+
+
 def test_hang_answers_504_after_hang_seconds(
     server: SandboxServer, injector: FaultInjector, calls: Counter[str]
 ) -> None:

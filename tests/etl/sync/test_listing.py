@@ -7,9 +7,10 @@ import math
 
 import pytest
 
+from etl.errors import RetriableError
 from etl.sync.engine import Engine
 from etl.sync.windows import Window
-from tests.helpers.sync import WHOLE_RANGE, stats
+from tests.helpers.sync import WHOLE_RANGE, set_faults, stats
 
 
 def listing_calls(sandbox) -> dict[str, int]:
@@ -53,3 +54,24 @@ def test_a_window_that_fits_in_a_page_is_one_search(sandbox, engine: Engine):
     assert 1 <= total <= 100
     assert calls == {"md.search": 1, "md.scroll": 0}
     assert [len(page) for page in pages] == [total]
+
+
+@pytest.mark.sandbox(customers=2_300, orders=0)
+def test_a_scroll_page_whose_answer_was_lost_is_read_again_never_skipped(sandbox, engine: Engine):
+    # VTEX served the page and moved the token on, but the answer never arrived (a 502 from a
+    # gateway): asking again with that token would return the next page and skip this one.
+    set_faults(sandbox, {"route": "md.scroll", "lost_rate": 0.15})
+    stream = engine.stream("customers_created")
+    lost = complete = 0
+    for _ in range(6):
+        sandbox.vtex.reset()  # no scroll left open by the attempt before
+        try:
+            pages = list(stream.list_pages(WHOLE_RANGE, 2_300))
+        except RetriableError:
+            pass  # a listing that keeps failing says so: the producer task is retried
+        else:
+            ids = [doc["id"] for page in pages for doc in page]
+            assert len(ids) == len(set(ids)) == 2_300, "a page was skipped or read twice"
+            complete += 1
+        lost += stats(sandbox, "vtex")["faults"]["answers_lost"]
+    assert lost > 0 and complete > 0
